@@ -1,0 +1,1 @@
+//! One compiled ShenYu condition.

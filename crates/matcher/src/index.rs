@@ -1,0 +1,1 @@
+//! Literal-prefix trie over path segments.

@@ -1,0 +1,1 @@
+//! Spring AntPathMatcher and PathPattern semantics.
