@@ -1,1 +1,163 @@
-fn main() {}
+//! The `tigateway` command. `anyhow` lives here only, at the edge.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tigateway_proxy::{listener_specs, Gateway, SnapshotStore};
+use tigateway_upstream::Registry;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "tigateway", version, about = "TiGateway: a fast, Kubernetes-native, ShenYu- and Spring Cloud Gateway-compatible API gateway")]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "TIGATEWAY_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway on a config file or directory (native YAML/JSON, Spring `application.yml`,
+    /// `routes.json`, or a ConfigMap directory). The file is watched and reloaded when it changes.
+    Gateway {
+        /// Config file or directory.
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+        /// Listen address, overriding the config's listeners (default 0.0.0.0:9195).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Worker threads (default: number of cores).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Check a config: exit 0 if valid, else print every error with its location and exit 1.
+    Validate {
+        /// Config file or directory.
+        file: PathBuf,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => b.init(),
+        LogFormat::Json => b.json().init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    let result = match cli.command {
+        Command::Gateway { config, listen, workers } => run_gateway(config, listen, workers),
+        Command::Validate { file } => return validate(&file),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(path: &std::path::Path) -> std::process::ExitCode {
+    let cfg = match tigateway_sync::file::load_path(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let registry = Arc::new(Registry::new(&cfg.server.upstream));
+    match tigateway_proxy::build_snapshot(Arc::new(cfg), &registry, 0) {
+        Ok(_) => {
+            println!("{}: ok", path.display());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(errs) => {
+            for e in &errs.0 {
+                eprintln!("{}: {e}", path.display());
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_gateway(path: PathBuf, listen: Option<SocketAddr>, workers: Option<usize>) -> anyhow::Result<()> {
+    let cfg = tigateway_sync::file::load_path(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let registry = Arc::new(Registry::new(&cfg.server.upstream));
+    let listeners = listener_specs(&cfg, listen).map_err(anyhow::Error::msg)?;
+    let demo = cfg.demo_upstreams.clone();
+    let health = cfg.server.upstream.health_check.clone();
+    let store = SnapshotStore::new(cfg, registry.clone()).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
+
+    // Control tasks (file watch, health checks, demo upstream) get their own small runtime, away
+    // from the workers' request loops.
+    let control = tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("tigw-control").enable_all().build()?;
+    let _guard = control.enter();
+    for addr in demo {
+        let addr: SocketAddr = addr.parse().context("demoUpstreams address")?;
+        control.spawn(async move {
+            if let Err(e) = tigateway_proxy::demo::run_echo(addr).await {
+                tracing::error!(%addr, error = %e, "demo upstream failed");
+            }
+        });
+    }
+    if let Some(hc) = health {
+        let s = store.clone();
+        let reg = registry.clone();
+        control.spawn(async move {
+            let _h = tigateway_upstream::spawn_health_checks(reg, hc, move || {
+                let snap = s.load_full();
+                tigateway_proxy::snapshot::all_peers(&snap)
+            });
+            std::future::pending::<()>().await;
+        });
+    }
+    let check_store = store.clone();
+    let apply_store = store.clone();
+    let _watch = tigateway_sync::file::watch(
+        path.clone(),
+        move |c| check_store.check(c).map_err(|e| e.to_string()),
+        move |c| match apply_store.apply(c) {
+            Ok(v) => tracing::info!(version = v, "configuration reloaded"),
+            Err(e) => tracing::error!("reload rejected, previous config keeps serving:\n{e}"),
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let gateway = Gateway::start(store, listeners, workers).context("starting listeners")?;
+    for a in &gateway.local_addrs {
+        tracing::info!(address = %a, workers, "gateway listening");
+    }
+    control.block_on(shutdown_signal());
+    tracing::info!("shutting down: draining in-flight requests");
+    gateway.shutdown();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

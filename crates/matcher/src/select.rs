@@ -1,1 +1,1 @@
-//! ShenYu selector/rule selection for one plugin.
+//! placeholder

@@ -27,6 +27,9 @@ pub struct DivideRuleHandle {
     pub header_max_size: u64,
     #[serde(deserialize_with = "u64_or_zero")]
     pub request_max_size: u64,
+    /// TiGateway extension: what the `hash` balancer hashes: `ip` (default, as ShenYu),
+    /// `header:NAME` or `cookie:NAME`.
+    pub hash_key: Option<String>,
 }
 
 impl Default for DivideRuleHandle {
@@ -38,6 +41,7 @@ impl Default for DivideRuleHandle {
             timeout: 3000,
             header_max_size: 0,
             request_max_size: 0,
+            hash_key: None,
         }
     }
 }

@@ -250,18 +250,14 @@ fn validate_condition(c: &Condition, path: &str, errs: &mut Vec<ValidationError>
         errs.push(ValidationError::new(format!("{path}.paramValue"), "must not be empty"));
         return;
     }
-    match op {
-        Operator::Regex => {
-            if let Err(e) = regex::Regex::new(&format!("^(?:{value})$")) {
-                errs.push(ValidationError::new(format!("{path}.paramValue"), format!("bad regex: {e}")));
-            }
+    if op == Operator::Regex {
+        if let Err(e) = regex::Regex::new(&format!("^(?:{value})$")) {
+            errs.push(ValidationError::new(format!("{path}.paramValue"), format!("bad regex: {e}")));
         }
-        Operator::TimeBefore | Operator::TimeAfter => {
-            if chrono::NaiveDateTime::parse_from_str(value, CONDITION_TIME_FORMAT).is_err() {
-                errs.push(ValidationError::new(format!("{path}.paramValue"), format!("expected a time as yyyy-MM-dd HH:mm:ss, got {value:?}")));
-            }
-        }
-        _ => {}
+    }
+    let is_time = matches!(op, Operator::TimeBefore | Operator::TimeAfter);
+    if is_time && chrono::NaiveDateTime::parse_from_str(value, CONDITION_TIME_FORMAT).is_err() {
+        errs.push(ValidationError::new(format!("{path}.paramValue"), format!("expected a time as yyyy-MM-dd HH:mm:ss, got {value:?}")));
     }
     if pt == Some(ParamType::Ip) && value.contains('/') && parse_cidr(value).is_none() {
         errs.push(ValidationError::new(format!("{path}.paramValue"), format!("not a CIDR: {value:?}")));

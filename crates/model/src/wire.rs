@@ -1,7 +1,7 @@
 //! Lenient decoders for values that ShenYu admins and hand-written files spell in more than one way.
 
 use serde::de::{self, Deserializer};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::Deserialize;
 
 /// `handle` travels as a JSON string inside JSON; hand-written files may give the object itself.
 pub fn handle_de<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -103,9 +103,4 @@ pub fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::
             _ => Err(de::Error::custom(format!("expected a boolean, got {s:?}"))),
         },
     }
-}
-
-/// Serializes an optional string as-is (used for handles so the wire form stays a JSON string).
-pub fn opt_string_ser<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    v.serialize(s)
 }

@@ -1,0 +1,66 @@
+//! The per-request context every plugin sees.
+
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Version};
+use smallvec::SmallVec;
+use tigateway_matcher::select::RuleChoice;
+use tigateway_matcher::RequestView;
+
+/// Which selector and rule a plugin's table chose.
+#[derive(Debug, Clone, Copy)]
+pub struct Matched {
+    pub selector: usize,
+    pub rule: RuleChoice,
+}
+
+pub struct Ctx {
+    pub method: Method,
+    pub version: Version,
+    /// Request headers, hop-by-hop ones already removed; plugins edit them in place.
+    pub headers: HeaderMap,
+    /// The normalised client path, used for matching.
+    pub path: String,
+    pub query: Option<String>,
+    /// The path to send upstream once a plugin rewrote it (ShenYu's `realUrl`).
+    pub upstream_path: Option<String>,
+    /// Request host without port, lower-case.
+    pub host: String,
+    /// The client's Host / :authority as sent.
+    pub host_header: Option<HeaderValue>,
+    pub client_ip: IpAddr,
+    pub peer: SocketAddr,
+    pub peer_trusted: bool,
+    pub tls: bool,
+    /// Buffered body, when a `post` condition needed it.
+    pub body: Option<Bytes>,
+    /// Send the client's Host upstream instead of the upstream's authority.
+    pub preserve_host: bool,
+    /// Host to send upstream, when a filter set one.
+    pub upstream_host: Option<String>,
+    pub is_upgrade: bool,
+    /// Plugins whose response phase must run, with what they matched.
+    pub response_plugins: SmallVec<[(u16, Option<Matched>); 4]>,
+}
+
+impl Ctx {
+    pub fn view(&self) -> RequestView<'_> {
+        RequestView {
+            method: &self.method,
+            path: &self.path,
+            query: self.query.as_deref(),
+            headers: &self.headers,
+            host: &self.host,
+            client_ip: self.client_ip,
+            peer_ip: self.peer.ip(),
+            body: self.body.as_deref(),
+            content_type: self.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+        }
+    }
+
+    /// The path the upstream will get.
+    pub fn current_path(&self) -> &str {
+        self.upstream_path.as_deref().unwrap_or(&self.path)
+    }
+}

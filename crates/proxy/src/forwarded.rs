@@ -1,0 +1,199 @@
+//! Client address resolution and X-Forwarded-* / Forwarded (RFC 7239) headers, believing only
+//! trusted proxies; and hop-by-hop header removal (RFC 9110 §7.6.1).
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
+
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    let ip = canonical(ip);
+    trusted.iter().any(|n| n.contains(&ip))
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// The client address: the peer, unless the peer is a trusted proxy, in which case the right-most
+/// untrusted address of X-Forwarded-For (else of Forwarded `for=`).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = canonical(peer);
+    if trusted.is_empty() || !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let mut chain: Vec<IpAddr> = Vec::new();
+    for v in headers.get_all(&X_FORWARDED_FOR) {
+        if let Ok(s) = v.to_str() {
+            chain.extend(s.split(',').filter_map(|p| p.trim().parse::<IpAddr>().ok()));
+        }
+    }
+    if chain.is_empty() {
+        for v in headers.get_all(&FORWARDED) {
+            if let Ok(s) = v.to_str() {
+                chain.extend(s.split(',').filter_map(forwarded_for));
+            }
+        }
+    }
+    let mut last = peer;
+    for ip in chain.iter().rev() {
+        let ip = canonical(*ip);
+        last = ip;
+        if !is_trusted(ip, trusted) {
+            return ip;
+        }
+    }
+    last
+}
+
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    for pair in element.split(';') {
+        let (k, v) = pair.split_once('=')?;
+        if k.trim().eq_ignore_ascii_case("for") {
+            let v = v.trim().trim_matches('"');
+            let v = v.strip_prefix('[').map(|r| r.split(']').next().unwrap_or(r)).unwrap_or(v);
+            let v = if v.matches(':').count() == 1 { v.split(':').next().unwrap_or(v) } else { v };
+            return v.parse().ok();
+        }
+    }
+    None
+}
+
+/// Sets the forwarding headers for the upstream request. Values from an untrusted peer are replaced,
+/// not extended, so a client cannot forge its address.
+pub fn set_forwarding_headers(headers: &mut HeaderMap, peer: IpAddr, peer_trusted: bool, proto: &'static str, host: Option<&HeaderValue>) {
+    let peer = canonical(peer);
+    let peer_s = peer.to_string();
+    let xff = match (peer_trusted, headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok())) {
+        (true, Some(prev)) if !prev.trim().is_empty() => format!("{prev}, {peer_s}"),
+        _ => peer_s.clone(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    if !(peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    }
+    if !(peer_trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+        match host {
+            Some(h) => {
+                headers.insert(X_FORWARDED_HOST.clone(), h.clone());
+            }
+            None => {
+                headers.remove(&X_FORWARDED_HOST);
+            }
+        }
+    }
+    let node = if peer.is_ipv6() { format!("\"[{peer_s}]\"") } else { peer_s };
+    let mut element = format!("for={node};proto={proto}");
+    if let Some(h) = host.and_then(|h| h.to_str().ok()) {
+        element.push_str(";host=\"");
+        element.push_str(h);
+        element.push('"');
+    }
+    let value = match (peer_trusted, headers.get(&FORWARDED).and_then(|v| v.to_str().ok())) {
+        (true, Some(prev)) if !prev.trim().is_empty() => format!("{prev}, {element}"),
+        _ => element,
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(FORWARDED.clone(), v);
+    }
+}
+
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Removes hop-by-hop headers: the fixed set and every header named in `Connection`.
+/// `keep_upgrade` keeps `Upgrade` for a protocol switch (websocket).
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if let Some(conn) = headers.get(header::CONNECTION) {
+        if conn.as_bytes() != b"keep-alive" && conn.as_bytes() != b"close" {
+            let named: Vec<HeaderName> = headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+                .filter(|n| !(keep_upgrade && n == header::UPGRADE))
+                .collect();
+            for n in named {
+                headers.remove(n);
+            }
+        }
+    }
+    headers.remove(header::CONNECTION);
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
+    headers.remove(header::TE);
+    headers.remove(header::TRAILER);
+    headers.remove(header::TRANSFER_ENCODING);
+    if !keep_upgrade {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(v: &[&str]) -> Vec<IpNet> {
+        v.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn untrusted_peer_wins() {
+        let mut h = HeaderMap::new();
+        h.insert(&X_FORWARDED_FOR, "1.2.3.4".parse().unwrap());
+        let peer: IpAddr = "9.9.9.9".parse().unwrap();
+        assert_eq!(client_ip(peer, &h, &nets(&["10.0.0.0/8"])), peer);
+    }
+
+    #[test]
+    fn trusted_chain_walks_from_right() {
+        let mut h = HeaderMap::new();
+        h.insert(&X_FORWARDED_FOR, "1.2.3.4, 5.6.7.8, 10.0.0.2".parse().unwrap());
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(client_ip(peer, &h, &nets(&["10.0.0.0/8"])), "5.6.7.8".parse::<IpAddr>().unwrap());
+        let mut f = HeaderMap::new();
+        f.insert(&FORWARDED, "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"".parse().unwrap());
+        assert_eq!(client_ip(peer, &f, &nets(&["10.0.0.0/8"])), "2001:db8::1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn forwarding_headers_replace_for_untrusted() {
+        let mut h = HeaderMap::new();
+        h.insert(&X_FORWARDED_FOR, "6.6.6.6".parse().unwrap());
+        h.insert(&X_FORWARDED_PROTO, "https".parse().unwrap());
+        set_forwarding_headers(&mut h, "1.1.1.1".parse().unwrap(), false, "http", Some(&HeaderValue::from_static("gw.example")));
+        assert_eq!(h[&X_FORWARDED_FOR], "1.1.1.1");
+        assert_eq!(h[&X_FORWARDED_PROTO], "http");
+        assert_eq!(h[&X_FORWARDED_HOST], "gw.example");
+        assert_eq!(h[&FORWARDED], "for=1.1.1.1;proto=http;host=\"gw.example\"");
+        let mut t = HeaderMap::new();
+        t.insert(&X_FORWARDED_FOR, "6.6.6.6".parse().unwrap());
+        set_forwarding_headers(&mut t, "10.0.0.1".parse().unwrap(), true, "http", None);
+        assert_eq!(t[&X_FORWARDED_FOR], "6.6.6.6, 10.0.0.1");
+    }
+
+    #[test]
+    fn hop_by_hop_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "keep-alive, X-Secret".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert(header::TE, "trailers".parse().unwrap());
+        h.insert(header::UPGRADE, "websocket".parse().unwrap());
+        h.insert("x-keep", "1".parse().unwrap());
+        remove_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-keep"));
+    }
+}

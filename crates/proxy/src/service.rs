@@ -1,0 +1,195 @@
+//! One request's path: harden → load snapshot → build context → plugin chain → forward → response
+//! phases.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use smallvec::SmallVec;
+
+use crate::body::{read_bounded, ProxyBody};
+use crate::context::{Ctx, Matched};
+use crate::error::{not_found, ErrorKind, GatewayError};
+use crate::forward::forward;
+use crate::forwarded::{client_ip, is_trusted, remove_hop_by_hop};
+use crate::normalize::normalize_path;
+use crate::plugins::Flow;
+use crate::pool::Pool;
+use crate::snapshot::{Snapshot, SnapshotStore};
+
+/// Per worker thread state.
+pub struct Worker {
+    pub store: Arc<SnapshotStore>,
+    pub pool: Arc<Pool>,
+}
+
+/// Per connection facts.
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// Largest body buffered for `post` conditions.
+const MATCH_BODY_LIMIT: u64 = 1024 * 1024;
+
+pub async fn handle(req: Request<Incoming>, worker: Arc<Worker>, conn: Arc<ConnInfo>) -> Result<Response<ProxyBody>, Infallible> {
+    let snap = worker.store.load_full();
+    let resp = match serve(req, &worker, &conn, &snap).await {
+        Ok(r) => r,
+        Err(e) => {
+            if e.kind.status().is_server_error() {
+                tracing::warn!(status = e.kind.status().as_u16(), error = %e.message, "request failed");
+            }
+            e.into_response()
+        }
+    };
+    Ok(resp)
+}
+
+fn check_framing(req: &Request<Incoming>) -> Result<(), GatewayError> {
+    let h = req.headers();
+    if req.version() == Version::HTTP_11 {
+        match h.get_all(header::HOST).iter().count() {
+            0 => return Err(GatewayError::new(ErrorKind::BadRequest, "HTTP/1.1 request without Host").closing()),
+            1 => {}
+            _ => return Err(GatewayError::new(ErrorKind::BadRequest, "more than one Host header").closing()),
+        }
+    }
+    if h.contains_key(header::TRANSFER_ENCODING) && h.contains_key(header::CONTENT_LENGTH) {
+        return Err(GatewayError::new(ErrorKind::BadRequest, "both Content-Length and Transfer-Encoding").closing());
+    }
+    let mut cl: Option<&[u8]> = None;
+    for v in h.get_all(header::CONTENT_LENGTH) {
+        let b = v.as_bytes();
+        if b.is_empty() || !b.iter().all(u8::is_ascii_digit) || cl.is_some_and(|prev| prev != b) {
+            return Err(GatewayError::new(ErrorKind::BadRequest, "invalid Content-Length").closing());
+        }
+        cl = Some(b);
+    }
+    Ok(())
+}
+
+fn host_of(req: &Request<Incoming>) -> (String, Option<HeaderValue>) {
+    let raw = req.uri().authority().map(|a| a.as_str().to_string()).or_else(|| req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string));
+    let header = match req.headers().get(header::HOST) {
+        Some(h) => Some(h.clone()),
+        None => raw.as_deref().and_then(|r| HeaderValue::from_str(r).ok()),
+    };
+    let host = raw
+        .map(|r| {
+            let h = if r.starts_with('[') { r.split(']').next().map(|s| format!("{s}]")).unwrap_or(r.clone()) } else { r.split(':').next().unwrap_or("").to_string() };
+            h.to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    (host, header)
+}
+
+async fn serve(mut req: Request<Incoming>, worker: &Worker, conn: &ConnInfo, snap: &Snapshot) -> Result<Response<ProxyBody>, GatewayError> {
+    check_framing(&req)?;
+    let limits = &snap.limits;
+    let target_len = req.uri().path_and_query().map(|p| p.as_str().len()).unwrap_or(0);
+    if target_len > limits.max_uri_bytes {
+        return Err(GatewayError::new(ErrorKind::UriTooLong, "request target too long").closing());
+    }
+    let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if header_bytes > limits.max_header_bytes {
+        return Err(GatewayError::new(ErrorKind::HeaderTooLarge, "request header fields too large").closing());
+    }
+    let path = normalize_path(req.uri().path(), limits.allow_encoded_slash)
+        .map_err(|e| GatewayError::new(ErrorKind::BadRequest, e.message()))?
+        .into_owned();
+
+    let is_upgrade = req.version() == Version::HTTP_11
+        && req.headers().get(header::UPGRADE).is_some()
+        && req
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+    let on_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
+
+    let (host, host_header) = host_of(&req);
+    let (parts, mut body) = req.into_parts();
+    let mut headers = parts.headers;
+    remove_hop_by_hop(&mut headers, is_upgrade);
+    let peer_trusted = !snap.trusted_proxies.is_empty() && is_trusted(conn.peer.ip(), &snap.trusted_proxies);
+    let client = client_ip(conn.peer.ip(), &headers, &snap.trusted_proxies);
+    let mut ctx = Ctx {
+        method: parts.method,
+        version: parts.version,
+        headers,
+        path,
+        query: parts.uri.query().map(str::to_string),
+        upstream_path: None,
+        host,
+        host_header,
+        client_ip: client,
+        peer: conn.peer,
+        peer_trusted,
+        tls: conn.tls,
+        body: None,
+        preserve_host: false,
+        upstream_host: None,
+        is_upgrade,
+        response_plugins: SmallVec::new(),
+    };
+
+    if snap.needs_body && !hyper::body::Body::is_end_stream(&body) {
+        let limit = MATCH_BODY_LIMIT.min(limits.max_body_bytes);
+        match read_bounded(&mut body, limit).await {
+            Ok(b) => ctx.body = Some(b),
+            Err(true) => return Err(GatewayError::new(ErrorKind::PayloadTooLarge, "request body larger than the limit").closing()),
+            Err(false) => return Err(GatewayError::new(ErrorKind::BadRequest, "could not read the request body").closing()),
+        }
+    }
+
+    for (idx, entry) in snap.chain.iter().enumerate() {
+        let matched = match &entry.table {
+            Some(table) => match table.select(&ctx.view()) {
+                tigateway_matcher::select::SelectOutcome::Matched { selector, rule } => Some(Matched { selector, rule }),
+                _ => continue,
+            },
+            None => None,
+        };
+        match entry.plugin.on_request(&mut ctx, matched.as_ref()) {
+            Flow::Continue => {
+                if entry.plugin.has_response_phase() {
+                    ctx.response_plugins.push((idx as u16, matched));
+                }
+            }
+            Flow::Respond(resp) => {
+                let (mut parts, b) = resp.into_parts();
+                run_response_phases(snap, &ctx, &mut parts.status, &mut parts.headers);
+                return Ok(Response::from_parts(parts, b));
+            }
+            Flow::Proxy(plan) => {
+                let mut resp = match forward(worker, snap, &mut ctx, &plan, body, on_upgrade).await {
+                    Ok(r) => r,
+                    Err(e) => e.into_response(),
+                };
+                let (mut parts, b) = resp.into_parts();
+                if let Some(route) = &plan.route {
+                    let info = tigateway_routes::ResponseInfo {
+                        request_host: ctx.host_header.as_ref().and_then(|h| h.to_str().ok()).map(str::to_string),
+                        request_scheme: if ctx.tls { "https" } else { "http" },
+                    };
+                    route.route.apply_response(route, &mut parts.status, &mut parts.headers, &info);
+                }
+                run_response_phases(snap, &ctx, &mut parts.status, &mut parts.headers);
+                resp = Response::from_parts(parts, b);
+                return Ok(resp);
+            }
+        }
+    }
+    Ok(not_found(snap.shenyu_errors))
+}
+
+fn run_response_phases(snap: &Snapshot, ctx: &Ctx, status: &mut StatusCode, h: &mut http::HeaderMap) {
+    for (idx, m) in &ctx.response_plugins {
+        snap.chain[*idx as usize].plugin.on_response(m.as_ref(), status, h);
+    }
+}

@@ -1,0 +1,201 @@
+//! The `Snapshot`: one validated config plus everything compiled from it (plugin chain with selector
+//! tables and handles, route table, upstream sets). Built off the request path, swapped atomically.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use ipnet::IpNet;
+use tigateway_matcher::select::PluginTable;
+use tigateway_model::{builtin_plugin_order, Config, LimitsConfig, UpstreamConfig, ValidationError, ValidationErrors};
+use tigateway_upstream::{Registry, UpstreamSet, UpstreamSpec};
+
+use crate::plugins::{factories, BuildInput, Plugin};
+
+pub struct ChainEntry {
+    pub name: &'static str,
+    pub order: i64,
+    /// ShenYu selector/rule table; None for plugins that route by themselves.
+    pub table: Option<PluginTable>,
+    pub plugin: Box<dyn Plugin>,
+}
+
+pub struct Snapshot {
+    pub version: u64,
+    pub config: Arc<Config>,
+    pub chain: Vec<ChainEntry>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub limits: LimitsConfig,
+    pub upstream: UpstreamConfig,
+    /// Some `post` condition reads the body: buffer it (bounded) before matching.
+    pub needs_body: bool,
+    pub shenyu_errors: bool,
+    pub services: HashMap<String, Arc<UpstreamSet>>,
+    /// Every upstream set the plugins hold (for active health checks).
+    pub upstream_sets: Vec<Arc<UpstreamSet>>,
+}
+
+/// Validates and compiles a config. Every problem is reported, with its path.
+pub fn build_snapshot(config: Arc<Config>, registry: &Arc<Registry>, version: u64) -> Result<Snapshot, ValidationErrors> {
+    config.validate()?;
+    let cfg = &*config;
+    let mut errs: Vec<ValidationError> = Vec::new();
+
+    let mut services = HashMap::new();
+    for (name, instances) in &cfg.services {
+        let specs: Result<Vec<UpstreamSpec>, String> = instances
+            .iter()
+            .map(|i| {
+                UpstreamSpec::from_url(&i.url, i.weight).map(|mut s| {
+                    if let Some(w) = i.warmup_ms {
+                        s.warmup_ms = w;
+                    }
+                    s
+                })
+            })
+            .collect();
+        match specs.and_then(|s| UpstreamSet::new(registry, s, "roundRobin")) {
+            Ok(set) => {
+                services.insert(name.clone(), Arc::new(set));
+            }
+            Err(e) => errs.push(ValidationError::new(format!("services.{name}"), e)),
+        }
+    }
+
+    // Which plugins run, in which order: the `plugins` list when given (enabled ones), else every
+    // plugin that has selectors. `route` runs whenever there are routes.
+    let mut wanted: Vec<(&'static str, i64, Option<&tigateway_model::Plugin>)> = Vec::new();
+    let factories = factories();
+    for f in &factories {
+        let name = f.name();
+        let row = cfg.plugins.iter().find(|p| p.name == name);
+        let has_selectors = cfg.selectors.iter().any(|s| s.plugin_name == name);
+        let on = match row {
+            Some(r) => r.enabled,
+            None if name == "route" => !cfg.routes.is_empty(),
+            None => cfg.plugins.is_empty() && has_selectors,
+        };
+        if on {
+            let order = row.and_then(|r| r.sort).or_else(|| builtin_plugin_order(name)).unwrap_or(0);
+            wanted.push((name, order, row));
+        }
+    }
+    for (i, p) in cfg.plugins.iter().enumerate() {
+        if p.enabled && !factories.iter().any(|f| f.name() == p.name) && cfg.selectors.iter().any(|s| s.plugin_name == p.name && s.enabled) {
+            errs.push(ValidationError::new(format!("plugins[{i}].name"), format!("plugin {:?} is not implemented in this build yet", p.name)));
+        }
+    }
+    if cfg.plugins.is_empty() {
+        for s in &cfg.selectors {
+            if s.enabled && !factories.iter().any(|f| f.name() == s.plugin_name) {
+                errs.push(ValidationError::new(
+                    format!("selector {:?}.pluginName", s.id),
+                    format!("plugin {:?} is not implemented in this build yet", s.plugin_name),
+                ));
+            }
+        }
+    }
+    wanted.sort_by_key(|(_, order, _)| *order);
+
+    let mut chain = Vec::new();
+    let mut needs_body = false;
+    for (name, order, row) in wanted {
+        let factory = factories.iter().find(|f| f.name() == name).expect("wanted comes from factories");
+        let selectors: Vec<_> = cfg.selectors.iter().filter(|s| s.plugin_name == name).collect();
+        let selector_ids: std::collections::HashSet<&str> = selectors.iter().map(|s| s.id.as_str()).collect();
+        let rules: Vec<_> = cfg.rules.iter().filter(|r| selector_ids.contains(r.selector_id.as_str())).collect();
+        let table = if factory.uses_selectors() {
+            match PluginTable::compile(&selectors, &rules) {
+                Ok(t) => {
+                    needs_body |= t.needs_body();
+                    Some(t)
+                }
+                Err(e) => {
+                    errs.extend(e);
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        let input = BuildInput { row, selectors: &selectors, rules: &rules, config: cfg, registry, services: &services };
+        match factory.build(&input) {
+            Ok(plugin) => chain.push(ChainEntry { name, order, table, plugin }),
+            Err(e) => errs.extend(e),
+        }
+    }
+
+    let upstream_sets = chain.iter().flat_map(|e| e.plugin.upstream_sets()).collect();
+    let trusted_proxies = cfg.server.trusted_proxies.iter().filter_map(|p| tigateway_model::validate::parse_cidr(p)).collect();
+    if !errs.is_empty() {
+        return Err(ValidationErrors(errs));
+    }
+    Ok(Snapshot {
+        version,
+        chain,
+        trusted_proxies,
+        limits: cfg.server.limits.clone(),
+        upstream: cfg.server.upstream.clone(),
+        needs_body,
+        shenyu_errors: cfg.server.shenyu_compatible_errors,
+        services,
+        upstream_sets,
+        config,
+    })
+}
+
+/// The current snapshot, swapped atomically; requests load it once and keep it to the end.
+pub struct SnapshotStore {
+    current: ArcSwap<Snapshot>,
+    registry: Arc<Registry>,
+    version: std::sync::atomic::AtomicU64,
+}
+
+impl SnapshotStore {
+    pub fn new(config: Config, registry: Arc<Registry>) -> Result<Arc<SnapshotStore>, ValidationErrors> {
+        let snap = build_snapshot(Arc::new(config), &registry, 1)?;
+        Ok(Arc::new(SnapshotStore { current: ArcSwap::from_pointee(snap), registry, version: 1.into() }))
+    }
+
+    pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    pub fn load_full(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Builds a snapshot from `config` and swaps it in; on error the running snapshot stays.
+    pub fn apply(&self, config: Config) -> Result<u64, ValidationErrors> {
+        let version = self.version.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let started = std::time::Instant::now();
+        let snap = build_snapshot(Arc::new(config), &self.registry, version)?;
+        self.current.store(Arc::new(snap));
+        tracing::info!(version, build_ms = started.elapsed().as_secs_f64() * 1e3, "config applied");
+        Ok(version)
+    }
+
+    /// Compiles without applying (for `validate` and pre-apply checks).
+    pub fn check(&self, config: &Config) -> Result<(), ValidationErrors> {
+        build_snapshot(Arc::new(config.clone()), &self.registry, 0).map(|_| ())
+    }
+}
+
+/// Every upstream peer a snapshot can send to (for active health checks).
+pub fn all_peers(snap: &Snapshot) -> Vec<Arc<tigateway_upstream::Peer>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for set in snap.services.values().chain(snap.upstream_sets.iter()) {
+        for i in 0..set.len() {
+            let p = set.peer(i);
+            if seen.insert(p.key().to_string()) {
+                out.push(p.clone());
+            }
+        }
+    }
+    out
+}
