@@ -62,7 +62,10 @@ pub(crate) struct ConditionError {
 }
 
 fn err(field: &'static str, message: impl Into<String>) -> ConditionError {
-    ConditionError { field, message: message.into() }
+    ConditionError {
+        field,
+        message: message.into(),
+    }
 }
 
 /// Compiles a model condition; the error names the problem (not the field).
@@ -71,14 +74,22 @@ pub fn compile(c: &Condition) -> Result<CompiledCondition, String> {
 }
 
 pub(crate) fn compile_detailed(c: &Condition) -> Result<CompiledCondition, ConditionError> {
-    let param_type = ParamType::parse(&c.param_type).ok_or_else(|| err("paramType", format!("unknown paramType {:?}", c.param_type)))?;
-    let operator = Operator::parse(&c.operator).ok_or_else(|| err("operator", format!("unknown operator {:?}", c.operator)))?;
+    let param_type = ParamType::parse(&c.param_type)
+        .ok_or_else(|| err("paramType", format!("unknown paramType {:?}", c.param_type)))?;
+    let operator =
+        Operator::parse(&c.operator).ok_or_else(|| err("operator", format!("unknown operator {:?}", c.operator)))?;
     let name = c.param_name.as_deref().map(str::trim).unwrap_or("");
     if param_type.needs_name() && name.is_empty() {
-        return Err(err("paramName", format!("paramType {:?} needs a paramName", c.param_type)));
+        return Err(err(
+            "paramName",
+            format!("paramType {:?} needs a paramName", c.param_type),
+        ));
     }
     let header = if param_type == ParamType::Header {
-        Some(HeaderName::from_bytes(name.as_bytes()).map_err(|_| err("paramName", format!("not a valid header name: {name:?}")))?)
+        Some(
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| err("paramName", format!("not a valid header name: {name:?}")))?,
+        )
     } else {
         None
     };
@@ -95,12 +106,18 @@ pub(crate) fn compile_detailed(c: &Condition) -> Result<CompiledCondition, Condi
         Operator::Contains => Test::Contains,
         Operator::StartsWith => Test::StartsWith,
         Operator::EndsWith => Test::EndsWith,
-        Operator::Regex => Test::Regex(Regex::new(&format!("^(?:{value})$")).map_err(|e| bad(format!("bad regex: {e}")))?),
+        Operator::Regex => {
+            Test::Regex(Regex::new(&format!("^(?:{value})$")).map_err(|e| bad(format!("bad regex: {e}")))?)
+        }
         Operator::Match | Operator::Exclude => {
             if is_path {
                 Test::Ant(AntPattern::parse(value).map_err(|e| bad(format!("bad path pattern: {e}")))?)
             } else if is_addr && value.contains('/') {
-                Test::Cidr(value.parse::<IpNet>().map_err(|_| bad(format!("not a CIDR: {value:?}")))?)
+                Test::Cidr(
+                    value
+                        .parse::<IpNet>()
+                        .map_err(|_| bad(format!("not a CIDR: {value:?}")))?,
+                )
             } else if let (true, Ok(ip)) = (is_addr, value.parse::<IpAddr>()) {
                 Test::IpEq(ip)
             } else {
@@ -117,10 +134,18 @@ pub(crate) fn compile_detailed(c: &Condition) -> Result<CompiledCondition, Condi
         Operator::TimeBefore | Operator::TimeAfter => {
             let at = NaiveDateTime::parse_from_str(value, CONDITION_TIME_FORMAT)
                 .map_err(|_| bad(format!("expected a time as yyyy-MM-dd HH:mm:ss, got {value:?}")))?;
-            Test::Time { at, after: operator == Operator::TimeAfter, now: name.is_empty() }
+            Test::Time {
+                at,
+                after: operator == Operator::TimeAfter,
+                now: name.is_empty(),
+            }
         }
     };
-    let prefix = if is_path { path_prefix(operator, value, &test) } else { None };
+    let prefix = if is_path {
+        path_prefix(operator, value, &test)
+    } else {
+        None
+    };
     let text = if name.is_empty() {
         format!("{} {} {}", c.param_type, c.operator, value)
     } else {
@@ -189,7 +214,11 @@ fn form_decode(s: &str) -> Cow<'_, str> {
         return Cow::Borrowed(s);
     }
     let spaced = s.replace('+', " ");
-    Cow::Owned(percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
+    Cow::Owned(
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 /// First value of `name` in a `k=v&k2=v2` string, decoded.
@@ -212,7 +241,9 @@ fn header_str(v: &http::HeaderValue) -> Cow<'_, str> {
 
 fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<Cow<'a, str>> {
     for h in headers.get_all(http::header::COOKIE) {
-        let Ok(s) = std::str::from_utf8(h.as_bytes()) else { continue };
+        let Ok(s) = std::str::from_utf8(h.as_bytes()) else {
+            continue;
+        };
         for part in s.split(';') {
             let (k, v) = part.split_once('=').unwrap_or((part, ""));
             if k.trim() == name {
@@ -261,7 +292,8 @@ fn post_field<'a>(req: &RequestView<'a>, name: &str) -> Option<Cow<'a, str>> {
         let text = std::str::from_utf8(body).ok()?;
         return form_field(text, name);
     }
-    let lower_is_json = mt.eq_ignore_ascii_case("application/json") || mt.len() > 5 && mt[mt.len() - 5..].eq_ignore_ascii_case("+json");
+    let lower_is_json =
+        mt.eq_ignore_ascii_case("application/json") || mt.len() > 5 && mt[mt.len() - 5..].eq_ignore_ascii_case("+json");
     if lower_is_json {
         return json_field(body, name).map(Cow::Owned);
     }
@@ -304,12 +336,14 @@ impl CompiledCondition {
             ParamType::Cookie => cookie(req.headers, &self.name),
             ParamType::Post => post_field(req, &self.name),
         };
-        let blank = value.as_deref().map_or(true, |v| v.trim().is_empty());
+        let blank = !matches!(value.as_deref(), Some(v) if !v.trim().is_empty());
         if matches!(self.test, Test::IsBlank) {
             return blank;
         }
         // ShenYu refuses a blank value before looking at the operator, `exclude` included.
-        let Some(v) = value.filter(|_| !blank) else { return false };
+        let Some(v) = value.filter(|_| !blank) else {
+            return false;
+        };
         self.judge(&v) != self.negate
     }
 
@@ -469,7 +503,10 @@ mod tests {
 
     #[test]
     fn header_first_value_case_insensitive_name() {
-        let r = Req::new("/").header("x-user", "alice").header("x-user", "bob").header("x-space", "   ");
+        let r = Req::new("/")
+            .header("x-user", "alice")
+            .header("x-user", "bob")
+            .header("x-space", "   ");
         assert!(check("header", "=", Some("X-User"), "alice", &r));
         assert!(!check("header", "=", Some("X-User"), "bob", &r));
         assert!(check("header", "regex", Some("x-user"), "a.*", &r));
@@ -486,7 +523,9 @@ mod tests {
 
     #[test]
     fn cookie_first_of_that_name() {
-        let r = Req::new("/").header("cookie", "a=1; session=abc; session=def").header("cookie", "q=\"quoted\"");
+        let r = Req::new("/")
+            .header("cookie", "a=1; session=abc; session=def")
+            .header("cookie", "q=\"quoted\"");
         assert!(check("cookie", "=", Some("session"), "abc", &r));
         assert!(!check("cookie", "=", Some("session"), "def", &r));
         assert!(check("cookie", "=", Some("q"), "quoted", &r));
@@ -534,7 +573,10 @@ mod tests {
         assert!(check("post", "=", Some("user"), "a b", &form));
         assert!(check("post", "=", Some("id"), "7", &form));
         assert!(!check("post", "=", Some("nope"), "7", &form));
-        let json = Req::new("/").body("application/json", r#"{"user":"alice","n":3,"ok":true,"a":{"b":"deep"},"l":[1,2],"z":null}"#);
+        let json = Req::new("/").body(
+            "application/json",
+            r#"{"user":"alice","n":3,"ok":true,"a":{"b":"deep"},"l":[1,2],"z":null}"#,
+        );
         assert!(check("post", "=", Some("user"), "alice", &json));
         assert!(check("post", "=", Some("n"), "3", &json));
         assert!(check("post", "=", Some("ok"), "true", &json));
@@ -554,7 +596,9 @@ mod tests {
 
     #[test]
     fn time_conditions() {
-        let r = Req::new("/").header("x-at", "2020-06-01 12:00:00").header("x-bad", "soon");
+        let r = Req::new("/")
+            .header("x-at", "2020-06-01 12:00:00")
+            .header("x-bad", "soon");
         assert!(check("uri", "TimeAfter", None, "2000-01-01 00:00:00", &r));
         assert!(!check("uri", "TimeAfter", None, "2999-01-01 00:00:00", &r));
         assert!(check("uri", "TimeBefore", None, "2999-01-01 00:00:00", &r));

@@ -20,10 +20,16 @@ enum Seg {
     /// wildcard and needs no regex.
     Star,
     /// A segment that is exactly `{name}` or `{name:re}`.
-    Var { name: Box<str>, constraint: Option<Regex> },
+    Var {
+        name: Box<str>,
+        constraint: Option<Regex>,
+    },
     /// Anything else with wildcards: `*.html`, `a?c`, `{a}-{b}`. `vars` maps each variable to its
     /// capture group, which is not simply its position when a user regex has groups of its own.
-    Glob { re: Regex, vars: Box<[(Box<str>, usize)]> },
+    Glob {
+        re: Regex,
+        vars: Box<[(Box<str>, usize)]>,
+    },
 }
 
 impl Seg {
@@ -32,7 +38,9 @@ impl Seg {
             Seg::Literal(l) => **l == *v,
             Seg::Star => true,
             Seg::Var { constraint: None, .. } => !v.is_empty(),
-            Seg::Var { constraint: Some(re), .. } => re.is_match(v),
+            Seg::Var {
+                constraint: Some(re), ..
+            } => re.is_match(v),
             Seg::Glob { re, .. } => re.is_match(v),
         }
     }
@@ -95,8 +103,10 @@ fn parse_var(inner: &str, segment: &str) -> Result<(Box<str>, Option<String>), S
     if name.is_empty() {
         return Err(format!("empty variable name in {segment:?}"));
     }
-    if name.starts_with('*') {
-        return Err(format!("{{*{}}} is only allowed as the whole last segment (in {segment:?})", &name[1..]));
+    if let Some(rest) = name.strip_prefix('*') {
+        return Err(format!(
+            "{{*{rest}}} is only allowed as the whole last segment (in {segment:?})"
+        ));
     }
     Ok((name.into(), re))
 }
@@ -136,7 +146,10 @@ fn parse_segment(s: &str) -> Result<Seg, String> {
                 let close = find_close(s, i)?;
                 let (name, var_re) = parse_var(&s[i + 1..close], s)?;
                 let var_re = var_re.unwrap_or_else(|| ".*".to_string());
-                let inner_groups = Regex::new(&var_re).map_err(|e| format!("bad regex in {s:?}: {e}"))?.captures_len() - 1;
+                let inner_groups = Regex::new(&var_re)
+                    .map_err(|e| format!("bad regex in {s:?}: {e}"))?
+                    .captures_len()
+                    - 1;
                 re.push('(');
                 re.push_str(&var_re);
                 re.push(')');
@@ -152,7 +165,10 @@ fn parse_segment(s: &str) -> Result<Seg, String> {
     re.push_str(&regex::escape(&literal));
     re.push('$');
     let re = Regex::new(&re).map_err(|e| format!("bad pattern {s:?}: {e}"))?;
-    Ok(Seg::Glob { re, vars: vars.into_boxed_slice() })
+    Ok(Seg::Glob {
+        re,
+        vars: vars.into_boxed_slice(),
+    })
 }
 
 /// A pattern with Spring `AntPathMatcher` semantics, as ShenYu's `match` operator uses on `uri`.
@@ -313,7 +329,8 @@ impl AntPattern {
             if run.len() > avail {
                 return false;
             }
-            let found = (0..=avail - run.len()).find(|&off| run.iter().zip(&toks[ts + off..]).all(|(s, t)| s.matches(t)));
+            let found =
+                (0..=avail - run.len()).find(|&off| run.iter().zip(&toks[ts + off..]).all(|(s, t)| s.matches(t)));
             match found {
                 None => return false,
                 Some(off) => {
@@ -372,7 +389,9 @@ fn decoded(s: &str) -> Cow<'_, str> {
 /// them compares equal on the raw path and on the decoded one; only such literals may be used
 /// for the (raw-path) prefix index.
 fn is_unreserved_literal(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 impl PathPattern {
@@ -410,7 +429,13 @@ impl PathPattern {
                 }
             }
         }
-        Ok(PathPattern { source: p.into(), pieces, tail, match_trailing_slash: false, prefix })
+        Ok(PathPattern {
+            source: p.into(),
+            pieces,
+            tail,
+            match_trailing_slash: false,
+            prefix,
+        })
     }
 
     /// Whether `/a/b` also matches `/a/b/` (Spring's "optional trailing separator").
@@ -498,7 +523,11 @@ impl PathPattern {
             Tail::AnyRest => true,
             Tail::CaptureRest(name) => {
                 if let Some(out) = caps {
-                    let rest = if n == 0 { path } else { path.get(consumed..).unwrap_or("") };
+                    let rest = if n == 0 {
+                        path
+                    } else {
+                        path.get(consumed..).unwrap_or("")
+                    };
                     out.push((name.to_string(), decoded(rest).into_owned()));
                 }
                 true
@@ -589,7 +618,10 @@ mod tests {
 
     #[test]
     fn ant_literal_prefix() {
-        assert_eq!(AntPattern::parse("/api/users/**").unwrap().literal_prefix(), "/api/users");
+        assert_eq!(
+            AntPattern::parse("/api/users/**").unwrap().literal_prefix(),
+            "/api/users"
+        );
         assert_eq!(AntPattern::parse("/api/users").unwrap().literal_prefix(), "/api/users");
         assert_eq!(AntPattern::parse("/api/users/").unwrap().literal_prefix(), "/api/users");
         assert_eq!(AntPattern::parse("/**").unwrap().literal_prefix(), "");
@@ -635,11 +667,17 @@ mod tests {
         assert!(pp("/**", "/"));
         assert!(pp("/**", "/x"));
         let p = PathPattern::parse("/a/{*rest}").unwrap();
-        assert_eq!(p.captures("/a/b/c").unwrap(), vec![("rest".to_string(), "/b/c".to_string())]);
+        assert_eq!(
+            p.captures("/a/b/c").unwrap(),
+            vec![("rest".to_string(), "/b/c".to_string())]
+        );
         assert_eq!(p.captures("/a").unwrap(), vec![("rest".to_string(), String::new())]);
         assert!(p.captures("/b/c").is_none());
         let all = PathPattern::parse("/{*path}").unwrap();
-        assert_eq!(all.captures("/x/y").unwrap(), vec![("path".to_string(), "/x/y".to_string())]);
+        assert_eq!(
+            all.captures("/x/y").unwrap(),
+            vec![("path".to_string(), "/x/y".to_string())]
+        );
     }
 
     #[test]
@@ -669,28 +707,74 @@ mod tests {
     #[test]
     fn path_pattern_captures_and_decoding() {
         let p = PathPattern::parse("/foo/{segment}").unwrap();
-        assert_eq!(p.captures("/foo/bar").unwrap(), vec![("segment".to_string(), "bar".to_string())]);
+        assert_eq!(
+            p.captures("/foo/bar").unwrap(),
+            vec![("segment".to_string(), "bar".to_string())]
+        );
         assert!(p.captures("/foo/bar/baz").is_none());
         let g = PathPattern::parse("/f/{name}.{ext:(?:tar\\.)?gz}").unwrap();
         assert_eq!(
             g.captures("/f/pkg.tar.gz").unwrap(),
-            vec![("name".to_string(), "pkg.tar".to_string()), ("ext".to_string(), "gz".to_string())],
+            vec![
+                ("name".to_string(), "pkg.tar".to_string()),
+                ("ext".to_string(), "gz".to_string())
+            ],
             "greedy, as java.util.regex would be"
         );
         // A user regex with its own group does not shift the next variable.
         let h = PathPattern::parse("/h/{a:(x|y)+}-{b}").unwrap();
-        assert_eq!(h.captures("/h/xy-z").unwrap(), vec![("a".to_string(), "xy".to_string()), ("b".to_string(), "z".to_string())]);
+        assert_eq!(
+            h.captures("/h/xy-z").unwrap(),
+            vec![("a".to_string(), "xy".to_string()), ("b".to_string(), "z".to_string())]
+        );
         assert!(pp("/a b/c", "/a%20b/c"));
         assert_eq!(p.captures("/foo/a%20b").unwrap()[0].1, "a b");
     }
 
     #[test]
     fn path_pattern_literal_prefix() {
-        assert_eq!(PathPattern::parse("/api/users/**").unwrap().literal_prefix(), "/api/users");
+        assert_eq!(
+            PathPattern::parse("/api/users/**").unwrap().literal_prefix(),
+            "/api/users"
+        );
         assert_eq!(PathPattern::parse("/api/{id}").unwrap().literal_prefix(), "/api");
         assert_eq!(PathPattern::parse("/{*p}").unwrap().literal_prefix(), "");
         // `a b` could arrive as `a%20b`: not usable for a raw-path index.
         assert_eq!(PathPattern::parse("/x/a b/c").unwrap().literal_prefix(), "/x");
         assert_eq!(PathPattern::parse("x/y").unwrap().literal_prefix(), "");
+    }
+
+    /// Backtracking reference for patterns of literal, `*` and `**` tokens: with `**` present,
+    /// Spring's algorithm ignores trailing slashes; without, they must agree.
+    fn reference(pat: &[&str], toks: &[&str]) -> bool {
+        match pat.split_first() {
+            None => toks.is_empty(),
+            Some((&"**", rest)) => (0..=toks.len()).any(|k| reference(rest, &toks[k..])),
+            Some((p, rest)) => !toks.is_empty() && (*p == "*" || *p == toks[0]) && reference(rest, &toks[1..]),
+        }
+    }
+
+    #[test]
+    fn ant_agrees_with_backtracking_reference() {
+        let words = ["a", "b", "*", "**"];
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let pat: Vec<&str> = (0..1 + next(5)).map(|_| words[next(4)]).collect();
+            let toks: Vec<&str> = (0..next(6)).map(|_| words[next(2)]).collect();
+            let p = format!("/{}", pat.join("/"));
+            let path = format!("/{}", toks.join("/"));
+            let got = AntPattern::parse(&p).unwrap().matches(&path);
+            // With no `**`, a path's trailing slash must agree; none is generated here except
+            // for the empty path `/`, handled by the quirk rules, so only compare non-empty paths.
+            if !toks.is_empty() || pat.contains(&"**") {
+                assert_eq!(got, reference(&pat, &toks), "{p} vs {path}");
+            }
+        }
     }
 }

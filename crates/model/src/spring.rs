@@ -139,7 +139,9 @@ pub enum Filter {
     /// Each header is added only when the request has no non-blank value for it.
     AddRequestHeadersIfNotPresent(Vec<(String, String)>),
     AddRequestParameter { name: String, value: String },
-    AddResponseHeader { name: String, value: String },
+    /// With `override_existing` off, the header is only added when the response has no
+    /// non-blank value for it.
+    AddResponseHeader { name: String, value: String, override_existing: bool },
     DedupeResponseHeader { names: Vec<String>, strategy: DedupeStrategy },
     MapRequestHeader { from_header: String, to_header: String },
     PrefixPath { prefix: String },
@@ -900,8 +902,13 @@ pub fn parse_filter(d: &Definition) -> Result<Filter, String> {
             Filter::AddRequestHeader { name, value }
         }
         "AddResponseHeader" => {
-            let (name, value) = header_name_value(d)?;
-            Filter::AddResponseHeader { name, value }
+            let a = Args::new(d, "filter", &["name", "value", "override"], Shortcut::Default)?;
+            a.only(&["name", "value", "override"])?;
+            let name = a.req_str("name")?;
+            let value = a.opt_str("value")?.ok_or_else(|| a.err("missing argument \"value\""))?;
+            check_header_name(&a, &name)?;
+            check_header_value(&a, &value)?;
+            Filter::AddResponseHeader { name, value, override_existing: a.opt_bool("override")?.unwrap_or(true) }
         }
         "SetRequestHeader" => {
             let (name, value) = header_name_value(d)?;
@@ -1429,7 +1436,11 @@ mod tests {
         assert_eq!(filt("SetResponseHeader=foo, bar-{segment}"), Filter::SetResponseHeader { name: "foo".into(), value: "bar-{segment}".into() });
         assert_eq!(
             parse_filter(&ex("AddResponseHeader", json!({"name": "X-A", "value": 1}))).unwrap(),
-            Filter::AddResponseHeader { name: "X-A".into(), value: "1".into() }
+            Filter::AddResponseHeader { name: "X-A".into(), value: "1".into(), override_existing: true }
+        );
+        assert_eq!(
+            filt("AddResponseHeader=X-A, 1, false"),
+            Filter::AddResponseHeader { name: "X-A".into(), value: "1".into(), override_existing: false }
         );
         assert_eq!(filt("SetRequestHeader=X-A, v"), Filter::SetRequestHeader { name: "X-A".into(), value: "v".into() });
         assert_eq!(filt("AddRequestParameter=red, blue"), Filter::AddRequestParameter { name: "red".into(), value: "blue".into() });

@@ -171,12 +171,6 @@ impl Config {
                 errs.push(ValidationError::new(format!("{path}.id"), format!("duplicate route id {:?}", r.id)));
             }
             crate::spring::validate_route(r, &path, &mut errs);
-            if let Some(name) = r.uri.strip_prefix("lb://") {
-                let name = name.split('/').next().unwrap_or("");
-                if !self.services.contains_key(name) {
-                    errs.push(ValidationError::new(format!("{path}.uri"), format!("lb://{name}: no service {name:?} in `services` (or Spring simple discovery)")));
-                }
-            }
         }
         ValidationErrors(errs).into_result()
     }

@@ -95,14 +95,22 @@ impl Part {
 
     /// An empty part to which a converter adds elements with their origins.
     pub(crate) fn empty(file: &Arc<str>) -> Part {
-        Part { file: file.clone(), config: Config::default(), lists: BTreeMap::new(), services: BTreeMap::new(), auto_ids: Vec::new() }
+        Part { file: file.clone(), config: empty_config(), lists: BTreeMap::new(), services: BTreeMap::new(), auto_ids: Vec::new() }
     }
+}
+
+/// The config of an empty native file. Not `Config::default()`: the model's derived `Default` gives
+/// `server.shutdownTimeoutMs` 0 where serde's default is 30 s, and a file that does not mention the
+/// server must get what an explicit `{}` gets.
+pub(crate) fn empty_config() -> Config {
+    serde_json::from_str("{}").expect("an empty object is a valid config")
 }
 
 /// Merges the parts in order and validates. `whole` names the source as a whole (the directory).
 pub(crate) fn assemble(parts: Vec<Part>, whole: &str) -> Result<Config, LoadError> {
     let default_file: Arc<str> = parts.first().map(|p| p.file.clone()).unwrap_or_else(|| Arc::from(whole));
-    let mut cfg = Config::default();
+    let mut cfg = empty_config();
+    let unset_server = cfg.server.clone();
     let mut lists: BTreeMap<&'static str, Vec<Origin>> = BTreeMap::new();
     let mut services: BTreeMap<String, Origin> = BTreeMap::new();
     let mut auto_ids = Vec::new();
@@ -114,7 +122,7 @@ pub(crate) fn assemble(parts: Vec<Part>, whole: &str) -> Result<Config, LoadErro
         let Config { server, services: svc, plugins, selectors, rules, metadata, app_auth, discovery_upstreams, routes, demo_upstreams } = config;
         let mut settings = server;
         let listeners = std::mem::take(&mut settings.listeners);
-        if settings != ServerConfig::default() {
+        if settings != unset_server {
             match &server_file {
                 Some(first) => errs.push(ConfigError::new(
                     &*file,
@@ -197,6 +205,9 @@ pub(crate) fn assemble(parts: Vec<Part>, whole: &str) -> Result<Config, LoadErro
         }
     }
 
+    // A bad default filter is found once per route that carries it, and reported once.
+    let mut seen = HashSet::new();
+    errs.retain(|e| seen.insert((e.file.clone(), e.path.clone(), e.message.clone())));
     if errs.is_empty() {
         Ok(cfg)
     } else {

@@ -59,7 +59,7 @@ fn path_string(p: &serde_path_to_error::Path) -> String {
 
 /// Parser messages repeat the position (` at line 4 column 7`) and serde_yaml prefixes its own,
 /// less precise path (`routes[0]: `); both are reported separately, so they are cut here.
-fn clean_message(msg: &str, location: Option<(usize, usize)>) -> String {
+pub(crate) fn clean_message(msg: &str, location: Option<(usize, usize)>) -> String {
     let mut m = msg;
     if let Some((line, column)) = location {
         m = m.strip_suffix(&format!(" at line {line} column {column}")).unwrap_or(m);

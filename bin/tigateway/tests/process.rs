@@ -1,0 +1,161 @@
+//! The real binary as a user runs it: quick start, `validate`, hot reload, graceful shutdown.
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tigateway");
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `tigateway gateway` and waits until it accepts connections.
+fn start(config: &std::path::Path, port: u16) -> Proc {
+    let child = Command::new(BIN)
+        .args(["gateway", "-c"])
+        .arg(config)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "2"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tigateway");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "gateway did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Proc(child)
+}
+
+async fn wait_for(mut f: impl FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool>>>, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quickstart_example_serves_the_seed_route() {
+    // The quick start's demo upstream listens on 127.0.0.1:9180; run a copy on a free port instead so
+    // tests never collide with a gateway a developer is running.
+    let demo = free_port();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:9180", &format!("127.0.0.1:{demo}"));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("quickstart.yaml");
+    std::fs::write(&cfg, text).unwrap();
+    let port = free_port();
+    let _p = start(&cfg, port);
+    let base = format!("http://127.0.0.1:{port}");
+    let (status, v) = get_json(&format!("{base}/api/users/42")).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["path"], "/42");
+    let (status, v) = get_json(&format!("{base}/http/order/7")).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["path"], "/http/order/7");
+}
+
+#[test]
+fn validate_reports_every_error_with_its_location() {
+    let ok = Command::new(BIN).args(["validate", concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/spring/application.yml")]).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "routes:\n  - id: a\n    uri: http://127.0.0.1:1\n    predicates: [Pathh=/a/**]\n    filters: [StripPrefixx=1]\nselectors:\n  - {id: s, pluginName: divide, conditionList: [{paramType: uri, operator: regx, paramValue: /a}]}\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN).arg("validate").arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Pathh"), "{err}");
+    assert!(err.contains("StripPrefixx"), "{err}");
+    assert!(err.contains("selectors[0].conditionList[0].operator"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hot_reload_applies_valid_and_rejects_invalid_changes() {
+    let a = upstream(UpstreamBehavior::named("a")).await;
+    let b = upstream(UpstreamBehavior::named("b")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gw.yaml");
+    let route = |u: &str| format!("routes:\n  - id: r\n    uri: {u}\n    predicates: [Path=/**]\n");
+    std::fs::write(&cfg, route(&a.url())).unwrap();
+    let port = free_port();
+    let mut p = start(&cfg, port);
+    let url = format!("http://127.0.0.1:{port}/x");
+    let c = client();
+    assert_eq!(c.get(&url).send().await.unwrap().headers()["x-upstream"], "a");
+
+    // A keep-alive connection opened before the change must keep working across it.
+    std::fs::write(&cfg, route(&b.url())).unwrap();
+    let (c2, u2) = (c.clone(), url.clone());
+    wait_for(
+        move || {
+            let (c, u) = (c2.clone(), u2.clone());
+            Box::pin(async move { c.get(&u).send().await.map(|r| r.headers()["x-upstream"] == "b").unwrap_or(false) })
+        },
+        "valid change to be applied",
+    )
+    .await;
+
+    // Invalid: rejected, previous config keeps serving.
+    std::fs::write(&cfg, "routes:\n  - id: r\n    uri: http://x\n    predicates: [Nope=1]\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for _ in 0..5 {
+        let r = c.get(&url).send().await.unwrap();
+        assert_eq!(r.headers()["x-upstream"], "b");
+    }
+    // And a later valid change still applies.
+    std::fs::write(&cfg, route(&a.url())).unwrap();
+    let (c3, u3) = (c.clone(), url.clone());
+    wait_for(
+        move || {
+            let (c, u) = (c3.clone(), u3.clone());
+            Box::pin(async move { c.get(&u).send().await.map(|r| r.headers()["x-upstream"] == "a").unwrap_or(false) })
+        },
+        "second valid change",
+    )
+    .await;
+    let _ = p.0.kill();
+    let stderr = p.0.stderr.take().unwrap();
+    let log: Vec<String> = BufReader::new(stderr).lines().map_while(Result::ok).collect();
+    assert!(log.iter().any(|l| l.contains("Nope")), "the rejected change's error was not logged:\n{}", log.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_in_flight_requests() {
+    let slow = upstream(UpstreamBehavior { delay: Duration::from_millis(800), ..UpstreamBehavior::named("slow") }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gw.yaml");
+    std::fs::write(&cfg, format!("routes:\n  - id: r\n    uri: {}\n    predicates: [Path=/**]\n", slow.url())).unwrap();
+    let port = free_port();
+    let mut p = start(&cfg, port);
+    let url = format!("http://127.0.0.1:{port}/slow");
+    let inflight: Vec<_> = (0..5).map(|_| tokio::spawn(client().get(url.clone()).send())).collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let kill = Command::new("kill").args(["-TERM", &p.0.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    for t in inflight {
+        let r = t.await.unwrap().expect("in-flight request completes during shutdown");
+        assert_eq!(r.status(), 200);
+    }
+    let status = tokio::task::spawn_blocking(move || p.0.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "gateway exited with {status}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "still accepting after shutdown");
+}

@@ -1,0 +1,99 @@
+//! Upstream failure handling: 502 / 503 / 504, retries, passive health, HTTP/2 to upstreams.
+use std::time::Duration;
+
+use crate::common::*;
+
+fn route_to(urls: &[String], extra_server: &str) -> String {
+    let inst: Vec<String> = urls.iter().map(|u| format!("{{url: \"{u}\"}}")).collect();
+    format!(
+        r#"
+server:
+  upstream: {{connectTimeoutMs: 500, responseTimeoutMs: 300, maxFails: 2, failTimeoutMs: 60000, retries: 1 {extra_server}}}
+services:
+  svc: [{}]
+routes:
+  - {{id: r, uri: "lb://svc", predicates: ["Path=/**"]}}
+"#,
+        inst.join(", ")
+    )
+}
+
+async fn dead_port() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{a}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_upstream_gives_502() {
+    let dead = dead_port().await;
+    let gw = TestGateway::start(&route_to(&[dead], ", maxFails: 0"));
+    let (status, v) = get_json(&gw.url("/x")).await;
+    assert_eq!(status, 502);
+    assert_eq!(v["code"], 502);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stalled_upstream_gives_504_at_the_timeout() {
+    let slow = upstream(UpstreamBehavior { delay: Duration::from_secs(5), ..UpstreamBehavior::named("slow") }).await;
+    let gw = TestGateway::start(&route_to(&[slow.url()], ", retries: 0"));
+    let started = std::time::Instant::now();
+    let (status, _) = get_json(&gw.url("/x")).await;
+    assert_eq!(status, 504);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "504 took {took:?}, the timeout is 300 ms");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_failure_is_retried_on_another_upstream_and_ejected() {
+    let good = upstream(UpstreamBehavior::named("good")).await;
+    let dead = dead_port().await;
+    let gw = TestGateway::start(&route_to(&[dead, good.url()], ""));
+    for _ in 0..20 {
+        let r = client().post(gw.url("/x")).body("payload").send().await.unwrap();
+        assert_eq!(r.status(), 200, "a connect failure must be retried elsewhere, even for POST");
+    }
+    assert_eq!(good.hits(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn all_upstreams_ejected_gives_503() {
+    let d1 = dead_port().await;
+    let d2 = dead_port().await;
+    let gw = TestGateway::start(&route_to(&[d1, d2], ""));
+    // Each request fails on both (one try + one retry); two failures eject each.
+    for _ in 0..3 {
+        let _ = client().get(gw.url("/x")).send().await.unwrap();
+    }
+    let (status, v) = get_json(&gw.url("/x")).await;
+    assert_eq!(status, 503, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn h2c_upstream_and_streaming_body() {
+    let up = upstream(UpstreamBehavior::named("h2")).await;
+    let gw = TestGateway::start(&route_to(&[format!("h2c://{}", up.addr)], ""));
+    let big = vec![b'x'; 3 * 1024 * 1024];
+    let r = client().post(gw.url("/upload")).body(big).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["version"], "HTTP/2.0");
+    assert_eq!(v["bodyLen"], 3 * 1024 * 1024);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn body_over_server_limit_is_413() {
+    let up = upstream(UpstreamBehavior::named("u")).await;
+    let cfg = route_to(&[up.url()], "").replace("server:\n", "server:\n  limits: {maxBodyBytes: 1000}\n");
+    let gw = TestGateway::start(&cfg);
+    let r = client().post(gw.url("/x")).body(vec![b'a'; 2000]).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    // Chunked (no Content-Length): caught while streaming.
+    let stream = futures_util::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'b'; 500]))));
+    let r = client().post(gw.url("/x")).body(reqwest::Body::wrap_stream(stream)).send().await;
+    match r {
+        Ok(r) => assert_eq!(r.status(), 413),
+        Err(e) => panic!("chunked oversize body should get 413, got {e}"),
+    }
+}
