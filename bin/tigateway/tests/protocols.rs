@@ -67,6 +67,8 @@ async fn websocket_echo_through_gateway() {
         r#"
 selectors:
   - {{id: ws, pluginName: websocket, conditionList: [{{paramType: uri, operator: match, paramValue: "/ws/**"}}], handle: '[{{"upstreamUrl":"{ws_addr}"}}]'}}
+rules:
+  - {{id: wsr, selectorId: ws, conditionDataList: [{{paramType: uri, operator: match, paramValue: "/ws/**"}}]}}
 routes:
   - {{id: wsroute, uri: "ws://{ws_addr}", predicates: ["Path=/chat/**"]}}
 "#

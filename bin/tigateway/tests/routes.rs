@@ -36,12 +36,12 @@ routes:
     uri: {a}
     order: 10
     predicates: [Path=/api/**]
-    filters: [AddRequestHeader=X-Route, broad, AddResponseHeader=X-Which, broad]
+    filters: ["AddRequestHeader=X-Route, broad", "AddResponseHeader=X-Which, broad"]
   - id: narrow
     uri: {b}
     order: 1
     predicates: [Path=/api/users/**]
-    filters: [AddRequestHeader=X-Route, narrow, StripPrefix=1]
+    filters: ["AddRequestHeader=X-Route, narrow", "StripPrefix=1"]
 "#,
         a = a.url(),
         b = b.url()

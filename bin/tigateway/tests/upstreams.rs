@@ -3,12 +3,22 @@ use std::time::Duration;
 
 use crate::common::*;
 
-fn route_to(urls: &[String], extra_server: &str) -> String {
+/// `overrides` replaces keys of the default upstream settings, e.g. `"retries: 0"`.
+fn route_to(urls: &[String], overrides: &str) -> String {
     let inst: Vec<String> = urls.iter().map(|u| format!("{{url: \"{u}\"}}")).collect();
+    let mut settings = vec![("connectTimeoutMs", "500"), ("responseTimeoutMs", "300"), ("maxFails", "2"), ("failTimeoutMs", "60000"), ("retries", "1")];
+    for o in overrides.split(',').filter(|o| !o.trim().is_empty()) {
+        let (k, v) = o.split_once(':').expect("key: value");
+        let (k, v) = (k.trim(), v.trim());
+        settings.retain(|(sk, _)| *sk != k);
+        settings.push((k, v));
+    }
+    let upstream: Vec<String> = settings.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    let upstream = upstream.join(", ");
     format!(
         r#"
 server:
-  upstream: {{connectTimeoutMs: 500, responseTimeoutMs: 300, maxFails: 2, failTimeoutMs: 60000, retries: 1 {extra_server}}}
+  upstream: {{{upstream}}}
 services:
   svc: [{}]
 routes:
@@ -28,7 +38,7 @@ async fn dead_port() -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_upstream_gives_502() {
     let dead = dead_port().await;
-    let gw = TestGateway::start(&route_to(&[dead], ", maxFails: 0"));
+    let gw = TestGateway::start(&route_to(&[dead], "maxFails: 0"));
     let (status, v) = get_json(&gw.url("/x")).await;
     assert_eq!(status, 502);
     assert_eq!(v["code"], 502);
@@ -37,7 +47,7 @@ async fn killed_upstream_gives_502() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stalled_upstream_gives_504_at_the_timeout() {
     let slow = upstream(UpstreamBehavior { delay: Duration::from_secs(5), ..UpstreamBehavior::named("slow") }).await;
-    let gw = TestGateway::start(&route_to(&[slow.url()], ", retries: 0"));
+    let gw = TestGateway::start(&route_to(&[slow.url()], "retries: 0"));
     let started = std::time::Instant::now();
     let (status, _) = get_json(&gw.url("/x")).await;
     assert_eq!(status, 504);

@@ -58,7 +58,7 @@ fn one() -> u32 {
     1
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServerConfig {
     /// Listeners; when empty, one plain listener on the CLI's `--listen` (default `0.0.0.0:9195`).
@@ -81,6 +81,19 @@ pub struct ServerConfig {
 
 fn default_shutdown_ms() -> u64 {
     30_000
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listeners: Vec::new(),
+            limits: LimitsConfig::default(),
+            trusted_proxies: Vec::new(),
+            upstream: UpstreamConfig::default(),
+            shutdown_timeout_ms: default_shutdown_ms(),
+            shenyu_compatible_errors: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -89,27 +89,26 @@ fn flatten_into(v: &serde_json::Value, out: &mut Vec<String>) {
 
 impl<'de> Deserialize<'de> for Definition {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Expanded {
-            name: String,
-            #[serde(default)]
-            args: Option<serde_json::Map<String, serde_json::Value>>,
-        }
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            Short(String),
-            Long(Expanded),
-        }
-        match Form::deserialize(d)? {
-            Form::Short(s) => Definition::parse_shortcut(&s).map_err(de::Error::custom),
-            Form::Long(e) => {
-                if e.name.trim().is_empty() {
-                    return Err(de::Error::custom("predicate/filter with an empty name"));
+        // Decoded by hand rather than as an untagged enum, so a mistake gets a message that names it.
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Definition::parse_shortcut(&s).map_err(de::Error::custom),
+            serde_json::Value::Object(mut map) => {
+                let name = match map.remove("name") {
+                    Some(serde_json::Value::String(n)) if !n.trim().is_empty() => n.trim().to_string(),
+                    Some(_) => return Err(de::Error::custom("`name` must be a non-empty string")),
+                    None => return Err(de::Error::custom("missing `name` (expected {name: ..., args: {...}} or \"Name=args\")")),
+                };
+                let args = match map.remove("args") {
+                    None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+                    Some(serde_json::Value::Object(a)) => a,
+                    Some(_) => return Err(de::Error::custom(format!("`args` of {name:?} must be a map"))),
+                };
+                if let Some(k) = map.keys().next() {
+                    return Err(de::Error::custom(format!("unknown field `{k}` in {name:?} (expected `name` and `args`)")));
                 }
-                Ok(Definition { name: e.name.trim().to_string(), args: e.args.unwrap_or_default() })
+                Ok(Definition { name, args })
             }
+            other => Err(de::Error::custom(format!("expected \"Name=args\" or {{name, args}}, got {other}"))),
         }
     }
 }

@@ -96,13 +96,15 @@ pub async fn forward(
     };
 
     let connect_timeout = plan.connect_timeout.unwrap_or(Duration::from_millis(snap.upstream.connect_timeout_ms));
+    // The hash key is read before the headers move into the upstream request.
     let mut ip_buf = [0u8; 16];
+    let hash_key: Option<SmallVec<[u8; 32]>> = hash_bytes(ctx, plan.hash_key, &mut ip_buf).map(SmallVec::from_slice);
     let mut tried: SmallVec<[usize; 4]> = SmallVec::new();
     let mut last_err = GatewayError::new(ErrorKind::ServiceUnavailable, "no available upstream");
     let mut headers = Some(std::mem::take(&mut ctx.headers));
 
     for _attempt in 0..=plan.retries {
-        let hk = hash_bytes(ctx, plan.hash_key, &mut ip_buf);
+        let hk = hash_key.as_deref();
         let pick = plan.upstreams.pick(hk, &tried).or_else(|| if tried.is_empty() { None } else { plan.upstreams.pick(hk, &[]) });
         let Some(i) = pick else { break };
         let peer = plan.upstreams.peer(i).clone();

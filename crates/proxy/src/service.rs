@@ -162,11 +162,13 @@ async fn serve(mut req: Request<Incoming>, worker: &Worker, conn: &ConnInfo, sna
                 }
             }
             Flow::Respond(resp) => {
+                register_later_response_phases(snap, &mut ctx, idx);
                 let (mut parts, b) = resp.into_parts();
                 run_response_phases(snap, &ctx, &mut parts.status, &mut parts.headers);
                 return Ok(Response::from_parts(parts, b));
             }
             Flow::Proxy(plan) => {
+                register_later_response_phases(snap, &mut ctx, idx);
                 let mut resp = match forward(worker, snap, &mut ctx, &plan, body, on_upgrade).await {
                     Ok(r) => r,
                     Err(e) => e.into_response(),
@@ -174,8 +176,8 @@ async fn serve(mut req: Request<Incoming>, worker: &Worker, conn: &ConnInfo, sna
                 let (mut parts, b) = resp.into_parts();
                 if let Some(route) = &plan.route {
                     let info = tigateway_routes::ResponseInfo {
-                        request_host: ctx.host_header.as_ref().and_then(|h| h.to_str().ok()).map(str::to_string),
-                        request_scheme: if ctx.tls { "https" } else { "http" },
+                        request_host: ctx.host_header.as_ref().and_then(|h| h.to_str().ok()),
+                        request_path: &ctx.path,
                     };
                     route.route.apply_response(route, &mut parts.status, &mut parts.headers, &info);
                 }
@@ -186,6 +188,24 @@ async fn serve(mut req: Request<Incoming>, worker: &Worker, conn: &ConnInfo, sna
         }
     }
     Ok(not_found(snap.shenyu_errors))
+}
+
+/// Plugins ordered after the one that ended the chain (ShenYu's `modifyResponse` at 220 runs after
+/// `divide` at 200) still get their response phase when their selector matches.
+fn register_later_response_phases(snap: &Snapshot, ctx: &mut Ctx, terminal: usize) {
+    for (idx, entry) in snap.chain.iter().enumerate().skip(terminal + 1) {
+        if !entry.plugin.has_response_phase() {
+            continue;
+        }
+        let matched = match &entry.table {
+            Some(table) => match table.select(&ctx.view()) {
+                tigateway_matcher::select::SelectOutcome::Matched { selector, rule } => Some(Matched { selector, rule }),
+                _ => continue,
+            },
+            None => None,
+        };
+        ctx.response_plugins.push((idx as u16, matched));
+    }
 }
 
 fn run_response_phases(snap: &Snapshot, ctx: &Ctx, status: &mut StatusCode, h: &mut http::HeaderMap) {

@@ -14,7 +14,10 @@ enum Tok {
     DoubleStar,
     Literal(String),
     /// A label with `*`, `?` or `{var}`; one capture group per variable, in order.
-    Glob { re: Regex, vars: Vec<String> },
+    Glob {
+        re: Regex,
+        vars: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -40,7 +43,10 @@ impl HostPattern {
         if toks.is_empty() {
             return Err(format!("empty host pattern {p:?}"));
         }
-        Ok(HostPattern { toks, with_port: p.contains(':') })
+        Ok(HostPattern {
+            toks,
+            with_port: p.contains(':'),
+        })
     }
 
     pub(crate) fn wants_port(&self) -> bool {
@@ -59,7 +65,9 @@ impl HostPattern {
     }
 
     fn walk(&self, pi: usize, labels: &[&str], vars: &mut Vec<(String, String)>) -> bool {
-        let Some(tok) = self.toks.get(pi) else { return labels.is_empty() };
+        let Some(tok) = self.toks.get(pi) else {
+            return labels.is_empty();
+        };
         match tok {
             Tok::DoubleStar => {
                 for skip in 0..=labels.len() {
@@ -137,7 +145,9 @@ fn parse_glob(label: &str) -> Result<Tok, String> {
     re.push('$');
     let compiled = Regex::new(&re).map_err(|e| e.to_string())?;
     if compiled.captures_len() - 1 != vars.len() {
-        return Err(format!("the regex in {label:?} has capturing groups; use non-capturing groups (?:...)"));
+        return Err(format!(
+            "the regex in {label:?} has capturing groups; use non-capturing groups (?:...)"
+        ));
     }
     Ok(Tok::Glob { re: compiled, vars })
 }
@@ -172,8 +182,14 @@ mod tests {
 
     #[test]
     fn variables_are_captured() {
-        assert_eq!(m("{sub}.myhost.org", "www.myhost.org").unwrap(), vec![("sub".to_string(), "www".to_string())]);
-        assert_eq!(m("{sub:[a-z]+}-{env}.x.org", "api-prod.x.org").unwrap(), vec![("sub".into(), "api".into()), ("env".into(), "prod".into())]);
+        assert_eq!(
+            m("{sub}.myhost.org", "www.myhost.org").unwrap(),
+            vec![("sub".to_string(), "www".to_string())]
+        );
+        assert_eq!(
+            m("{sub:[a-z]+}-{env}.x.org", "api-prod.x.org").unwrap(),
+            vec![("sub".into(), "api".into()), ("env".into(), "prod".into())]
+        );
         assert!(m("{sub:[0-9]+}.x.org", "api.x.org").is_none());
         assert!(HostPattern::parse("{a:(x|y)}.org").is_err());
         assert!(HostPattern::parse("{a.org").is_err());

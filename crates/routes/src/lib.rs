@@ -180,8 +180,15 @@ pub fn compile(routes: &[RouteDefinition]) -> Result<RouteTable, Vec<ValidationE
             None => builder.insert_fallback(t as u32),
         }
     }
-    let uses_clock = compiled.iter().any(|r| r.predicates.iter().any(CompiledPredicate::uses_clock));
-    Ok(RouteTable { routes: compiled, index: builder.build(), groups, uses_clock })
+    let uses_clock = compiled
+        .iter()
+        .any(|r| r.predicates.iter().any(CompiledPredicate::uses_clock));
+    Ok(RouteTable {
+        routes: compiled,
+        index: builder.build(),
+        groups,
+        uses_clock,
+    })
 }
 
 fn compile_route(
@@ -268,7 +275,10 @@ fn compile_route(
         if let Some(missing) = c.template_vars().into_iter().find(|v| !captured.contains(*v)) {
             errs.push(ValidationError::new(
                 at,
-                format!("filter {:?} uses {{{missing}}}, which no Path or Host predicate of this route captures", d.name),
+                format!(
+                    "filter {:?} uses {{{missing}}}, which no Path or Host predicate of this route captures",
+                    d.name
+                ),
             ));
             continue;
         }
@@ -281,7 +291,7 @@ fn compile_route(
             }
             Compiled::Response(f) => {
                 if let ResponseFilter::SetStatus(s) = &f {
-                    route.set_status = Some(*s);
+                    route.set_status.get_or_insert(*s);
                 }
                 route.response_filters.push(f);
             }
@@ -313,7 +323,11 @@ impl RouteTable {
     /// The winning route for `req`, if any (SCG: first by `order`, then position, whose
     /// predicates all match).
     pub fn find(&self, req: &RequestView<'_>) -> Option<RouteMatch<'_>> {
-        let now = if self.uses_clock { Utc::now() } else { DateTime::<Utc>::UNIX_EPOCH };
+        let now = if self.uses_clock {
+            Utc::now()
+        } else {
+            DateTime::<Utc>::UNIX_EPOCH
+        };
         self.find_at(req, now, &mut || rand::random::<f64>())
     }
 
@@ -336,7 +350,11 @@ impl RouteTable {
                 let group = self.groups.get(g)?;
                 *chosen[g].get_or_insert_with(|| group.pick(random()))
             };
-            let mut ctx = EvalCtx { now, chosen: &mut choose, route: t };
+            let mut ctx = EvalCtx {
+                now,
+                chosen: &mut choose,
+                route: t,
+            };
             if route.predicates.iter().all(|p| p.test(req, &mut ctx, &mut vars)) {
                 return Some(RouteMatch { route, vars });
             }
@@ -358,6 +376,9 @@ impl RouteTable {
     }
 }
 
+// `ShortCircuit` is returned by value on purpose: it is the rare path, and the proxy turns it
+// straight into a response.
+#[allow(clippy::result_large_err)]
 impl CompiledRoute {
     /// Applies the request filters in declared order; `Err` is a response to send instead of
     /// calling the upstream.
@@ -369,7 +390,13 @@ impl CompiledRoute {
     }
 
     /// Applies the response filters (in SCG's order: last declared first).
-    pub fn apply_response(&self, m: &RouteMatch<'_>, status: &mut StatusCode, headers: &mut HeaderMap, info: &ResponseInfo<'_>) {
+    pub fn apply_response(
+        &self,
+        m: &RouteMatch<'_>,
+        status: &mut StatusCode,
+        headers: &mut HeaderMap,
+        info: &ResponseInfo<'_>,
+    ) {
         for f in &self.response_filters {
             f.apply(&m.vars, status, headers, info);
         }
@@ -384,7 +411,11 @@ impl CompiledRoute {
                 if let Ok(v) = HeaderValue::from_str(&filter::request_size_message(len, limit)) {
                     headers.insert("errormessage", v);
                 }
-                Err(ShortCircuit { status: StatusCode::PAYLOAD_TOO_LARGE, headers, body: Bytes::new() })
+                Err(ShortCircuit {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    headers,
+                    body: Bytes::new(),
+                })
             }
             _ => Ok(()),
         }

@@ -17,16 +17,30 @@ pub(crate) enum CompiledPredicate {
     After(DateTime<Utc>),
     Before(DateTime<Utc>),
     Between(DateTime<Utc>, DateTime<Utc>),
-    Cookie { name: String, re: Regex },
-    Header { name: http::HeaderName, re: Option<Regex> },
+    Cookie {
+        name: String,
+        re: Regex,
+    },
+    Header {
+        name: http::HeaderName,
+        re: Option<Regex>,
+    },
     Host(Vec<HostPattern>),
     Method(Vec<http::Method>),
     Path(Vec<PathPattern>),
-    Query { param: String, re: Option<Regex> },
+    Query {
+        param: String,
+        re: Option<Regex>,
+    },
     RemoteAddr(Vec<IpNet>),
-    XForwardedRemoteAddr { sources: Vec<IpNet>, max_trusted_index: u32 },
+    XForwardedRemoteAddr {
+        sources: Vec<IpNet>,
+        max_trusted_index: u32,
+    },
     /// Index of the route's weight group in the table.
-    Weight { group: usize },
+    Weight {
+        group: usize,
+    },
 }
 
 /// What evaluation needs beyond the request: the clock and the per-request weight choice.
@@ -45,34 +59,52 @@ impl CompiledPredicate {
             Predicate::After(t) => CompiledPredicate::After(t.to_utc()),
             Predicate::Before(t) => CompiledPredicate::Before(t.to_utc()),
             Predicate::Between(a, b) => CompiledPredicate::Between(a.to_utc(), b.to_utc()),
-            Predicate::Cookie { name, regexp } => CompiledPredicate::Cookie { name: name.clone(), re: full_match_regex(regexp)? },
+            Predicate::Cookie { name, regexp } => CompiledPredicate::Cookie {
+                name: name.clone(),
+                re: full_match_regex(regexp)?,
+            },
             Predicate::Header { header, regexp } => CompiledPredicate::Header {
-                name: http::HeaderName::from_bytes(header.as_bytes()).map_err(|_| format!("bad header name {header:?}"))?,
+                name: http::HeaderName::from_bytes(header.as_bytes())
+                    .map_err(|_| format!("bad header name {header:?}"))?,
                 re: regexp.as_deref().map(full_match_regex).transpose()?,
             },
-            Predicate::Host { patterns } => {
-                CompiledPredicate::Host(patterns.iter().map(|p| HostPattern::parse(p)).collect::<Result<_, _>>()?)
-            }
+            Predicate::Host { patterns } => CompiledPredicate::Host(
+                patterns
+                    .iter()
+                    .map(|p| HostPattern::parse(p))
+                    .collect::<Result<_, _>>()?,
+            ),
             Predicate::Method { methods } => CompiledPredicate::Method(methods.clone()),
-            Predicate::Path { patterns, match_trailing_slash } => CompiledPredicate::Path(
+            Predicate::Path {
+                patterns,
+                match_trailing_slash,
+            } => CompiledPredicate::Path(
                 patterns
                     .iter()
                     .map(|p| PathPattern::parse(p).map(|pp| pp.with_trailing_slash(*match_trailing_slash)))
                     .collect::<Result<_, _>>()?,
             ),
-            Predicate::Query { param, regexp } => {
-                CompiledPredicate::Query { param: param.clone(), re: regexp.as_deref().map(full_match_regex).transpose()? }
-            }
+            Predicate::Query { param, regexp } => CompiledPredicate::Query {
+                param: param.clone(),
+                re: regexp.as_deref().map(full_match_regex).transpose()?,
+            },
             Predicate::RemoteAddr { sources } => CompiledPredicate::RemoteAddr(sources.clone()),
-            Predicate::XForwardedRemoteAddr { sources, max_trusted_index } => {
-                CompiledPredicate::XForwardedRemoteAddr { sources: sources.clone(), max_trusted_index: *max_trusted_index }
-            }
+            Predicate::XForwardedRemoteAddr {
+                sources,
+                max_trusted_index,
+            } => CompiledPredicate::XForwardedRemoteAddr {
+                sources: sources.clone(),
+                max_trusted_index: *max_trusted_index,
+            },
             Predicate::Weight { group, .. } => CompiledPredicate::Weight { group: group_of(group) },
         })
     }
 
     pub(crate) fn uses_clock(&self) -> bool {
-        matches!(self, CompiledPredicate::After(_) | CompiledPredicate::Before(_) | CompiledPredicate::Between(..))
+        matches!(
+            self,
+            CompiledPredicate::After(_) | CompiledPredicate::Before(_) | CompiledPredicate::Between(..)
+        )
     }
 
     /// Evaluates against `req`; URI template variables of a match are appended to `vars`.
@@ -93,8 +125,14 @@ impl CompiledPredicate {
                 }
             }
             CompiledPredicate::Host(patterns) => {
-                let with_port = req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(req.host);
-                patterns.iter().any(|p| p.matches(if p.wants_port() { with_port } else { req.host }, vars))
+                let with_port = req
+                    .headers
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or(req.host);
+                patterns
+                    .iter()
+                    .any(|p| p.matches(if p.wants_port() { with_port } else { req.host }, vars))
             }
             CompiledPredicate::Method(methods) => methods.contains(req.method),
             CompiledPredicate::Path(patterns) => {
@@ -108,20 +146,23 @@ impl CompiledPredicate {
                 false
             }
             CompiledPredicate::Query { param, re } => {
-                let mut values = query_pairs(req.query.unwrap_or("")).filter(|(n, _)| n == param).map(|(_, v)| v);
+                let mut values = query_pairs(req.query.unwrap_or(""))
+                    .filter(|(n, _)| n == param)
+                    .map(|(_, v)| v);
                 match re {
                     None => values.next().is_some(),
                     Some(re) => values.any(|v| v.is_some_and(|v| re.is_match(&v))),
                 }
             }
             CompiledPredicate::RemoteAddr(sources) => sources.iter().any(|n| n.contains(&req.client_ip)),
-            CompiledPredicate::XForwardedRemoteAddr { sources, max_trusted_index } => {
-                match x_forwarded_address(req.headers, *max_trusted_index) {
-                    XffAddress::Ip(ip) => sources.iter().any(|n| n.contains(&ip)),
-                    XffAddress::Unparsable => false,
-                    XffAddress::Absent => sources.iter().any(|n| n.contains(&req.peer_ip)),
-                }
-            }
+            CompiledPredicate::XForwardedRemoteAddr {
+                sources,
+                max_trusted_index,
+            } => match x_forwarded_address(req.headers, *max_trusted_index) {
+                XffAddress::Ip(ip) => sources.iter().any(|n| n.contains(&ip)),
+                XffAddress::Unparsable => false,
+                XffAddress::Absent => sources.iter().any(|n| n.contains(&req.peer_ip)),
+            },
             CompiledPredicate::Weight { group } => (ctx.chosen)(*group) == Some(ctx.route),
         }
     }
@@ -208,7 +249,11 @@ pub(crate) fn form_decode(s: &str) -> Cow<'_, str> {
         return Cow::Borrowed(s);
     }
     let plus = s.replace('+', " ");
-    Cow::Owned(percent_encoding::percent_decode_str(&plus).decode_utf8_lossy().into_owned())
+    Cow::Owned(
+        percent_encoding::percent_decode_str(&plus)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
 }
 
 enum XffAddress {
@@ -222,8 +267,12 @@ enum XffAddress {
 /// or the leftmost when the list is shorter.
 fn x_forwarded_address(headers: &http::HeaderMap, max_trusted_index: u32) -> XffAddress {
     let mut all = headers.get_all("x-forwarded-for").iter();
-    let (Some(first), None) = (all.next(), all.next()) else { return XffAddress::Absent };
-    let Ok(text) = first.to_str() else { return XffAddress::Unparsable };
+    let (Some(first), None) = (all.next(), all.next()) else {
+        return XffAddress::Absent;
+    };
+    let Ok(text) = first.to_str() else {
+        return XffAddress::Unparsable;
+    };
     let items: smallvec::SmallVec<[&str; 8]> = text.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     if items.is_empty() {
         return XffAddress::Absent;
@@ -231,7 +280,9 @@ fn x_forwarded_address(headers: &http::HeaderMap, max_trusted_index: u32) -> Xff
     let idx = items.len().saturating_sub(max_trusted_index as usize);
     let raw = items[idx];
     let raw = raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(raw);
-    raw.parse::<IpAddr>().map(XffAddress::Ip).unwrap_or(XffAddress::Unparsable)
+    raw.parse::<IpAddr>()
+        .map(XffAddress::Ip)
+        .unwrap_or(XffAddress::Unparsable)
 }
 
 #[cfg(test)]
@@ -263,7 +314,10 @@ mod tests {
             XffAddress::Ip(ip) => ip.to_string(),
             _ => "none".into(),
         };
-        assert_eq!((ip(1), ip(2), ip(3), ip(4)), ("0.0.0.3".into(), "0.0.0.2".into(), "0.0.0.1".into(), "0.0.0.1".into()));
+        assert_eq!(
+            (ip(1), ip(2), ip(3), ip(4)),
+            ("0.0.0.3".into(), "0.0.0.2".into(), "0.0.0.1".into(), "0.0.0.1".into())
+        );
         h.append("x-forwarded-for", "9.9.9.9".parse().unwrap());
         assert!(matches!(x_forwarded_address(&h, 1), XffAddress::Absent));
         let mut h = http::HeaderMap::new();

@@ -7,7 +7,22 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 
 /// What a path segment value must have escaped when a template puts it into a path (Spring's
 /// `UriTemplate` encodes variables; `/` stays, so a `{*rest}` capture keeps its structure).
-const PATH_VALUE: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'<').add(b'>').add(b'?').add(b'`').add(b'{').add(b'}').add(b'\\').add(b'^').add(b'|').add(b'[').add(b']');
+const PATH_VALUE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|')
+    .add(b'[')
+    .add(b']');
 
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
@@ -27,7 +42,9 @@ impl Template {
         let mut lit = String::new();
         let mut rest = s;
         while let Some(open) = rest.find('{') {
-            let Some(close) = rest[open..].find('}').map(|c| open + c) else { break };
+            let Some(close) = rest[open..].find('}').map(|c| open + c) else {
+                break;
+            };
             lit.push_str(&rest[..open]);
             let inner = &rest[open + 1..close];
             let name = inner.split_once(':').map(|(n, _)| n).unwrap_or(inner);
@@ -62,7 +79,12 @@ impl Template {
             match p {
                 Part::Lit(l) => out.push_str(l),
                 Part::Var(name) => {
-                    let v = vars.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).unwrap_or("");
+                    let v = vars
+                        .iter()
+                        .rev()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.as_str())
+                        .unwrap_or("");
                     if encode_for_path {
                         out.extend(utf8_percent_encode(v, PATH_VALUE));
                     } else {
@@ -77,7 +99,10 @@ impl Template {
 
 /// Names of the variables a Path/Host pattern captures (`{v}`, `{v:re}`, `{*v}`).
 pub(crate) fn pattern_vars(pattern: &str) -> Vec<String> {
-    Template::parse(pattern).var_names().map(|v| v.trim_start_matches('*').to_string()).collect()
+    Template::parse(pattern)
+        .var_names()
+        .map(|v| v.trim_start_matches('*').to_string())
+        .collect()
 }
 
 #[cfg(test)]

@@ -3,4 +3,7 @@
 
 pub mod file;
 
-pub use file::{load_dir, load_file, load_path, parse_config, parse_config_with_env, watch, ConfigError, FileWatcher, LoadError, WatchHandle};
+pub use file::{
+    load_dir, load_file, load_path, parse_config, parse_config_with_env, watch, ConfigError, FileWatcher, LoadError,
+    WatchHandle,
+};

@@ -46,6 +46,15 @@ spring:
                   zone: b
 ";
 
+/// The seed's `application.yml` with the discovery block under the same `spring.cloud`, as a user
+/// would add it.
+fn seed_with_discovery() -> String {
+    format!(
+        "{SEED_APPLICATION_YML}{}",
+        DISCOVERY.strip_prefix("spring:\n  cloud:\n").unwrap()
+    )
+}
+
 fn no_env(_: &str) -> Option<String> {
     None
 }
@@ -99,7 +108,11 @@ routes:
 #[test]
 fn typo_in_native_yaml_names_key_path_and_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let p = write(tmp.path(), "gw.yaml", "routes:\n  - id: a\n    uri: http://127.0.0.1:1\n    predicatez: [Path=/a]\n");
+    let p = write(
+        tmp.path(),
+        "gw.yaml",
+        "routes:\n  - id: a\n    uri: http://127.0.0.1:1\n    predicatez: [Path=/a]\n",
+    );
     let e = load_file(&p).unwrap_err();
     assert_eq!(e.errors.len(), 1, "{e}");
     let err = &e.errors[0];
@@ -107,16 +120,30 @@ fn typo_in_native_yaml_names_key_path_and_line() {
     assert_eq!(err.path, "routes[0].predicatez");
     assert_eq!(err.location, Some((4, 5)));
     assert!(err.message.contains("unknown field `predicatez`"), "{e}");
-    assert_eq!(lines(&e), vec![format!("{}: routes[0].predicatez: {} at line 4 column 5", p.display(), err.message)]);
+    assert_eq!(
+        lines(&e),
+        vec![format!(
+            "{}: routes[0].predicatez: {} at line 4 column 5",
+            p.display(),
+            err.message
+        )]
+    );
 
     let e = parse_config("serverr:\n  listeners: []\n", "top.yaml").unwrap_err();
     assert_eq!(e.errors[0].path, "serverr");
-    assert!(e.to_string().starts_with("top.yaml: serverr: unknown field `serverr`"), "{e}");
+    assert!(
+        e.to_string().starts_with("top.yaml: serverr: unknown field `serverr`"),
+        "{e}"
+    );
 }
 
 #[test]
 fn typo_in_native_json_names_key_path_and_line() {
-    let e = parse_config("{\"services\": {},\n \"routes\": [{\"uri\": \"http://127.0.0.1:1\",\n   \"filterz\": []}]}", "gw.json").unwrap_err();
+    let e = parse_config(
+        "{\"services\": {},\n \"routes\": [{\"uri\": \"http://127.0.0.1:1\",\n   \"filterz\": []}]}",
+        "gw.json",
+    )
+    .unwrap_err();
     assert_eq!(e.errors[0].path, "routes[0].filterz");
     assert_eq!(e.errors[0].location.map(|l| l.0), Some(3));
     assert!(e.errors[0].message.contains("unknown field `filterz`"), "{e}");
@@ -133,10 +160,7 @@ fn syntax_errors_carry_their_position() {
 
 #[test]
 fn seed_application_yml_with_simple_discovery() {
-    let text = format!("{SEED_APPLICATION_YML}{}", DISCOVERY.trim_start_matches("spring:\n  cloud:\n").replace("    discovery", "    discovery"));
-    // Both halves under one `spring.cloud`: join them the way a user would.
-    let text = text.replace("spring:\n  cloud:\n    gateway:", "spring:\n  cloud:\n    gateway:");
-    let cfg = parse_config_with_env(&text, "application.yml", &no_env).unwrap();
+    let cfg = parse_config_with_env(&seed_with_discovery(), "application.yml", &no_env).unwrap();
     assert_eq!(cfg.routes.len(), 1);
     let r = &cfg.routes[0];
     assert_eq!(r.id, "user-service");
@@ -195,7 +219,11 @@ spring:
     let paths: Vec<&str> = e.errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
         paths,
-        vec!["spring.cloud.gateway.default-filters[0]", "spring.cloud.gateway.routes[1].uri", "spring.cloud.gateway.routes[1].filters[0]"],
+        vec![
+            "spring.cloud.gateway.default-filters[0]",
+            "spring.cloud.gateway.routes[1].uri",
+            "spring.cloud.gateway.routes[1].filters[0]"
+        ],
         "{e}"
     );
 }
@@ -273,7 +301,14 @@ spring:
 ";
     let e = parse_config_with_env(text, "application.yml", &no_env).unwrap_err();
     let paths: Vec<&str> = e.errors.iter().map(|e| e.path.as_str()).collect();
-    assert_eq!(paths, vec!["spring.cloud.gateway.routes[0].predicatez", "spring.cloud.gateway.server.webflux.routes[0].filtres"], "{e}");
+    assert_eq!(
+        paths,
+        vec![
+            "spring.cloud.gateway.routes[0].predicatez",
+            "spring.cloud.gateway.server.webflux.routes[0].filtres"
+        ],
+        "{e}"
+    );
     assert!(e.errors[0].message.contains("\"predicatez\""), "{e}");
 }
 
@@ -359,7 +394,12 @@ spring:
     let shown = e.to_string();
     assert_eq!(e.errors.len(), 2, "{shown}");
     assert!(shown.contains("application.yml: spring.cloud.gateway.routes[0].predicates[0]: could not resolve placeholder ${USERS_PREFIX}"), "{shown}");
-    assert!(shown.contains("spring.cloud.discovery.client.simple.instances.users[0].uri: could not resolve placeholder ${USERS_HOST}"), "{shown}");
+    assert!(
+        shown.contains(
+            "spring.cloud.discovery.client.simple.instances.users[0].uri: could not resolve placeholder ${USERS_HOST}"
+        ),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -393,13 +433,21 @@ spring.cloud.discovery.client.simple.instances:
     let paths: Vec<&str> = e.errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
         paths,
-        vec!["spring.cloud.discovery.client.simple.instances.users[1].metadata.weight", "spring.cloud.discovery.client.simple.instances.users[3].zone"],
+        vec![
+            "spring.cloud.discovery.client.simple.instances.users[1].metadata.weight",
+            "spring.cloud.discovery.client.simple.instances.users[3].zone"
+        ],
         "{e}"
     );
-    let fixed = text.replace("{weight: heavy}", "{weight: 2}").replace("      zone: b\n", "");
+    let fixed = text
+        .replace("{weight: heavy}", "{weight: 2}")
+        .replace("      zone: b\n", "");
     let e = parse_config_with_env(&fixed, "application.yml", &no_env).unwrap_err();
     assert_eq!(e.errors.len(), 1, "{e}");
-    assert_eq!(e.errors[0].path, "spring.cloud.discovery.client.simple.instances.users[0].uri", "{e}");
+    assert_eq!(
+        e.errors[0].path, "spring.cloud.discovery.client.simple.instances.users[0].uri",
+        "{e}"
+    );
     let ok = fixed.replace("/with/path", "");
     let cfg = parse_config_with_env(&ok, "application.yml", &no_env).unwrap();
     assert_eq!(cfg.services["users"][2].url, "https://127.0.0.1:8083");
@@ -438,8 +486,16 @@ routes:
     let e = parse_config(text, "gw.yaml").unwrap_err();
     let shown = lines(&e);
     assert_eq!(shown.len(), 3, "{e}");
-    assert!(shown.iter().any(|l| l.starts_with("gw.yaml: server.listeners[0].address: ")), "{e}");
-    assert!(shown.iter().any(|l| l.starts_with("gw.yaml: services.a[0].url: ")), "{e}");
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.starts_with("gw.yaml: server.listeners[0].address: ")),
+        "{e}"
+    );
+    assert!(
+        shown.iter().any(|l| l.starts_with("gw.yaml: services.a[0].url: ")),
+        "{e}"
+    );
     assert!(shown.iter().any(|l| l.starts_with("gw.yaml: routes[0].uri: ")), "{e}");
 }
 
@@ -457,11 +513,17 @@ fn directory_like_a_mounted_configmap() {
     write(dir, "application-dev.yml", "this is: [not even valid");
     write(dir, ".hidden.yaml", "also: [broken");
     write(dir, "README.txt", "ignored");
+    write(
+        dir,
+        "listeners.yaml",
+        "server:\n  listeners: [{address: '127.0.0.1:9001'}]\n",
+    );
     let cfg = load_dir(dir).unwrap();
     let ids: Vec<&str> = cfg.routes.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, vec!["user-service", "health"]);
     assert_eq!(cfg.services["user-service"].len(), 2);
-    assert_eq!(cfg.server.listeners[0].address, "0.0.0.0:9000");
+    let listeners: Vec<&str> = cfg.server.listeners.iter().map(|l| l.address.as_str()).collect();
+    assert_eq!(listeners, vec!["0.0.0.0:9000", "127.0.0.1:9001"]);
     assert_eq!(cfg.plugins.len(), 1);
     assert_eq!(load_path(dir).unwrap(), cfg);
 }
@@ -470,21 +532,54 @@ fn directory_like_a_mounted_configmap() {
 fn seed_configmap_defines_the_route_twice() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    write(dir, "application.yml", &format!("{SEED_APPLICATION_YML}{}", DISCOVERY.replacen("spring:\n  cloud:\n", "", 1).replace("\n    ", "\n    ")));
+    write(dir, "application.yml", &seed_with_discovery());
     write(dir, "routes.json", SEED_ROUTES_JSON);
     let e = load_dir(dir).unwrap_err();
     assert_eq!(e.errors.len(), 1, "{e}");
     let err = &e.errors[0];
     assert_eq!(err.file, dir.join("routes.json").display().to_string());
     assert_eq!(err.path, "[0].id");
-    assert!(err.message.contains(&format!("{}: spring.cloud.gateway.routes[0]", dir.join("application.yml").display())), "{e}");
+    assert!(
+        err.message.contains(&format!(
+            "{}: spring.cloud.gateway.routes[0]",
+            dir.join("application.yml").display()
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn server_settings_come_from_one_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(dir, "a.yaml", "server:\n  trustedProxies: [10.0.0.0/8]\n");
+    write(
+        dir,
+        "b.yaml",
+        "server:\n  shutdownTimeoutMs: 5\n  listeners: [{address: '127.0.0.1:1'}]\n",
+    );
+    let e = load_dir(dir).unwrap_err();
+    assert_eq!(e.errors.len(), 1, "{e}");
+    assert!(
+        e.errors[0].file.ends_with("b.yaml") && e.errors[0].path == "server",
+        "{e}"
+    );
+    assert!(e.errors[0].message.contains("a.yaml"), "{e}");
+    fs::remove_file(dir.join("a.yaml")).unwrap();
+    let cfg = load_dir(dir).unwrap();
+    assert_eq!(cfg.server.shutdown_timeout_ms, 5);
+    assert_eq!(cfg.server.listeners.len(), 1);
 }
 
 #[test]
 fn made_up_ids_use_positions_in_the_merged_config() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    write(dir, "application.yml", "spring.cloud.gateway.routes:\n  - uri: http://127.0.0.1:1\n");
+    write(
+        dir,
+        "application.yml",
+        "spring.cloud.gateway.routes:\n  - uri: http://127.0.0.1:1\n",
+    );
     write(dir, "routes.json", r#"[{"uri": "http://127.0.0.1:2"}]"#);
     let cfg = load_dir(dir).unwrap();
     let ids: Vec<&str> = cfg.routes.iter().map(|r| r.id.as_str()).collect();
@@ -495,15 +590,43 @@ fn made_up_ids_use_positions_in_the_merged_config() {
 fn errors_from_several_files_of_a_directory_come_together() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    write(dir, "application.yml", "spring.cloud.gateway.routes:\n  - id: a\n    uri: nowhere\n");
+    write(
+        dir,
+        "application.yml",
+        "spring.cloud.gateway.routes:\n  - id: a\n    uri: nowhere\n",
+    );
     write(dir, "a.yaml", "services:\n  s: [{url: 'http://127.0.0.1:1/x'}]\n");
     write(dir, "b.yaml", "services:\n  s: [{url: 'http://127.0.0.1:2'}]\n");
     let e = load_dir(dir).unwrap_err();
     let shown = e.to_string();
-    assert!(shown.contains("application.yml: spring.cloud.gateway.routes[0].uri: "), "{shown}");
+    assert!(
+        shown.contains("application.yml: spring.cloud.gateway.routes[0].uri: "),
+        "{shown}"
+    );
     assert!(shown.contains("a.yaml: services.s[0].url: "), "{shown}");
-    assert!(shown.contains("b.yaml: services.s: service \"s\" is also defined in"), "{shown}");
+    assert!(
+        shown.contains("b.yaml: services.s: service \"s\" is also defined in"),
+        "{shown}"
+    );
     assert_eq!(e.errors.len(), 3, "{shown}");
+}
+
+#[test]
+fn the_file_name_selects_spring_only_when_the_content_does_not() {
+    let only_port = parse_config_with_env("server:\n  port: 8080\n", "application.yml", &no_env).unwrap();
+    assert_eq!(only_port.server.listeners[0].address, "0.0.0.0:8080");
+    let native = "server:\n  listeners: [{address: '127.0.0.1:1'}]\nroutes: [{id: a, uri: 'http://127.0.0.1:2'}]\n";
+    let cfg = parse_config_with_env(native, "/etc/gw/application.yml", &no_env).unwrap();
+    assert_eq!(cfg.routes[0].id, "a");
+    assert_eq!(cfg.server.listeners[0].address, "127.0.0.1:1");
+    // A Spring document found under any name.
+    let cfg = parse_config_with_env(
+        "spring.cloud.gateway.routes: [{id: s, uri: 'http://127.0.0.1:1'}]\n",
+        "gw.yaml",
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(cfg.routes[0].id, "s");
 }
 
 #[test]

@@ -10,8 +10,8 @@ pub struct Factory;
 
 struct RoutePlugin {
     table: RouteTable,
-    /// Upstream set per route id.
-    sets: HashMap<String, Arc<UpstreamSet>>,
+    /// Upstream set per route, indexed by the route's position in the config list.
+    sets: Vec<Arc<UpstreamSet>>,
     default_timeout: Duration,
     hash_key: HashKey,
     retries: u32,
@@ -25,14 +25,17 @@ impl PluginFactory for Factory {
         false
     }
     fn build(&self, input: &BuildInput<'_>) -> Result<Box<dyn Plugin>, Vec<ValidationError>> {
-        let table = RouteTable::compile(&input.config.routes)?;
-        let mut sets = HashMap::new();
+        let table = tigateway_routes::compile(&input.config.routes)?;
+        let mut by_position: Vec<Option<Arc<UpstreamSet>>> = vec![None; input.config.routes.len()];
         let mut errs = Vec::new();
-        for (i, r) in table.routes().iter().enumerate() {
+        for r in table.routes() {
+            let i = r.position;
             let set = match &r.target {
+                // An unknown service is not an error: instances come and go with discovery, and
+                // until some exist the route answers 503.
                 RouteTarget::Lb { service } => match input.services.get(service) {
                     Some(s) => Ok(s.clone()),
-                    None => Err(format!("lb://{service}: no such service")),
+                    None => UpstreamSet::new(input.registry, Vec::new(), "roundRobin").map(Arc::new),
                 },
                 RouteTarget::Url { scheme, authority } => {
                     let spec = UpstreamSpec::from_url(&format!("{}://{}", scheme_name(*scheme), authority), 1);
@@ -40,15 +43,14 @@ impl PluginFactory for Factory {
                 }
             };
             match set {
-                Ok(s) => {
-                    sets.insert(r.id.clone(), s);
-                }
+                Ok(s) => by_position[i] = Some(s),
                 Err(e) => errs.push(ValidationError::new(format!("routes[{i}].uri"), e)),
             }
         }
         if !errs.is_empty() {
             return Err(errs);
         }
+        let sets = by_position.into_iter().map(|s| s.expect("every route compiled")).collect();
         let up = &input.config.server.upstream;
         Ok(Box::new(RoutePlugin {
             table,
@@ -73,12 +75,13 @@ fn scheme_name(s: tigateway_model::Scheme) -> &'static str {
 
 impl Plugin for RoutePlugin {
     fn upstream_sets(&self) -> Vec<Arc<UpstreamSet>> {
-        self.sets.values().cloned().collect()
+        self.sets.clone()
     }
 
     fn on_request<'s>(&'s self, ctx: &mut Ctx, _m: Option<&Matched>) -> Flow<'s> {
         let Some(found) = self.table.find(&ctx.view()) else { return Flow::Continue };
         let route = found.route;
+        let content_length = ctx.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
         let mut req = RouteRequest {
             method: ctx.method.clone(),
             path: ctx.current_path().to_string(),
@@ -86,7 +89,7 @@ impl Plugin for RoutePlugin {
             headers: std::mem::take(&mut ctx.headers),
             host: None,
         };
-        let applied = route.apply_request(&found, &mut req);
+        let applied = route.check_request_size(content_length).and_then(|_| route.apply_request(&found, &mut req));
         ctx.headers = req.headers;
         ctx.query = req.query;
         ctx.upstream_path = Some(req.path);
@@ -102,10 +105,14 @@ impl Plugin for RoutePlugin {
             *resp.headers_mut() = sc.headers;
             return Flow::Respond(resp);
         }
-        let Some(set) = self.sets.get(&route.id) else { return Flow::Continue };
+        let set = &self.sets[route.position];
         Flow::Proxy(ProxyPlan {
             upstreams: set,
-            response_timeout: route.response_timeout.unwrap_or(self.default_timeout),
+            response_timeout: if route.disable_response_timeout {
+                Duration::from_secs(24 * 3600)
+            } else {
+                route.response_timeout.unwrap_or(self.default_timeout)
+            },
             connect_timeout: route.connect_timeout,
             retries: self.retries,
             hash_key: &self.hash_key,
@@ -114,3 +121,4 @@ impl Plugin for RoutePlugin {
         })
     }
 }
+

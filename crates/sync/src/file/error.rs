@@ -18,7 +18,12 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(file: impl Into<String>, path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError { file: file.into(), path: path.into(), message: message.into(), location: None }
+        ConfigError {
+            file: file.into(),
+            path: path.into(),
+            message: message.into(),
+            location: None,
+        }
     }
 
     pub(crate) fn at(mut self, location: Option<(usize, usize)>) -> Self {
@@ -50,11 +55,6 @@ pub struct LoadError {
 impl LoadError {
     pub(crate) fn one(error: ConfigError) -> Self {
         LoadError { errors: vec![error] }
-    }
-
-    /// True when some error mentions `needle` in its path or message; handy in tests and checks.
-    pub fn mentions(&self, needle: &str) -> bool {
-        self.errors.iter().any(|e| e.path.contains(needle) || e.message.contains(needle))
     }
 }
 

@@ -31,7 +31,11 @@ pub(crate) enum Rest {
 
 impl Origin {
     pub(crate) fn new(file: &Arc<str>, path: impl Into<String>, rest: Rest) -> Self {
-        Origin { file: file.clone(), path: path.into(), rest }
+        Origin {
+            file: file.clone(),
+            path: path.into(),
+            rest,
+        }
     }
 
     fn translate(&self, rest: &str) -> String {
@@ -52,7 +56,17 @@ impl Origin {
 }
 
 /// The list sections of [`Config`], by their validation path names.
-const SECTIONS: [&str; 9] = ["server.listeners", "plugins", "selectors", "rules", "metadata", "appAuth", "discoveryUpstreams", "routes", "demoUpstreams"];
+const SECTIONS: [&str; 9] = [
+    "server.listeners",
+    "plugins",
+    "selectors",
+    "rules",
+    "metadata",
+    "appAuth",
+    "discoveryUpstreams",
+    "routes",
+    "demoUpstreams",
+];
 
 fn section_len(cfg: &Config, section: &str) -> usize {
     match section {
@@ -86,31 +100,63 @@ impl Part {
     pub(crate) fn native(file: &Arc<str>, config: Config, prefix: &str) -> Part {
         let lists = SECTIONS
             .iter()
-            .map(|s| (*s, (0..section_len(&config, s)).map(|i| Origin::new(file, format!("{prefix}{s}[{i}]"), Rest::Keep)).collect()))
+            .map(|s| {
+                (
+                    *s,
+                    (0..section_len(&config, s))
+                        .map(|i| Origin::new(file, format!("{prefix}{s}[{i}]"), Rest::Keep))
+                        .collect(),
+                )
+            })
             .collect();
-        let services = config.services.keys().map(|name| (name.clone(), Origin::new(file, format!("{prefix}services.{name}"), Rest::Keep))).collect();
+        let services = config
+            .services
+            .keys()
+            .map(|name| {
+                (
+                    name.clone(),
+                    Origin::new(file, format!("{prefix}services.{name}"), Rest::Keep),
+                )
+            })
+            .collect();
         let auto_ids = vec![false; config.routes.len()];
-        Part { file: file.clone(), config, lists, services, auto_ids }
+        Part {
+            file: file.clone(),
+            config,
+            lists,
+            services,
+            auto_ids,
+        }
     }
 
     /// An empty part to which a converter adds elements with their origins.
     pub(crate) fn empty(file: &Arc<str>) -> Part {
-        Part { file: file.clone(), config: empty_config(), lists: BTreeMap::new(), services: BTreeMap::new(), auto_ids: Vec::new() }
+        Part {
+            file: file.clone(),
+            config: Config::default(),
+            lists: BTreeMap::new(),
+            services: BTreeMap::new(),
+            auto_ids: Vec::new(),
+        }
     }
 }
 
-/// The config of an empty native file. Not `Config::default()`: the model's derived `Default` gives
-/// `server.shutdownTimeoutMs` 0 where serde's default is 30 s, and a file that does not mention the
-/// server must get what an explicit `{}` gets.
-pub(crate) fn empty_config() -> Config {
-    serde_json::from_str("{}").expect("an empty object is a valid config")
+/// Server settings that mean "not given". The model's derived `ServerConfig::default()` has
+/// `shutdownTimeoutMs` 0 while `server: {}` gets serde's 30 s, so a file that only lists listeners
+/// must not count as giving settings under either spelling.
+fn unset_server_settings() -> [ServerConfig; 2] {
+    let explicit: Config = serde_json::from_str(r#"{"server": {}}"#).expect("an empty server section is valid");
+    [ServerConfig::default(), explicit.server]
 }
 
 /// Merges the parts in order and validates. `whole` names the source as a whole (the directory).
 pub(crate) fn assemble(parts: Vec<Part>, whole: &str) -> Result<Config, LoadError> {
-    let default_file: Arc<str> = parts.first().map(|p| p.file.clone()).unwrap_or_else(|| Arc::from(whole));
-    let mut cfg = empty_config();
-    let unset_server = cfg.server.clone();
+    let default_file: Arc<str> = parts
+        .first()
+        .map(|p| p.file.clone())
+        .unwrap_or_else(|| Arc::from(whole));
+    let mut cfg = Config::default();
+    let unset_server = unset_server_settings();
     let mut lists: BTreeMap<&'static str, Vec<Origin>> = BTreeMap::new();
     let mut services: BTreeMap<String, Origin> = BTreeMap::new();
     let mut auto_ids = Vec::new();
@@ -118,19 +164,41 @@ pub(crate) fn assemble(parts: Vec<Part>, whole: &str) -> Result<Config, LoadErro
     let mut errs: Errors = Vec::new();
 
     for part in parts {
-        let Part { file, config, lists: part_lists, services: part_services, auto_ids: part_auto } = part;
-        let Config { server, services: svc, plugins, selectors, rules, metadata, app_auth, discovery_upstreams, routes, demo_upstreams } = config;
+        let Part {
+            file,
+            config,
+            lists: part_lists,
+            services: part_services,
+            auto_ids: part_auto,
+        } = part;
+        let Config {
+            server,
+            services: svc,
+            plugins,
+            selectors,
+            rules,
+            metadata,
+            app_auth,
+            discovery_upstreams,
+            routes,
+            demo_upstreams,
+        } = config;
         let mut settings = server;
         let listeners = std::mem::take(&mut settings.listeners);
-        if settings != unset_server {
+        if !unset_server.contains(&settings) {
             match &server_file {
                 Some(first) => errs.push(ConfigError::new(
                     &*file,
                     "server",
-                    format!("server settings are also given in {first}; give them in one file (listeners may be split)"),
+                    format!(
+                        "server settings are also given in {first}; give them in one file (listeners may be split)"
+                    ),
                 )),
                 None => {
-                    cfg.server = ServerConfig { listeners: std::mem::take(&mut cfg.server.listeners), ..settings };
+                    cfg.server = ServerConfig {
+                        listeners: std::mem::take(&mut cfg.server.listeners),
+                        ..settings
+                    };
                     server_file = Some(file.clone());
                 }
             }
@@ -149,12 +217,18 @@ pub(crate) fn assemble(parts: Vec<Part>, whole: &str) -> Result<Config, LoadErro
         }
         auto_ids.extend(part_auto);
         for (name, instances) in svc {
-            let origin = part_services.get(&name).cloned().unwrap_or_else(|| Origin::new(&file, format!("services.{name}"), Rest::Keep));
+            let origin = part_services
+                .get(&name)
+                .cloned()
+                .unwrap_or_else(|| Origin::new(&file, format!("services.{name}"), Rest::Keep));
             if let Some(first) = services.get(&name) {
                 errs.push(ConfigError::new(
                     &*file,
                     origin.path.clone(),
-                    format!("service {name:?} is also defined in {}: {}; define each service in one file", first.file, first.path),
+                    format!(
+                        "service {name:?} is also defined in {}: {}; define each service in one file",
+                        first.file, first.path
+                    ),
                 ));
                 continue;
             }
@@ -163,10 +237,20 @@ pub(crate) fn assemble(parts: Vec<Part>, whole: &str) -> Result<Config, LoadErro
         }
     }
 
-    let map = PathMap { lists: &lists, services: &services, server_file: server_file.as_ref().unwrap_or(&default_file), default_file: &default_file };
+    let map = PathMap {
+        lists: &lists,
+        services: &services,
+        server_file: server_file.as_ref().unwrap_or(&default_file),
+        default_file: &default_file,
+    };
 
     // Made-up ids use the final position, so a directory's files cannot make up the same id twice.
-    let taken: HashSet<String> = cfg.routes.iter().map(|r| r.id.clone()).filter(|id| !id.is_empty()).collect();
+    let taken: HashSet<String> = cfg
+        .routes
+        .iter()
+        .map(|r| r.id.clone())
+        .filter(|id| !id.is_empty())
+        .collect();
     for (i, route) in cfg.routes.iter_mut().enumerate() {
         if route.id.is_empty() && auto_ids.get(i).copied().unwrap_or(false) {
             let mut id = format!("route-{i}");
@@ -188,7 +272,14 @@ pub(crate) fn assemble(parts: Vec<Part>, whole: &str) -> Result<Config, LoadErro
         if let Some(&first) = first_by_id.get(route.id.as_str()) {
             let (file, path) = map.locate(&format!("routes[{i}].id"));
             let (first_file, first_path) = map.locate(&format!("routes[{first}]"));
-            errs.push(ConfigError::new(&*file, path.clone(), format!("duplicate route id {:?} (first defined at {first_file}: {first_path})", route.id)));
+            errs.push(ConfigError::new(
+                &*file,
+                path.clone(),
+                format!(
+                    "duplicate route id {:?} (first defined at {first_file}: {first_path})",
+                    route.id
+                ),
+            ));
             reported.insert((file, path));
         } else {
             first_by_id.insert(route.id.as_str(), i);
@@ -240,7 +331,10 @@ impl PathMap<'_> {
                 if let Some(tail) = after.strip_prefix(name.as_str()) {
                     let o = &self.services[name];
                     if let Some((i, rest)) = split_index(tail) {
-                        let inst = Origin { path: format!("{}[{i}]", o.path), ..o.clone() };
+                        let inst = Origin {
+                            path: format!("{}[{i}]", o.path),
+                            ..o.clone()
+                        };
                         return (o.file.clone(), inst.translate(rest));
                     }
                     if tail.is_empty() {
@@ -278,8 +372,15 @@ mod tests {
     #[test]
     fn spring_route_paths_separate_default_filters() {
         let f: Arc<str> = Arc::from("application.yml");
-        let o = Origin::new(&f, "spring.cloud.gateway.routes[1]", Rest::SpringRoute(Arc::new(vec!["spring.cloud.gateway.default-filters[0]".into()])));
-        assert_eq!(o.translate(".filters[0].args"), "spring.cloud.gateway.default-filters[0].args");
+        let o = Origin::new(
+            &f,
+            "spring.cloud.gateway.routes[1]",
+            Rest::SpringRoute(Arc::new(vec!["spring.cloud.gateway.default-filters[0]".into()])),
+        );
+        assert_eq!(
+            o.translate(".filters[0].args"),
+            "spring.cloud.gateway.default-filters[0].args"
+        );
         assert_eq!(o.translate(".filters[2]"), "spring.cloud.gateway.routes[1].filters[1]");
         assert_eq!(o.translate(".uri"), "spring.cloud.gateway.routes[1].uri");
     }

@@ -44,8 +44,15 @@ pub fn parse_config(text: &str, origin: &str) -> Result<Config, LoadError> {
 
 /// [`parse_config`] with placeholders resolved by `env` instead of the process environment, so
 /// tests and tools need not change the environment of a whole process.
-pub fn parse_config_with_env(text: &str, origin: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, LoadError> {
-    let source = Source { name: Arc::from(origin), text: text.to_string() };
+pub fn parse_config_with_env(
+    text: &str,
+    origin: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, LoadError> {
+    let source = Source {
+        name: Arc::from(origin),
+        text: text.to_string(),
+    };
     build(std::slice::from_ref(&source), origin, env)
 }
 
@@ -91,14 +98,23 @@ pub(crate) fn read_sources(path: &Path) -> Result<Vec<Source>, LoadError> {
 fn read_file(path: &Path) -> Result<Source, LoadError> {
     let name = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Source { name: Arc::from(name), text }),
+        Ok(text) => Ok(Source {
+            name: Arc::from(name),
+            text,
+        }),
         Err(e) => Err(LoadError::one(ConfigError::new(name, "", format!("cannot read: {e}")))),
     }
 }
 
 fn read_dir_sources(dir: &Path) -> Result<Vec<Source>, LoadError> {
     let shown = dir.display().to_string();
-    let entries = std::fs::read_dir(dir).map_err(|e| LoadError::one(ConfigError::new(shown.clone(), "", format!("cannot read directory: {e}"))))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        LoadError::one(ConfigError::new(
+            shown.clone(),
+            "",
+            format!("cannot read directory: {e}"),
+        ))
+    })?;
     let mut names = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -117,7 +133,11 @@ fn read_dir_sources(dir: &Path) -> Result<Vec<Source>, LoadError> {
         }
     }
     if names.is_empty() {
-        return Err(LoadError::one(ConfigError::new(shown, "", "no config files here (application.yml, application.yaml, routes.json, *.yaml)")));
+        return Err(LoadError::one(ConfigError::new(
+            shown,
+            "",
+            "no config files here (application.yml, application.yaml, routes.json, *.yaml)",
+        )));
     }
     names.sort();
     let mut sources = Vec::new();
@@ -136,7 +156,11 @@ fn read_dir_sources(dir: &Path) -> Result<Vec<Source>, LoadError> {
 }
 
 /// Parses every source, then merges and validates; parse errors of all files are reported together.
-pub(crate) fn build(sources: &[Source], whole: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, LoadError> {
+pub(crate) fn build(
+    sources: &[Source],
+    whole: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, LoadError> {
     let mut parts = Vec::new();
     let mut errors = Vec::new();
     for source in sources {
@@ -155,7 +179,8 @@ fn parse_part(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Result<P
     let file = &source.name;
     let text = source.text.strip_prefix('\u{feff}').unwrap_or(&source.text);
     let base_name = file.rsplit(['/', '\\']).next().unwrap_or(file);
-    let spring_name = base_name.starts_with("application") && (base_name.ends_with(".yml") || base_name.ends_with(".yaml"));
+    let spring_name =
+        base_name.starts_with("application") && (base_name.ends_with(".yml") || base_name.ends_with(".yaml"));
     let starts_like_json = matches!(text.trim_start().chars().next(), Some('{' | '['));
     let json_name = base_name.ends_with(".json");
 
@@ -168,11 +193,20 @@ fn parse_part(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Result<P
         return match value {
             serde_json::Value::Array(_) => routes_part(file, typed::<Vec<RouteDefinition>>(text, file, Syntax::Json)),
             serde_json::Value::Object(ref m) if m.keys().any(|k| is_spring_key(k)) => {
-                let doc = serde_yaml::to_value(&value).map_err(|e| LoadError::one(ConfigError::new(&**file, "", e.to_string())))?;
+                let doc = serde_yaml::to_value(&value)
+                    .map_err(|e| LoadError::one(ConfigError::new(&**file, "", e.to_string())))?;
                 spring::convert(vec![doc], file, env)
             }
-            serde_json::Value::Object(_) => Ok(Part::native(file, typed::<Config>(text, file, Syntax::Json).map_err(LoadError::one)?, "")),
-            _ => Err(LoadError::one(ConfigError::new(&**file, "", "expected an object (config) or an array (routes)"))),
+            serde_json::Value::Object(_) => Ok(Part::native(
+                file,
+                typed::<Config>(text, file, Syntax::Json).map_err(LoadError::one)?,
+                "",
+            )),
+            _ => Err(LoadError::one(ConfigError::new(
+                &**file,
+                "",
+                "expected an object (config) or an array (routes)",
+            ))),
         };
     }
 
@@ -182,17 +216,26 @@ fn parse_part(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Result<P
             Ok(v) => docs.push(v),
             Err(e) => {
                 let location = e.location().map(|l| (l.line(), l.column()));
-                return Err(LoadError::one(ConfigError::new(&**file, "", clean_message(&e.to_string(), location)).at(location)));
+                return Err(LoadError::one(
+                    ConfigError::new(&**file, "", clean_message(&e.to_string(), location)).at(location),
+                ));
             }
         }
     }
-    let is_spring = spring_name || docs.iter().any(|d| d.as_mapping().is_some_and(|m| m.keys().any(|k| k.as_str().is_some_and(is_spring_key))));
+    let has_key = |pred: &dyn Fn(&serde_yaml::Value, &serde_yaml::Value) -> bool| {
+        docs.iter()
+            .any(|d| d.as_mapping().is_some_and(|m| m.iter().any(|(k, v)| pred(k, v))))
+    };
+    // The file name only decides when the content does not: a native config someone named
+    // `application.yml` must not be read as Spring and silently come out empty.
+    let is_spring = has_key(&|k, _| k.as_str().is_some_and(is_spring_key))
+        || (spring_name && !has_key(&|k, v| k.as_str().is_some_and(|k| is_native_key(k, v))));
     if is_spring {
         return spring::convert(docs, file, env);
     }
     docs.retain(|d| !d.is_null());
     match docs.as_slice() {
-        [] => Ok(Part::native(file, merge::empty_config(), "")),
+        [] => Ok(Part::native(file, Config::default(), "")),
         [serde_yaml::Value::Sequence(_)] => routes_part(file, typed::<Vec<RouteDefinition>>(text, file, Syntax::Yaml)),
         [serde_yaml::Value::Mapping(_)] => Ok(Part::native(file, typed::<Config>(text, file, Syntax::Yaml).map_err(LoadError::one)?, "")),
         [_] => Err(LoadError::one(ConfigError::new(&**file, "", "expected a mapping (config) or a list (routes)"))),
@@ -204,6 +247,23 @@ fn parse_part(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Result<P
     }
 }
 
+/// Top-level keys only the native form has (`server` only with native `listeners`).
+fn is_native_key(key: &str, value: &serde_yaml::Value) -> bool {
+    const NATIVE: [&str; 10] = [
+        "services",
+        "plugins",
+        "selectors",
+        "rules",
+        "metadata",
+        "metaData",
+        "appAuth",
+        "discoveryUpstreams",
+        "routes",
+        "demoUpstreams",
+    ];
+    NATIVE.contains(&key) || (key == "server" && value.get("listeners").is_some())
+}
+
 fn is_spring_key(key: &str) -> bool {
     props::canonical(key.split('.').next().unwrap_or(key)) == "spring"
 }
@@ -212,7 +272,12 @@ fn is_spring_key(key: &str) -> bool {
 fn routes_part(file: &Arc<str>, routes: Result<Vec<RouteDefinition>, ConfigError>) -> Result<Part, LoadError> {
     let routes = routes.map_err(LoadError::one)?;
     let mut part = Part::empty(file);
-    part.lists.insert("routes", (0..routes.len()).map(|i| Origin::new(file, format!("[{i}]"), Rest::Keep)).collect());
+    part.lists.insert(
+        "routes",
+        (0..routes.len())
+            .map(|i| Origin::new(file, format!("[{i}]"), Rest::Keep))
+            .collect(),
+    );
     part.auto_ids = routes.iter().map(|r| r.id.is_empty()).collect();
     part.config.routes = routes;
     Ok(part)

@@ -35,7 +35,11 @@ pub(crate) fn typed<T: DeserializeOwned>(text: &str, file: &str, syntax: Syntax)
 
 /// Same as [`typed`] for an already parsed YAML value (Spring files, after merging documents); the
 /// value has no positions left, so errors carry a path only.
-pub(crate) fn from_value<T: DeserializeOwned>(value: serde_yaml::Value, file: &str, base: &str) -> Result<T, ConfigError> {
+pub(crate) fn from_value<T: DeserializeOwned>(
+    value: serde_yaml::Value,
+    file: &str,
+    base: &str,
+) -> Result<T, ConfigError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let sub = path_string(e.path());
         let path = match (base.is_empty(), sub.is_empty()) {
@@ -65,7 +69,10 @@ pub(crate) fn clean_message(msg: &str, location: Option<(usize, usize)>) -> Stri
         m = m.strip_suffix(&format!(" at line {line} column {column}")).unwrap_or(m);
     }
     if let Some((prefix, rest)) = m.split_once(": ") {
-        let looks_like_path = !prefix.is_empty() && !prefix.contains(char::is_whitespace) && !prefix.contains('`') && !prefix.contains('"');
+        let looks_like_path = !prefix.is_empty()
+            && !prefix.contains(char::is_whitespace)
+            && !prefix.contains('`')
+            && !prefix.contains('"');
         if looks_like_path {
             m = rest;
         }
@@ -80,12 +87,22 @@ mod tests {
 
     #[test]
     fn unknown_key_has_path_and_position() {
-        let e = typed::<Config>("server:\n  listeners:\n    - address: 1.2.3.4:80\n      tlz: 1\n", "f.yaml", Syntax::Yaml).unwrap_err();
+        let e = typed::<Config>(
+            "server:\n  listeners:\n    - address: 1.2.3.4:80\n      tlz: 1\n",
+            "f.yaml",
+            Syntax::Yaml,
+        )
+        .unwrap_err();
         assert_eq!(e.path, "server.listeners[0].tlz");
         assert_eq!(e.location, Some((4, 7)));
         assert!(e.message.starts_with("unknown field `tlz`"), "{}", e.message);
 
-        let e = typed::<Config>("{\"routes\": [{\"uri\": \"x\",\n \"predicatez\": 1}]}", "f.json", Syntax::Json).unwrap_err();
+        let e = typed::<Config>(
+            "{\"routes\": [{\"uri\": \"x\",\n \"predicatez\": 1}]}",
+            "f.json",
+            Syntax::Json,
+        )
+        .unwrap_err();
         assert_eq!(e.path, "routes[0].predicatez");
         assert_eq!(e.location.map(|l| l.0), Some(2));
         assert!(e.message.starts_with("unknown field `predicatez`"), "{}", e.message);
@@ -93,7 +110,13 @@ mod tests {
 
     #[test]
     fn messages_that_merely_contain_colons_are_kept() {
-        assert_eq!(clean_message("invalid type: string \"x\", expected u64", None), "invalid type: string \"x\", expected u64");
-        assert_eq!(clean_message("a.b[0]: missing field `uri` at line 2 column 3", Some((2, 3))), "missing field `uri`");
+        assert_eq!(
+            clean_message("invalid type: string \"x\", expected u64", None),
+            "invalid type: string \"x\", expected u64"
+        );
+        assert_eq!(
+            clean_message("a.b[0]: missing field `uri` at line 2 column 3", Some((2, 3))),
+            "missing field `uri`"
+        );
     }
 }

@@ -17,18 +17,37 @@ use super::props::{canonical, entries, expand, get, is_profile_specific, key_str
 /// Where routes and default filters live: the classic prefix and SCG 4.3's
 /// `spring.cloud.gateway.server.webflux`. Routes of both are taken, classic first.
 const GATEWAY_PREFIXES: [(&[&str], &str, &[&str]); 2] = [
-    (&["spring", "cloud", "gateway"], "spring.cloud.gateway", &["routes", "defaultfilters", "server"]),
-    (&["spring", "cloud", "gateway", "server", "webflux"], "spring.cloud.gateway.server.webflux", &["routes", "defaultfilters"]),
+    (
+        &["spring", "cloud", "gateway"],
+        "spring.cloud.gateway",
+        &["routes", "defaultfilters", "server"],
+    ),
+    (
+        &["spring", "cloud", "gateway", "server", "webflux"],
+        "spring.cloud.gateway.server.webflux",
+        &["routes", "defaultfilters"],
+    ),
 ];
 
 /// Route keys in canonical form, with the model's name for each.
-const ROUTE_KEYS: [(&str, &str); 6] = [("id", "id"), ("uri", "uri"), ("order", "order"), ("predicates", "predicates"), ("filters", "filters"), ("metadata", "metadata")];
+const ROUTE_KEYS: [(&str, &str); 6] = [
+    ("id", "id"),
+    ("uri", "uri"),
+    ("order", "order"),
+    ("predicates", "predicates"),
+    ("filters", "filters"),
+    ("metadata", "metadata"),
+];
 
 /// Keys of Spring's `DefaultServiceInstance`, canonical.
 const INSTANCE_KEYS: [&str; 7] = ["uri", "host", "port", "secure", "metadata", "instanceid", "serviceid"];
 
 /// Converts the YAML documents of one `application.yml`.
-pub(crate) fn convert(docs: Vec<Value>, file: &Arc<str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Part, LoadError> {
+pub(crate) fn convert(
+    docs: Vec<Value>,
+    file: &Arc<str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Part, LoadError> {
     let mut errs: Errors = Vec::new();
     let mut tree = Value::Mapping(Mapping::new());
     for (n, mut doc) in docs.into_iter().enumerate() {
@@ -36,12 +55,20 @@ pub(crate) fn convert(docs: Vec<Value>, file: &Arc<str>, env: &dyn Fn(&str) -> O
             continue;
         }
         if let Err(e) = doc.apply_merge() {
-            errs.push(ConfigError::new(&**file, format!("document {}", n + 1), format!("bad YAML merge key: {e}")));
+            errs.push(ConfigError::new(
+                &**file,
+                format!("document {}", n + 1),
+                format!("bad YAML merge key: {e}"),
+            ));
             continue;
         }
         let doc = expand(doc);
         if !doc.is_mapping() {
-            errs.push(ConfigError::new(&**file, format!("document {}", n + 1), "expected a mapping of properties"));
+            errs.push(ConfigError::new(
+                &**file,
+                format!("document {}", n + 1),
+                "expected a mapping of properties",
+            ));
             continue;
         }
         if is_profile_specific(&doc) {
@@ -64,7 +91,9 @@ pub(crate) fn convert(docs: Vec<Value>, file: &Arc<str>, env: &dyn Fn(&str) -> O
                 tracing::warn!(file = &**file, "{label}.{key} is not used by TiGateway and is ignored");
             }
         }
-        let Some(list) = get(gateway, &["defaultfilters"]) else { continue };
+        let Some(list) = get(gateway, &["defaultfilters"]) else {
+            continue;
+        };
         let base = format!("{label}.default-filters");
         for (i, item) in items(list, &base, file, &mut errs).into_iter().enumerate() {
             let path = format!("{base}[{i}]");
@@ -82,7 +111,9 @@ pub(crate) fn convert(docs: Vec<Value>, file: &Arc<str>, env: &dyn Fn(&str) -> O
     let default_paths = Arc::new(default_paths);
 
     for (segments, label, _) in GATEWAY_PREFIXES {
-        let Some(list) = get(&tree, segments).and_then(|g| get(g, &["routes"])) else { continue };
+        let Some(list) = get(&tree, segments).and_then(|g| get(g, &["routes"])) else {
+            continue;
+        };
         let base = format!("{label}.routes");
         for (i, item) in items(list, &base, file, &mut errs).into_iter().enumerate() {
             let path = format!("{base}[{i}]");
@@ -95,16 +126,27 @@ pub(crate) fn convert(docs: Vec<Value>, file: &Arc<str>, env: &dyn Fn(&str) -> O
                     r.filters = defaults.iter().cloned().chain(own).collect();
                     part.auto_ids.push(r.id.is_empty());
                     part.config.routes.push(r);
-                    part.lists.entry("routes").or_default().push(Origin::new(file, path, Rest::SpringRoute(default_paths.clone())));
+                    part.lists.entry("routes").or_default().push(Origin::new(
+                        file,
+                        path,
+                        Rest::SpringRoute(default_paths.clone()),
+                    ));
                 }
                 Err(e) => errs.extend(e),
             }
         }
     }
 
-    if let Some(services) = get(&tree, &["spring", "cloud", "discovery", "client", "simple", "instances"]) {
+    if let Some(services) = get(
+        &tree,
+        &["spring", "cloud", "discovery", "client", "simple", "instances"],
+    ) {
         for (name, list) in entries(services) {
-            let key = if name.contains('.') { format!("[{name}]") } else { name.clone() };
+            let key = if name.contains('.') {
+                format!("[{name}]")
+            } else {
+                name.clone()
+            };
             let base = format!("spring.cloud.discovery.client.simple.instances.{key}");
             let mut instances = Vec::new();
             for (i, item) in items(list, &base, file, &mut errs).into_iter().enumerate() {
@@ -130,11 +172,20 @@ pub(crate) fn convert(docs: Vec<Value>, file: &Arc<str>, env: &dyn Fn(&str) -> O
 
 /// `server.port` (and `server.address`) become the one listener, as they are the one Spring server.
 fn server(tree: &Value, resolver: &Resolver<'_>, part: &mut Part, errs: &mut Errors) {
-    let Some(port) = get(tree, &["server", "port"]) else { return };
+    let Some(port) = get(tree, &["server", "port"]) else {
+        return;
+    };
     let mut port = port.clone();
     resolver.resolve_tree(&mut port, "server.port", errs);
-    let Some(port) = scalar_string(&port).and_then(|s| s.trim().parse::<u16>().ok()).filter(|p| *p != 0) else {
-        errs.push(ConfigError::new(resolver.file, "server.port", format!("expected a port number 1-65535, got {}", show(&port))));
+    let Some(port) = scalar_string(&port)
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .filter(|p| *p != 0)
+    else {
+        errs.push(ConfigError::new(
+            resolver.file,
+            "server.port",
+            format!("expected a port number 1-65535, got {}", show(&port)),
+        ));
         return;
     };
     let (host, origin) = match get(tree, &["server", "address"]) {
@@ -145,10 +196,21 @@ fn server(tree: &Value, resolver: &Resolver<'_>, part: &mut Part, errs: &mut Err
         }
         None => ("0.0.0.0".to_string(), "server.port"),
     };
-    let address = if host.contains(':') && !host.starts_with('[') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-    part.config.server.listeners.push(ListenerConfig { address, tls: None, http2: true });
+    let address = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    part.config.server.listeners.push(ListenerConfig {
+        address,
+        tls: None,
+        http2: true,
+    });
     let file: Arc<str> = part.file.clone();
-    part.lists.entry("server.listeners").or_default().push(Origin::new(&file, origin, Rest::Drop));
+    part.lists
+        .entry("server.listeners")
+        .or_default()
+        .push(Origin::new(&file, origin, Rest::Drop));
 }
 
 fn items<'a>(list: &'a Value, path: &str, file: &str, errs: &mut Errors) -> Vec<&'a Value> {
@@ -156,7 +218,11 @@ fn items<'a>(list: &'a Value, path: &str, file: &str, errs: &mut Errors) -> Vec<
         Value::Sequence(s) => s.iter().collect(),
         Value::Null => Vec::new(),
         other => {
-            errs.push(ConfigError::new(file, path, format!("expected a list, got {}", show(other))));
+            errs.push(ConfigError::new(
+                file,
+                path,
+                format!("expected a list, got {}", show(other)),
+            ));
             Vec::new()
         }
     }
@@ -164,14 +230,22 @@ fn items<'a>(list: &'a Value, path: &str, file: &str, errs: &mut Errors) -> Vec<
 
 fn route(item: Value, file: &str, path: &str) -> Result<RouteDefinition, Errors> {
     let Value::Mapping(m) = item else {
-        return Err(vec![ConfigError::new(file, path, "a route must be a mapping (id, uri, predicates, filters, ...)")]);
+        return Err(vec![ConfigError::new(
+            file,
+            path,
+            "a route must be a mapping (id, uri, predicates, filters, ...)",
+        )]);
     };
     let mut errs = Vec::new();
     let mut out = Mapping::new();
     for (k, v) in m {
         let key = key_string(&k).unwrap_or_default();
         let Some((_, name)) = ROUTE_KEYS.iter().find(|(c, _)| canonical(&key) == *c) else {
-            errs.push(ConfigError::new(file, format!("{path}.{key}"), format!("unknown route key {key:?} (one of id, uri, order, predicates, filters, metadata)")));
+            errs.push(ConfigError::new(
+                file,
+                format!("{path}.{key}"),
+                format!("unknown route key {key:?} (one of id, uri, order, predicates, filters, metadata)"),
+            ));
             continue;
         };
         // Spring converts scalars to the bound type; a placeholder always yields a string.
@@ -179,7 +253,11 @@ fn route(item: Value, file: &str, path: &str) -> Result<RouteDefinition, Errors>
             ("order", Value::String(s)) => match s.trim().parse::<i64>() {
                 Ok(n) => Value::Number(n.into()),
                 Err(_) => {
-                    errs.push(ConfigError::new(file, format!("{path}.order"), format!("expected an integer, got {s:?}")));
+                    errs.push(ConfigError::new(
+                        file,
+                        format!("{path}.order"),
+                        format!("expected an integer, got {s:?}"),
+                    ));
                     continue;
                 }
             },
@@ -196,32 +274,54 @@ fn route(item: Value, file: &str, path: &str) -> Result<RouteDefinition, Errors>
 
 fn instance(item: &Value, file: &str, path: &str) -> Result<ServiceInstance, Errors> {
     if !item.is_mapping() {
-        return Err(vec![ConfigError::new(file, path, "an instance must be a mapping with uri (or host and port) and metadata")]);
+        return Err(vec![ConfigError::new(
+            file,
+            path,
+            "an instance must be a mapping with uri (or host and port) and metadata",
+        )]);
     }
     let mut errs = Vec::new();
     for (key, _) in entries(item) {
         if !INSTANCE_KEYS.contains(&canonical(&key).as_str()) {
-            errs.push(ConfigError::new(file, format!("{path}.{key}"), format!("unknown instance key {key:?} (one of uri, host, port, secure, metadata, instanceId, serviceId)")));
+            errs.push(ConfigError::new(
+                file,
+                format!("{path}.{key}"),
+                format!(
+                    "unknown instance key {key:?} (one of uri, host, port, secure, metadata, instanceId, serviceId)"
+                ),
+            ));
         }
     }
     let mut metadata = BTreeMap::new();
     if let Some(m) = get(item, &["metadata"]) {
         if !m.is_mapping() && !m.is_null() {
-            errs.push(ConfigError::new(file, format!("{path}.metadata"), format!("expected a mapping, got {}", show(m))));
+            errs.push(ConfigError::new(
+                file,
+                format!("{path}.metadata"),
+                format!("expected a mapping, got {}", show(m)),
+            ));
         }
         for (k, v) in entries(m) {
             match scalar_string(v) {
                 Some(s) => {
                     metadata.insert(k, s);
                 }
-                None => errs.push(ConfigError::new(file, format!("{path}.metadata.{k}"), format!("expected a text value, got {}", show(v)))),
+                None => errs.push(ConfigError::new(
+                    file,
+                    format!("{path}.metadata.{k}"),
+                    format!("expected a text value, got {}", show(v)),
+                )),
             }
         }
     }
     let weight = match metadata.get("weight") {
         None => 1,
         Some(w) => w.trim().parse::<u32>().unwrap_or_else(|_| {
-            errs.push(ConfigError::new(file, format!("{path}.metadata.weight"), format!("expected a whole number, got {w:?}")));
+            errs.push(ConfigError::new(
+                file,
+                format!("{path}.metadata.weight"),
+                format!("expected a whole number, got {w:?}"),
+            ));
             1
         }),
     };
@@ -238,7 +338,12 @@ fn instance(item: &Value, file: &str, path: &str) -> Result<ServiceInstance, Err
         }
     };
     if errs.is_empty() {
-        Ok(ServiceInstance { url, weight, warmup_ms: None, metadata })
+        Ok(ServiceInstance {
+            url,
+            weight,
+            warmup_ms: None,
+            metadata,
+        })
     } else {
         Err(errs)
     }
