@@ -19,6 +19,7 @@ pub mod pool;
 pub mod server;
 pub mod service;
 pub mod snapshot;
+mod sniff;
 pub mod tls;
 
 pub use server::{listener_specs, Gateway, ListenerSpec};

@@ -3,7 +3,7 @@
 //! but the snapshot pointer. Graceful shutdown stops accepting and drains in-flight requests.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::io::{send_408, SharedTcp};
 use crate::pool::{client_tls_config, Pool};
 use crate::service::{handle, ConnInfo, Worker};
+use crate::sniff::Sniff;
 use crate::snapshot::SnapshotStore;
 
 #[derive(Clone)]
@@ -178,7 +179,8 @@ fn builder(store: &SnapshotStore, http2: bool) -> auto::Builder<TokioExecutor> {
 fn serve_conn(worker: &Arc<Worker>, graceful: &hyper_util::server::graceful::GracefulShutdown, stream: TcpStream, peer: SocketAddr, spec: ListenerSpec) {
     let _ = stream.set_nodelay(true);
     let b = builder(&worker.store, spec.http2);
-    let conn_info = Arc::new(ConnInfo { peer, tls: spec.tls.is_some() });
+    let conflict = Arc::new(AtomicU64::new(0));
+    let conn_info = Arc::new(ConnInfo { peer, tls: spec.tls.is_some(), framing_conflict: conflict.clone(), requests: AtomicU64::new(0) });
     let w = worker.clone();
     let svc = service_fn(move |req| handle(req, w.clone(), conn_info.clone()));
     match spec.tls {
@@ -186,7 +188,7 @@ fn serve_conn(worker: &Arc<Worker>, graceful: &hyper_util::server::graceful::Gra
             let stream = Arc::new(stream);
             let partial = Arc::new(AtomicBool::new(false));
             let io = SharedTcp { stream: stream.clone(), partial: partial.clone() };
-            let conn = b.serve_connection_with_upgrades(TokioIo::new(io), svc).into_owned();
+            let conn = b.serve_connection_with_upgrades(TokioIo::new(Sniff::new(io, conflict)), svc).into_owned();
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
@@ -211,7 +213,7 @@ fn serve_conn(worker: &Arc<Worker>, graceful: &hyper_util::server::graceful::Gra
                     }
                     Err(_) => return,
                 };
-                let conn = b.serve_connection_with_upgrades(TokioIo::new(tls), svc).into_owned();
+                let conn = b.serve_connection_with_upgrades(TokioIo::new(Sniff::new(tls, conflict)), svc).into_owned();
                 if let Err(e) = watcher.watch(conn).await {
                     tracing::debug!(error = %e, %peer, "TLS connection ended with an error");
                 }

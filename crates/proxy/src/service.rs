@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
@@ -30,6 +31,11 @@ pub struct Worker {
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: bool,
+    /// Ordinal of the HTTP/1.1 request on this connection that carried both Content-Length and
+    /// Transfer-Encoding (0: none), as seen by the framing sniffer.
+    pub framing_conflict: Arc<AtomicU64>,
+    /// Requests seen on this connection.
+    pub requests: AtomicU64,
 }
 
 /// Largest body buffered for `post` conditions.
@@ -49,8 +55,12 @@ pub async fn handle(req: Request<Incoming>, worker: Arc<Worker>, conn: Arc<ConnI
     Ok(resp)
 }
 
-fn check_framing(req: &Request<Incoming>) -> Result<(), GatewayError> {
+fn check_framing(req: &Request<Incoming>, conn: &ConnInfo) -> Result<(), GatewayError> {
     let h = req.headers();
+    let ordinal = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    if req.version() == Version::HTTP_11 && conn.framing_conflict.load(Ordering::Relaxed) == ordinal {
+        return Err(GatewayError::new(ErrorKind::BadRequest, "both Content-Length and Transfer-Encoding").closing());
+    }
     if req.version() == Version::HTTP_11 {
         match h.get_all(header::HOST).iter().count() {
             0 => return Err(GatewayError::new(ErrorKind::BadRequest, "HTTP/1.1 request without Host").closing()),
@@ -88,7 +98,7 @@ fn host_of(req: &Request<Incoming>) -> (String, Option<HeaderValue>) {
 }
 
 async fn serve(mut req: Request<Incoming>, worker: &Worker, conn: &ConnInfo, snap: &Snapshot) -> Result<Response<ProxyBody>, GatewayError> {
-    check_framing(&req)?;
+    check_framing(&req, conn)?;
     let limits = &snap.limits;
     let target_len = req.uri().path_and_query().map(|p| p.as_str().len()).unwrap_or(0);
     if target_len > limits.max_uri_bytes {
