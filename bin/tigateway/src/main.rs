@@ -13,7 +13,11 @@ use tigateway_upstream::Registry;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "tigateway", version, about = "TiGateway: a fast, Kubernetes-native, ShenYu- and Spring Cloud Gateway-compatible API gateway")]
+#[command(
+    name = "tigateway",
+    version,
+    about = "TiGateway: a fast, Kubernetes-native, ShenYu- and Spring Cloud Gateway-compatible API gateway"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "TIGATEWAY_LOG_FORMAT")]
@@ -51,8 +55,11 @@ enum Command {
 }
 
 fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => b.init(),
         LogFormat::Json => b.json().init(),
@@ -63,7 +70,11 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
     let result = match cli.command {
-        Command::Gateway { config, listen, workers } => run_gateway(config, listen, workers),
+        Command::Gateway {
+            config,
+            listen,
+            workers,
+        } => run_gateway(config, listen, workers),
         Command::Validate { file } => return validate(&file),
     };
     match result {
@@ -104,11 +115,16 @@ fn run_gateway(path: PathBuf, listen: Option<SocketAddr>, workers: Option<usize>
     let listeners = listener_specs(&cfg, listen).map_err(anyhow::Error::msg)?;
     let demo = cfg.demo_upstreams.clone();
     let health = cfg.server.upstream.health_check.clone();
-    let store = SnapshotStore::new(cfg, registry.clone()).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
+    let store = SnapshotStore::new(cfg, registry.clone())
+        .map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
 
     // Control tasks (file watch, health checks, demo upstream) get their own small runtime, away
     // from the workers' request loops.
-    let control = tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("tigw-control").enable_all().build()?;
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tigw-control")
+        .enable_all()
+        .build()?;
     let _guard = control.enter();
     for addr in demo {
         let addr: SocketAddr = addr.parse().context("demoUpstreams address")?;

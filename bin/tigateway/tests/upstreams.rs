@@ -6,7 +6,13 @@ use crate::common::*;
 /// `overrides` replaces keys of the default upstream settings, e.g. `"retries: 0"`.
 fn route_to(urls: &[String], overrides: &str) -> String {
     let inst: Vec<String> = urls.iter().map(|u| format!("{{url: \"{u}\"}}")).collect();
-    let mut settings = vec![("connectTimeoutMs", "500"), ("responseTimeoutMs", "300"), ("maxFails", "2"), ("failTimeoutMs", "60000"), ("retries", "1")];
+    let mut settings = vec![
+        ("connectTimeoutMs", "500"),
+        ("responseTimeoutMs", "300"),
+        ("maxFails", "2"),
+        ("failTimeoutMs", "60000"),
+        ("retries", "1"),
+    ];
     for o in overrides.split(',').filter(|o| !o.trim().is_empty()) {
         let (k, v) = o.split_once(':').expect("key: value");
         let (k, v) = (k.trim(), v.trim());
@@ -46,13 +52,20 @@ async fn killed_upstream_gives_502() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stalled_upstream_gives_504_at_the_timeout() {
-    let slow = upstream(UpstreamBehavior { delay: Duration::from_secs(5), ..UpstreamBehavior::named("slow") }).await;
+    let slow = upstream(UpstreamBehavior {
+        delay: Duration::from_secs(5),
+        ..UpstreamBehavior::named("slow")
+    })
+    .await;
     let gw = TestGateway::start(&route_to(&[slow.url()], "retries: 0"));
     let started = std::time::Instant::now();
     let (status, _) = get_json(&gw.url("/x")).await;
     assert_eq!(status, 504);
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(3), "504 took {took:?}, the timeout is 300 ms");
+    assert!(
+        took < Duration::from_secs(3),
+        "504 took {took:?}, the timeout is 300 ms"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -62,7 +75,11 @@ async fn connect_failure_is_retried_on_another_upstream_and_ejected() {
     let gw = TestGateway::start(&route_to(&[dead, good.url()], ""));
     for _ in 0..20 {
         let r = client().post(gw.url("/x")).body("payload").send().await.unwrap();
-        assert_eq!(r.status(), 200, "a connect failure must be retried elsewhere, even for POST");
+        assert_eq!(
+            r.status(),
+            200,
+            "a connect failure must be retried elsewhere, even for POST"
+        );
     }
     assert_eq!(good.hits(), 20);
 }
@@ -100,10 +117,66 @@ async fn body_over_server_limit_is_413() {
     let r = client().post(gw.url("/x")).body(vec![b'a'; 2000]).send().await.unwrap();
     assert_eq!(r.status(), 413);
     // Chunked (no Content-Length): caught while streaming.
-    let stream = futures_util::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'b'; 500]))));
-    let r = client().post(gw.url("/x")).body(reqwest::Body::wrap_stream(stream)).send().await;
+    let stream =
+        futures_util::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'b'; 500]))));
+    let r = client()
+        .post(gw.url("/x"))
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await;
     match r {
         Ok(r) => assert_eq!(r.status(), 413),
         Err(e) => panic!("chunked oversize body should get 413, got {e}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_filter_retries_on_status() {
+    let bad = upstream(UpstreamBehavior {
+        status: 503,
+        ..UpstreamBehavior::named("bad")
+    })
+    .await;
+    let good = upstream(UpstreamBehavior::named("good")).await;
+    let gw = TestGateway::start(&format!(
+        r#"
+services:
+  svc: [{{url: "{}"}}, {{url: "{}"}}]
+routes:
+  - {{id: with-retry, uri: "lb://svc", predicates: ["Path=/retry/**"], filters: ["Retry=3"]}}
+  - {{id: without, uri: "lb://svc", predicates: ["Path=/plain/**"]}}
+"#,
+        bad.url(),
+        good.url()
+    ));
+    for _ in 0..10 {
+        assert_eq!(client().get(gw.url("/retry/x")).send().await.unwrap().status(), 200);
+    }
+    assert!(
+        bad.hits() >= 5,
+        "round robin should have sent about half the first tries to the failing upstream"
+    );
+    let mut statuses = std::collections::HashSet::new();
+    for _ in 0..10 {
+        statuses.insert(client().get(gw.url("/plain/x")).send().await.unwrap().status().as_u16());
+    }
+    assert!(
+        statuses.contains(&503),
+        "without Retry the upstream's 503 passes through: {statuses:?}"
+    );
+    // POST is not in Retry's default methods.
+    let mut post = std::collections::HashSet::new();
+    for _ in 0..10 {
+        post.insert(
+            client()
+                .post(gw.url("/retry/x"))
+                .body("b")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(post.contains(&503), "{post:?}");
 }

@@ -207,7 +207,13 @@ pub struct HealthCheckConfig {
 
 impl Default for HealthCheckConfig {
     fn default() -> Self {
-        HealthCheckConfig { path: "/health".into(), interval_ms: 5_000, timeout_ms: 1_000, healthy_threshold: 2, unhealthy_threshold: 3 }
+        HealthCheckConfig {
+            path: "/health".into(),
+            interval_ms: 5_000,
+            timeout_ms: 1_000,
+            healthy_threshold: 2,
+            unhealthy_threshold: 3,
+        }
     }
 }
 
@@ -255,7 +261,11 @@ pub fn parse_upstream_url(url: &str) -> Result<(Scheme, String), String> {
                 "h2c" | "h2" => Scheme::H2c,
                 "ws" => Scheme::Ws,
                 "wss" => Scheme::Wss,
-                other => return Err(format!("unsupported scheme {other:?} in {url:?} (http, https, h2c, ws, wss)")),
+                other => {
+                    return Err(format!(
+                        "unsupported scheme {other:?} in {url:?} (http, https, h2c, ws, wss)"
+                    ))
+                }
             },
             r,
         ),

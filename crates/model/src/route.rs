@@ -52,10 +52,16 @@ impl Definition {
         let mut args = serde_json::Map::new();
         if let Some(rest) = rest {
             for (i, part) in rest.split(',').enumerate() {
-                args.insert(format!("{GENKEY_PREFIX}{i}"), serde_json::Value::String(part.trim().to_string()));
+                args.insert(
+                    format!("{GENKEY_PREFIX}{i}"),
+                    serde_json::Value::String(part.trim().to_string()),
+                );
             }
         }
-        Ok(Definition { name: name.to_string(), args })
+        Ok(Definition {
+            name: name.to_string(),
+            args,
+        })
     }
 
     /// Arguments in their given order, as strings (lists flattened), for shortcut-style consumers.
@@ -96,7 +102,11 @@ impl<'de> Deserialize<'de> for Definition {
                 let name = match map.remove("name") {
                     Some(serde_json::Value::String(n)) if !n.trim().is_empty() => n.trim().to_string(),
                     Some(_) => return Err(de::Error::custom("`name` must be a non-empty string")),
-                    None => return Err(de::Error::custom("missing `name` (expected {name: ..., args: {...}} or \"Name=args\")")),
+                    None => {
+                        return Err(de::Error::custom(
+                            "missing `name` (expected {name: ..., args: {...}} or \"Name=args\")",
+                        ))
+                    }
                 };
                 let args = match map.remove("args") {
                     None | Some(serde_json::Value::Null) => serde_json::Map::new(),
@@ -104,11 +114,15 @@ impl<'de> Deserialize<'de> for Definition {
                     Some(_) => return Err(de::Error::custom(format!("`args` of {name:?} must be a map"))),
                 };
                 if let Some(k) = map.keys().next() {
-                    return Err(de::Error::custom(format!("unknown field `{k}` in {name:?} (expected `name` and `args`)")));
+                    return Err(de::Error::custom(format!(
+                        "unknown field `{k}` in {name:?} (expected `name` and `args`)"
+                    )));
                 }
                 Ok(Definition { name, args })
             }
-            other => Err(de::Error::custom(format!("expected \"Name=args\" or {{name, args}}, got {other}"))),
+            other => Err(de::Error::custom(format!(
+                "expected \"Name=args\" or {{name, args}}, got {other}"
+            ))),
         }
     }
 }

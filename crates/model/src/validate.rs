@@ -16,7 +16,10 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ValidationError { path: path.into(), message: message.into() }
+        ValidationError {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -65,14 +68,23 @@ impl Config {
         for (i, p) in self.plugins.iter().enumerate() {
             let path = format!("plugins[{i}]");
             if builtin_plugin_order(&p.name).is_none() {
-                errs.push(ValidationError::new(format!("{path}.name"), format!("unknown plugin {:?}", p.name)));
+                errs.push(ValidationError::new(
+                    format!("{path}.name"),
+                    format!("unknown plugin {:?}", p.name),
+                ));
             }
             if !plugin_names.insert(p.name.as_str()) {
-                errs.push(ValidationError::new(format!("{path}.name"), format!("duplicate plugin {:?}", p.name)));
+                errs.push(ValidationError::new(
+                    format!("{path}.name"),
+                    format!("duplicate plugin {:?}", p.name),
+                ));
             }
             if let Some(cfg) = p.config.as_deref().filter(|c| !c.trim().is_empty()) {
                 if let Err(e) = serde_json::from_str::<serde_json::Value>(cfg) {
-                    errs.push(ValidationError::new(format!("{path}.config"), format!("not valid JSON: {e}")));
+                    errs.push(ValidationError::new(
+                        format!("{path}.config"),
+                        format!("not valid JSON: {e}"),
+                    ));
                 }
             }
         }
@@ -83,13 +95,19 @@ impl Config {
             if s.id.trim().is_empty() {
                 errs.push(ValidationError::new(format!("{path}.id"), "must not be empty"));
             } else if selector_plugin.contains_key(s.id.as_str()) {
-                errs.push(ValidationError::new(format!("{path}.id"), format!("duplicate selector id {:?}", s.id)));
+                errs.push(ValidationError::new(
+                    format!("{path}.id"),
+                    format!("duplicate selector id {:?}", s.id),
+                ));
             } else {
                 selector_plugin.insert(s.id.as_str(), s.plugin_name.as_str());
             }
             check_plugin_ref(&s.plugin_name, &format!("{path}.pluginName"), self, &mut errs);
             if !matches!(s.match_mode, MATCH_AND | MATCH_OR) {
-                errs.push(ValidationError::new(format!("{path}.matchMode"), format!("must be 0 (and) or 1 (or), got {}", s.match_mode)));
+                errs.push(ValidationError::new(
+                    format!("{path}.matchMode"),
+                    format!("must be 0 (and) or 1 (or), got {}", s.match_mode),
+                ));
             }
             match s.selector_type {
                 SELECTOR_FULL => {}
@@ -101,7 +119,10 @@ impl Config {
                         ));
                     }
                 }
-                t => errs.push(ValidationError::new(format!("{path}.type"), format!("must be 0 (full) or 1 (custom), got {t}"))),
+                t => errs.push(ValidationError::new(
+                    format!("{path}.type"),
+                    format!("must be 0 (full) or 1 (custom), got {t}"),
+                )),
             }
             for (j, c) in s.condition_list.iter().enumerate() {
                 validate_condition(c, &format!("{path}.conditionList[{j}]"), &mut errs);
@@ -115,25 +136,37 @@ impl Config {
             if r.id.trim().is_empty() {
                 errs.push(ValidationError::new(format!("{path}.id"), "must not be empty"));
             } else if !rule_ids.insert(r.id.as_str()) {
-                errs.push(ValidationError::new(format!("{path}.id"), format!("duplicate rule id {:?}", r.id)));
+                errs.push(ValidationError::new(
+                    format!("{path}.id"),
+                    format!("duplicate rule id {:?}", r.id),
+                ));
             }
             let plugin = match selector_plugin.get(r.selector_id.as_str()) {
                 None => {
-                    errs.push(ValidationError::new(format!("{path}.selectorId"), format!("no selector with id {:?}", r.selector_id)));
+                    errs.push(ValidationError::new(
+                        format!("{path}.selectorId"),
+                        format!("no selector with id {:?}", r.selector_id),
+                    ));
                     r.plugin_name.as_str()
                 }
                 Some(sp) => {
                     if !r.plugin_name.is_empty() && r.plugin_name != *sp {
                         errs.push(ValidationError::new(
                             format!("{path}.pluginName"),
-                            format!("rule is for plugin {:?} but its selector {:?} is for plugin {:?}", r.plugin_name, r.selector_id, sp),
+                            format!(
+                                "rule is for plugin {:?} but its selector {:?} is for plugin {:?}",
+                                r.plugin_name, r.selector_id, sp
+                            ),
                         ));
                     }
                     sp
                 }
             };
             if !matches!(r.match_mode, MATCH_AND | MATCH_OR) {
-                errs.push(ValidationError::new(format!("{path}.matchMode"), format!("must be 0 (and) or 1 (or), got {}", r.match_mode)));
+                errs.push(ValidationError::new(
+                    format!("{path}.matchMode"),
+                    format!("must be 0 (and) or 1 (or), got {}", r.match_mode),
+                ));
             }
             for (j, c) in r.condition_data_list.iter().enumerate() {
                 validate_condition(c, &format!("{path}.conditionDataList[{j}]"), &mut errs);
@@ -144,11 +177,17 @@ impl Config {
         for (i, d) in self.discovery_upstreams.iter().enumerate() {
             let path = format!("discoveryUpstreams[{i}]");
             if !selector_plugin.contains_key(d.selector_id.as_str()) {
-                errs.push(ValidationError::new(format!("{path}.selectorId"), format!("no selector with id {:?}", d.selector_id)));
+                errs.push(ValidationError::new(
+                    format!("{path}.selectorId"),
+                    format!("no selector with id {:?}", d.selector_id),
+                ));
             }
             for (j, u) in d.upstream_data_list.iter().enumerate() {
                 if u.url.trim().is_empty() {
-                    errs.push(ValidationError::new(format!("{path}.upstreamDataList[{j}].url"), "must not be empty"));
+                    errs.push(ValidationError::new(
+                        format!("{path}.upstreamDataList[{j}].url"),
+                        "must not be empty",
+                    ));
                 }
             }
         }
@@ -160,7 +199,10 @@ impl Config {
         }
         for (i, a) in self.app_auth.iter().enumerate() {
             if a.app_key.trim().is_empty() {
-                errs.push(ValidationError::new(format!("appAuth[{i}].appKey"), "must not be empty"));
+                errs.push(ValidationError::new(
+                    format!("appAuth[{i}].appKey"),
+                    "must not be empty",
+                ));
             }
         }
 
@@ -168,7 +210,10 @@ impl Config {
         for (i, r) in self.routes.iter().enumerate() {
             let path = format!("routes[{i}]");
             if !r.id.is_empty() && !route_ids.insert(r.id.as_str()) {
-                errs.push(ValidationError::new(format!("{path}.id"), format!("duplicate route id {:?}", r.id)));
+                errs.push(ValidationError::new(
+                    format!("{path}.id"),
+                    format!("duplicate route id {:?}", r.id),
+                ));
             }
             crate::spring::validate_route(r, &path, &mut errs);
         }
@@ -180,7 +225,10 @@ fn check_plugin_ref(name: &str, path: &str, cfg: &Config, errs: &mut Vec<Validat
     if builtin_plugin_order(name).is_none() {
         errs.push(ValidationError::new(path, format!("unknown plugin {name:?}")));
     } else if !cfg.plugins.is_empty() && !cfg.plugins.iter().any(|p| p.name == name) {
-        errs.push(ValidationError::new(path, format!("plugin {name:?} is not in `plugins`")));
+        errs.push(ValidationError::new(
+            path,
+            format!("plugin {name:?} is not in `plugins`"),
+        ));
     }
 }
 
@@ -195,12 +243,18 @@ fn validate_server(cfg: &Config, errs: &mut Vec<ValidationError>) {
     }
     for (i, p) in cfg.server.trusted_proxies.iter().enumerate() {
         if parse_cidr(p).is_none() {
-            errs.push(ValidationError::new(format!("server.trustedProxies[{i}]"), format!("not an IP address or CIDR: {p:?}")));
+            errs.push(ValidationError::new(
+                format!("server.trustedProxies[{i}]"),
+                format!("not an IP address or CIDR: {p:?}"),
+            ));
         }
     }
     for (i, a) in cfg.demo_upstreams.iter().enumerate() {
         if a.parse::<std::net::SocketAddr>().is_err() {
-            errs.push(ValidationError::new(format!("demoUpstreams[{i}]"), format!("not a socket address (ip:port): {a:?}")));
+            errs.push(ValidationError::new(
+                format!("demoUpstreams[{i}]"),
+                format!("not a socket address (ip:port): {a:?}"),
+            ));
         }
     }
 }
@@ -227,16 +281,25 @@ pub fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
 fn validate_condition(c: &Condition, path: &str, errs: &mut Vec<ValidationError>) {
     let pt = ParamType::parse(&c.param_type);
     if pt.is_none() {
-        errs.push(ValidationError::new(format!("{path}.paramType"), format!("unknown paramType {:?}", c.param_type)));
+        errs.push(ValidationError::new(
+            format!("{path}.paramType"),
+            format!("unknown paramType {:?}", c.param_type),
+        ));
     }
     let op = Operator::parse(&c.operator);
     if op.is_none() {
-        errs.push(ValidationError::new(format!("{path}.operator"), format!("unknown operator {:?}", c.operator)));
+        errs.push(ValidationError::new(
+            format!("{path}.operator"),
+            format!("unknown operator {:?}", c.operator),
+        ));
     }
     let value = c.param_value.as_deref().map(str::trim).unwrap_or("");
     if let Some(pt) = pt {
         if pt.needs_name() && c.param_name.as_deref().map(str::trim).unwrap_or("").is_empty() {
-            errs.push(ValidationError::new(format!("{path}.paramName"), format!("paramType {:?} needs a paramName", c.param_type)));
+            errs.push(ValidationError::new(
+                format!("{path}.paramName"),
+                format!("paramType {:?} needs a paramName", c.param_type),
+            ));
         }
     }
     let Some(op) = op else { return };
@@ -246,15 +309,24 @@ fn validate_condition(c: &Condition, path: &str, errs: &mut Vec<ValidationError>
     }
     if op == Operator::Regex {
         if let Err(e) = regex::Regex::new(&format!("^(?:{value})$")) {
-            errs.push(ValidationError::new(format!("{path}.paramValue"), format!("bad regex: {e}")));
+            errs.push(ValidationError::new(
+                format!("{path}.paramValue"),
+                format!("bad regex: {e}"),
+            ));
         }
     }
     let is_time = matches!(op, Operator::TimeBefore | Operator::TimeAfter);
     if is_time && chrono::NaiveDateTime::parse_from_str(value, CONDITION_TIME_FORMAT).is_err() {
-        errs.push(ValidationError::new(format!("{path}.paramValue"), format!("expected a time as yyyy-MM-dd HH:mm:ss, got {value:?}")));
+        errs.push(ValidationError::new(
+            format!("{path}.paramValue"),
+            format!("expected a time as yyyy-MM-dd HH:mm:ss, got {value:?}"),
+        ));
     }
     if pt == Some(ParamType::Ip) && value.contains('/') && parse_cidr(value).is_none() {
-        errs.push(ValidationError::new(format!("{path}.paramValue"), format!("not a CIDR: {value:?}")));
+        errs.push(ValidationError::new(
+            format!("{path}.paramValue"),
+            format!("not a CIDR: {value:?}"),
+        ));
     }
 }
 
@@ -265,7 +337,10 @@ fn validate_selector_handle(s: &Selector, path: &str, errs: &mut Vec<ValidationE
             Ok(list) => {
                 for (i, u) in list.iter().enumerate() {
                     if u.upstream_url.trim().is_empty() {
-                        errs.push(ValidationError::new(format!("{path}[{i}].upstreamUrl"), "must not be empty"));
+                        errs.push(ValidationError::new(
+                            format!("{path}[{i}].upstreamUrl"),
+                            "must not be empty",
+                        ));
                     }
                 }
             }
@@ -273,7 +348,11 @@ fn validate_selector_handle(s: &Selector, path: &str, errs: &mut Vec<ValidationE
     }
 }
 
-fn push_parse<T: for<'de> serde::Deserialize<'de> + Default>(handle: Option<&str>, path: &str, errs: &mut Vec<ValidationError>) -> Option<T> {
+fn push_parse<T: for<'de> serde::Deserialize<'de> + Default>(
+    handle: Option<&str>,
+    path: &str,
+    errs: &mut Vec<ValidationError>,
+) -> Option<T> {
     match parse_handle::<T>(handle) {
         Ok(h) => Some(h),
         Err(e) => {
@@ -290,18 +369,28 @@ fn validate_rule_handle(plugin: &str, handle: Option<&str>, path: &str, errs: &m
                 if !LOAD_BALANCERS.contains(&h.load_balance.as_str()) {
                     errs.push(ValidationError::new(
                         format!("{path}.loadBalance"),
-                        format!("unknown load balancer {:?} (one of {})", h.load_balance, LOAD_BALANCERS.join(", ")),
+                        format!(
+                            "unknown load balancer {:?} (one of {})",
+                            h.load_balance,
+                            LOAD_BALANCERS.join(", ")
+                        ),
                     ));
                 }
                 if !matches!(h.retry_strategy.as_str(), "current" | "failover" | "") {
-                    errs.push(ValidationError::new(format!("{path}.retryStrategy"), format!("must be current or failover, got {:?}", h.retry_strategy)));
+                    errs.push(ValidationError::new(
+                        format!("{path}.retryStrategy"),
+                        format!("must be current or failover, got {:?}", h.retry_strategy),
+                    ));
                 }
             }
         }
         "websocket" => {
             if let Some(h) = push_parse::<WebSocketRuleHandle>(handle, path, errs) {
                 if !LOAD_BALANCERS.contains(&h.load_balance.as_str()) {
-                    errs.push(ValidationError::new(format!("{path}.loadBalance"), format!("unknown load balancer {:?}", h.load_balance)));
+                    errs.push(ValidationError::new(
+                        format!("{path}.loadBalance"),
+                        format!("unknown load balancer {:?}", h.load_balance),
+                    ));
                 }
             }
         }
@@ -334,7 +423,10 @@ fn validate_rule_handle(plugin: &str, handle: Option<&str>, path: &str, errs: &m
                 }
                 if let Some(c) = h.http_status_code {
                     if !(300..400).contains(&c) {
-                        errs.push(ValidationError::new(format!("{path}.httpStatusCode"), format!("must be a 3xx status, got {c}")));
+                        errs.push(ValidationError::new(
+                            format!("{path}.httpStatusCode"),
+                            format!("must be a 3xx status, got {c}"),
+                        ));
                     }
                 }
             }
@@ -376,12 +468,27 @@ rules:
         )
         .unwrap();
         let errs = cfg.validate().unwrap_err().to_string();
-        assert!(errs.contains(r#"selectors[0].conditionList[0].operator: unknown operator "regx""#), "{errs}");
+        assert!(
+            errs.contains(r#"selectors[0].conditionList[0].operator: unknown operator "regx""#),
+            "{errs}"
+        );
         assert!(errs.contains("selectors[0].conditionList[1].paramName"), "{errs}");
-        assert!(errs.contains(r#"selectors[1].id: duplicate selector id "s1""#), "{errs}");
-        assert!(errs.contains(r#"selectors[1].pluginName: unknown plugin "nosuch""#), "{errs}");
-        assert!(errs.contains(r#"rules[0].selectorId: no selector with id "missing""#), "{errs}");
-        assert!(errs.contains(r#"rules[1].handle.loadBalance: unknown load balancer "fastest""#), "{errs}");
+        assert!(
+            errs.contains(r#"selectors[1].id: duplicate selector id "s1""#),
+            "{errs}"
+        );
+        assert!(
+            errs.contains(r#"selectors[1].pluginName: unknown plugin "nosuch""#),
+            "{errs}"
+        );
+        assert!(
+            errs.contains(r#"rules[0].selectorId: no selector with id "missing""#),
+            "{errs}"
+        );
+        assert!(
+            errs.contains(r#"rules[1].handle.loadBalance: unknown load balancer "fastest""#),
+            "{errs}"
+        );
     }
 
     #[test]

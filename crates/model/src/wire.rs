@@ -35,9 +35,11 @@ pub fn match_mode_de<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
         NumOrStr::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
             "and" => Ok(0),
             "or" => Ok(1),
-            other => other
-                .parse::<i32>()
-                .map_err(|_| de::Error::custom(format!("matchMode must be 0 (and), 1 (or), \"and\" or \"or\", got {s:?}"))),
+            other => other.parse::<i32>().map_err(|_| {
+                de::Error::custom(format!(
+                    "matchMode must be 0 (and), 1 (or), \"and\" or \"or\", got {s:?}"
+                ))
+            }),
         },
         NumOrStr::Bool(_) => Err(de::Error::custom("matchMode must be a number or \"and\"/\"or\"")),
     }
@@ -50,9 +52,11 @@ pub fn selector_type_de<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error
         NumOrStr::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
             "full" | "full_flow" => Ok(0),
             "custom" | "custom_flow" => Ok(1),
-            other => other
-                .parse::<i32>()
-                .map_err(|_| de::Error::custom(format!("type must be 0 (full), 1 (custom), \"full\" or \"custom\", got {s:?}"))),
+            other => other.parse::<i32>().map_err(|_| {
+                de::Error::custom(format!(
+                    "type must be 0 (full), 1 (custom), \"full\" or \"custom\", got {s:?}"
+                ))
+            }),
         },
         NumOrStr::Bool(_) => Err(de::Error::custom("type must be a number or \"full\"/\"custom\"")),
     }

@@ -17,7 +17,10 @@ pub enum ProxyBody {
     Empty,
     Full(Full<Bytes>),
     /// An upstream response streamed through; the upstream connection goes back to the pool at its end.
-    Upstream { body: Incoming, on_end: Option<ReturnToPool> },
+    Upstream {
+        body: Incoming,
+        on_end: Option<ReturnToPool>,
+    },
 }
 
 impl ProxyBody {
@@ -94,7 +97,11 @@ pub enum ReqBody {
     Empty,
     Full(Full<Bytes>),
     /// The client's body streamed through, counted against a limit.
-    Stream { body: Incoming, seen: u64, limit: u64 },
+    Stream {
+        body: Incoming,
+        seen: u64,
+        limit: u64,
+    },
 }
 
 impl Body for ReqBody {

@@ -59,8 +59,15 @@ fn forwarded_for(element: &str) -> Option<IpAddr> {
         let (k, v) = pair.split_once('=')?;
         if k.trim().eq_ignore_ascii_case("for") {
             let v = v.trim().trim_matches('"');
-            let v = v.strip_prefix('[').map(|r| r.split(']').next().unwrap_or(r)).unwrap_or(v);
-            let v = if v.matches(':').count() == 1 { v.split(':').next().unwrap_or(v) } else { v };
+            let v = v
+                .strip_prefix('[')
+                .map(|r| r.split(']').next().unwrap_or(r))
+                .unwrap_or(v);
+            let v = if v.matches(':').count() == 1 {
+                v.split(':').next().unwrap_or(v)
+            } else {
+                v
+            };
             return v.parse().ok();
         }
     }
@@ -69,10 +76,19 @@ fn forwarded_for(element: &str) -> Option<IpAddr> {
 
 /// Sets the forwarding headers for the upstream request. Values from an untrusted peer are replaced,
 /// not extended, so a client cannot forge its address.
-pub fn set_forwarding_headers(headers: &mut HeaderMap, peer: IpAddr, peer_trusted: bool, proto: &'static str, host: Option<&HeaderValue>) {
+pub fn set_forwarding_headers(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    peer_trusted: bool,
+    proto: &'static str,
+    host: Option<&HeaderValue>,
+) {
     let peer = canonical(peer);
     let peer_s = peer.to_string();
-    let xff = match (peer_trusted, headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok())) {
+    let xff = match (
+        peer_trusted,
+        headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()),
+    ) {
         (true, Some(prev)) if !prev.trim().is_empty() => format!("{prev}, {peer_s}"),
         _ => peer_s.clone(),
     };
@@ -92,7 +108,11 @@ pub fn set_forwarding_headers(headers: &mut HeaderMap, peer: IpAddr, peer_truste
             }
         }
     }
-    let node = if peer.is_ipv6() { format!("\"[{peer_s}]\"") } else { peer_s };
+    let node = if peer.is_ipv6() {
+        format!("\"[{peer_s}]\"")
+    } else {
+        peer_s
+    };
     let mut element = format!("for={node};proto={proto}");
     if let Some(h) = host.and_then(|h| h.to_str().ok()) {
         element.push_str(";host=\"");
@@ -161,10 +181,19 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(&X_FORWARDED_FOR, "1.2.3.4, 5.6.7.8, 10.0.0.2".parse().unwrap());
         let peer: IpAddr = "10.0.0.1".parse().unwrap();
-        assert_eq!(client_ip(peer, &h, &nets(&["10.0.0.0/8"])), "5.6.7.8".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer, &h, &nets(&["10.0.0.0/8"])),
+            "5.6.7.8".parse::<IpAddr>().unwrap()
+        );
         let mut f = HeaderMap::new();
-        f.insert(&FORWARDED, "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"".parse().unwrap());
-        assert_eq!(client_ip(peer, &f, &nets(&["10.0.0.0/8"])), "2001:db8::1".parse::<IpAddr>().unwrap());
+        f.insert(
+            &FORWARDED,
+            "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"".parse().unwrap(),
+        );
+        assert_eq!(
+            client_ip(peer, &f, &nets(&["10.0.0.0/8"])),
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
@@ -172,7 +201,13 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(&X_FORWARDED_FOR, "6.6.6.6".parse().unwrap());
         h.insert(&X_FORWARDED_PROTO, "https".parse().unwrap());
-        set_forwarding_headers(&mut h, "1.1.1.1".parse().unwrap(), false, "http", Some(&HeaderValue::from_static("gw.example")));
+        set_forwarding_headers(
+            &mut h,
+            "1.1.1.1".parse().unwrap(),
+            false,
+            "http",
+            Some(&HeaderValue::from_static("gw.example")),
+        );
         assert_eq!(h[&X_FORWARDED_FOR], "1.1.1.1");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(h[&X_FORWARDED_HOST], "gw.example");

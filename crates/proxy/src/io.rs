@@ -51,7 +51,11 @@ impl AsyncWrite for SharedTcp {
         }
     }
 
-    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.stream.poll_write_ready(cx))?;
             match self.stream.try_write_vectored(bufs) {
@@ -85,7 +89,10 @@ pub async fn send_408(stream: &TcpStream) {
     const RESP: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 47\r\n\r\n{\"code\":408,\"message\":\"request head timed out\"}";
     let mut written = 0;
     while written < RESP.len() {
-        if tokio::time::timeout(std::time::Duration::from_secs(1), stream.writable()).await.is_err() {
+        if tokio::time::timeout(std::time::Duration::from_secs(1), stream.writable())
+            .await
+            .is_err()
+        {
             return;
         }
         match stream.try_write(&RESP[written..]) {

@@ -90,7 +90,12 @@ pub fn client_tls_config() -> Arc<rustls::ClientConfig> {
 
 impl Pool {
     pub fn new(max_idle_per_host: usize, idle_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> Arc<Pool> {
-        Arc::new(Pool { inner: Mutex::new(Inner::default()), max_idle_per_host, idle_timeout, tls: TlsConnector::from(tls) })
+        Arc::new(Pool {
+            inner: Mutex::new(Inner::default()),
+            max_idle_per_host,
+            idle_timeout,
+            tls: TlsConnector::from(tls),
+        })
     }
 
     fn put_h1(&self, key: &str, sender: http1::SendRequest<ReqBody>) {
@@ -98,7 +103,10 @@ impl Pool {
             return;
         }
         let mut inner = self.inner.lock().expect("pool lock");
-        let idle = Idle { sender, since: Instant::now() };
+        let idle = Idle {
+            sender,
+            since: Instant::now(),
+        };
         match inner.h1.get_mut(key) {
             Some(list) if list.len() < self.max_idle_per_host => list.push(idle),
             Some(_) => {}
@@ -109,7 +117,11 @@ impl Pool {
     }
 
     pub fn return_handle(self: &Arc<Self>, peer: Arc<Peer>, sender: http1::SendRequest<ReqBody>) -> ReturnToPool {
-        ReturnToPool { pool: self.clone(), peer, sender }
+        ReturnToPool {
+            pool: self.clone(),
+            peer,
+            sender,
+        }
     }
 
     /// A ready pooled connection, if any (most recently used first: warm connections stay warm).
@@ -149,7 +161,11 @@ impl Pool {
             .await
             .map_err(|_| ConnectError::Timeout)??;
         if let Sender::H2(h2) = &sender {
-            self.inner.lock().expect("pool lock").h2.insert(peer.key().to_string(), h2.clone());
+            self.inner
+                .lock()
+                .expect("pool lock")
+                .h2
+                .insert(peer.key().to_string(), h2.clone());
         }
         Ok(sender)
     }
@@ -182,7 +198,10 @@ async fn h1<T>(io: TokioIo<T>) -> Result<Sender, ConnectError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, conn) = http1::Builder::new().handshake(io).await.map_err(ConnectError::Handshake)?;
+    let (sender, conn) = http1::Builder::new()
+        .handshake(io)
+        .await
+        .map_err(ConnectError::Handshake)?;
     tokio::spawn(async move {
         if let Err(e) = conn.with_upgrades().await {
             tracing::debug!(error = %e, "upstream connection ended with an error");
@@ -195,7 +214,10 @@ async fn h2<T>(io: TokioIo<T>) -> Result<Sender, ConnectError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, conn) = http2::Builder::new(TokioExecutor::new()).handshake(io).await.map_err(ConnectError::Handshake)?;
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .handshake(io)
+        .await
+        .map_err(ConnectError::Handshake)?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "upstream h2 connection ended with an error");

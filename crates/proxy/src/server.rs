@@ -17,8 +17,8 @@ use tokio_rustls::TlsAcceptor;
 use crate::io::{send_408, SharedTcp};
 use crate::pool::{client_tls_config, Pool};
 use crate::service::{handle, ConnInfo, Worker};
-use crate::sniff::Sniff;
 use crate::snapshot::SnapshotStore;
+use crate::sniff::Sniff;
 
 #[derive(Clone)]
 pub struct ListenerSpec {
@@ -28,26 +28,52 @@ pub struct ListenerSpec {
 }
 
 /// Listener specs from the config, or one plain listener on `default_listen`.
-pub fn listener_specs(cfg: &tigateway_model::Config, default_listen: Option<SocketAddr>) -> Result<Vec<ListenerSpec>, String> {
+pub fn listener_specs(
+    cfg: &tigateway_model::Config,
+    default_listen: Option<SocketAddr>,
+) -> Result<Vec<ListenerSpec>, String> {
     if let Some(addr) = default_listen {
-        return Ok(vec![ListenerSpec { addr, tls: None, http2: true }]);
+        return Ok(vec![ListenerSpec {
+            addr,
+            tls: None,
+            http2: true,
+        }]);
     }
     if cfg.server.listeners.is_empty() {
-        return Ok(vec![ListenerSpec { addr: ([0, 0, 0, 0], 9195).into(), tls: None, http2: true }]);
+        return Ok(vec![ListenerSpec {
+            addr: ([0, 0, 0, 0], 9195).into(),
+            tls: None,
+            http2: true,
+        }]);
     }
     cfg.server
         .listeners
         .iter()
         .map(|l| {
-            let addr = l.address.parse().map_err(|_| format!("bad listener address {:?}", l.address))?;
-            let tls = l.tls.as_ref().map(|t| crate::tls::server_config(t, l.http2)).transpose()?;
-            Ok(ListenerSpec { addr, tls, http2: l.http2 })
+            let addr = l
+                .address
+                .parse()
+                .map_err(|_| format!("bad listener address {:?}", l.address))?;
+            let tls = l
+                .tls
+                .as_ref()
+                .map(|t| crate::tls::server_config(t, l.http2))
+                .transpose()?;
+            Ok(ListenerSpec {
+                addr,
+                tls,
+                http2: l.http2,
+            })
         })
         .collect()
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let domain = if addr.is_ipv6() { socket2::Domain::IPV6 } else { socket2::Domain::IPV4 };
+    let domain = if addr.is_ipv6() {
+        socket2::Domain::IPV6
+    } else {
+        socket2::Domain::IPV4
+    };
     let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     s.set_reuse_address(true)?;
     #[cfg(unix)]
@@ -74,7 +100,8 @@ impl Gateway {
         // Bind the first worker's sockets here, so a port-0 listener's real port is known and every
         // worker joins the same port.
         let mut addrs = Vec::new();
-        let mut per_worker: Vec<Vec<(std::net::TcpListener, ListenerSpec)>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut per_worker: Vec<Vec<(std::net::TcpListener, ListenerSpec)>> =
+            (0..workers).map(|_| Vec::new()).collect();
         for spec in &listeners {
             let first = bind(spec.addr)?;
             let addr = first.local_addr()?;
@@ -90,13 +117,22 @@ impl Gateway {
             let store = store.clone();
             let rx = rx.clone();
             let tls_client = tls_client.clone();
-            let t = std::thread::Builder::new().name(format!("tigw-worker-{i}")).spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-                rt.block_on(run_worker(store, socks, rx, tls_client));
-            })?;
+            let t = std::thread::Builder::new()
+                .name(format!("tigw-worker-{i}"))
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("tokio runtime");
+                    rt.block_on(run_worker(store, socks, rx, tls_client));
+                })?;
             threads.push(t);
         }
-        Ok(Gateway { shutdown: tx, threads, local_addrs: addrs })
+        Ok(Gateway {
+            shutdown: tx,
+            threads,
+            local_addrs: addrs,
+        })
     }
 
     /// Stops accepting, waits for in-flight requests up to the config's shutdown timeout, then returns.
@@ -108,10 +144,22 @@ impl Gateway {
     }
 }
 
-async fn run_worker(store: Arc<SnapshotStore>, socks: Vec<(std::net::TcpListener, ListenerSpec)>, mut shutdown: watch::Receiver<bool>, tls_client: Arc<rustls::ClientConfig>) {
+async fn run_worker(
+    store: Arc<SnapshotStore>,
+    socks: Vec<(std::net::TcpListener, ListenerSpec)>,
+    mut shutdown: watch::Receiver<bool>,
+    tls_client: Arc<rustls::ClientConfig>,
+) {
     let up = store.load().upstream.clone();
-    let pool = Pool::new(up.pool_max_idle_per_host, Duration::from_millis(up.pool_idle_timeout_ms), tls_client);
-    let worker = Arc::new(Worker { store: store.clone(), pool });
+    let pool = Pool::new(
+        up.pool_max_idle_per_host,
+        Duration::from_millis(up.pool_idle_timeout_ms),
+        tls_client,
+    );
+    let worker = Arc::new(Worker {
+        store: store.clone(),
+        pool,
+    });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut accept_tasks = Vec::new();
     let (conn_tx, mut conn_rx) = tokio::sync::mpsc::unbounded_channel::<(TcpStream, SocketAddr, ListenerSpec)>();
@@ -169,26 +217,44 @@ fn builder(store: &SnapshotStore, http2: bool) -> auto::Builder<TokioExecutor> {
         .max_buf_size((limits.max_header_bytes + limits.max_uri_bytes + 1024).max(8192))
         .max_headers(limits.max_headers)
         .keep_alive(true);
-    b.http2().timer(TokioTimer::new()).max_header_list_size((limits.max_header_bytes + limits.max_uri_bytes) as u32);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size((limits.max_header_bytes + limits.max_uri_bytes) as u32);
     if !http2 {
         b = b.http1_only();
     }
     b
 }
 
-fn serve_conn(worker: &Arc<Worker>, graceful: &hyper_util::server::graceful::GracefulShutdown, stream: TcpStream, peer: SocketAddr, spec: ListenerSpec) {
+fn serve_conn(
+    worker: &Arc<Worker>,
+    graceful: &hyper_util::server::graceful::GracefulShutdown,
+    stream: TcpStream,
+    peer: SocketAddr,
+    spec: ListenerSpec,
+) {
     let _ = stream.set_nodelay(true);
     let b = builder(&worker.store, spec.http2);
     let conflict = Arc::new(AtomicU64::new(0));
-    let conn_info = Arc::new(ConnInfo { peer, tls: spec.tls.is_some(), framing_conflict: conflict.clone(), requests: AtomicU64::new(0) });
+    let conn_info = Arc::new(ConnInfo {
+        peer,
+        tls: spec.tls.is_some(),
+        framing_conflict: conflict.clone(),
+        requests: AtomicU64::new(0),
+    });
     let w = worker.clone();
     let svc = service_fn(move |req| handle(req, w.clone(), conn_info.clone()));
     match spec.tls {
         None => {
             let stream = Arc::new(stream);
             let partial = Arc::new(AtomicBool::new(false));
-            let io = SharedTcp { stream: stream.clone(), partial: partial.clone() };
-            let conn = b.serve_connection_with_upgrades(TokioIo::new(Sniff::new(io, conflict)), svc).into_owned();
+            let io = SharedTcp {
+                stream: stream.clone(),
+                partial: partial.clone(),
+            };
+            let conn = b
+                .serve_connection_with_upgrades(TokioIo::new(Sniff::new(io, conflict)), svc)
+                .into_owned();
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
@@ -213,7 +279,9 @@ fn serve_conn(worker: &Arc<Worker>, graceful: &hyper_util::server::graceful::Gra
                     }
                     Err(_) => return,
                 };
-                let conn = b.serve_connection_with_upgrades(TokioIo::new(Sniff::new(tls, conflict)), svc).into_owned();
+                let conn = b
+                    .serve_connection_with_upgrades(TokioIo::new(Sniff::new(tls, conflict)), svc)
+                    .into_owned();
                 if let Err(e) = watcher.watch(conn).await {
                     tracing::debug!(error = %e, %peer, "TLS connection ended with an error");
                 }

@@ -41,7 +41,11 @@ pub struct ConnInfo {
 /// Largest body buffered for `post` conditions.
 const MATCH_BODY_LIMIT: u64 = 1024 * 1024;
 
-pub async fn handle(req: Request<Incoming>, worker: Arc<Worker>, conn: Arc<ConnInfo>) -> Result<Response<ProxyBody>, Infallible> {
+pub async fn handle(
+    req: Request<Incoming>,
+    worker: Arc<Worker>,
+    conn: Arc<ConnInfo>,
+) -> Result<Response<ProxyBody>, Infallible> {
     let snap = worker.store.load_full();
     let resp = match serve(req, &worker, &conn, &snap).await {
         Ok(r) => r,
@@ -83,21 +87,35 @@ fn check_framing(req: &Request<Incoming>, conn: &ConnInfo) -> Result<(), Gateway
 }
 
 fn host_of(req: &Request<Incoming>) -> (String, Option<HeaderValue>) {
-    let raw = req.uri().authority().map(|a| a.as_str().to_string()).or_else(|| req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string));
+    let raw = req.uri().authority().map(|a| a.as_str().to_string()).or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    });
     let header = match req.headers().get(header::HOST) {
         Some(h) => Some(h.clone()),
         None => raw.as_deref().and_then(|r| HeaderValue::from_str(r).ok()),
     };
     let host = raw
         .map(|r| {
-            let h = if r.starts_with('[') { r.split(']').next().map(|s| format!("{s}]")).unwrap_or(r.clone()) } else { r.split(':').next().unwrap_or("").to_string() };
+            let h = if r.starts_with('[') {
+                r.split(']').next().map(|s| format!("{s}]")).unwrap_or(r.clone())
+            } else {
+                r.split(':').next().unwrap_or("").to_string()
+            };
             h.to_ascii_lowercase()
         })
         .unwrap_or_default();
     (host, header)
 }
 
-async fn serve(mut req: Request<Incoming>, worker: &Worker, conn: &ConnInfo, snap: &Snapshot) -> Result<Response<ProxyBody>, GatewayError> {
+async fn serve(
+    mut req: Request<Incoming>,
+    worker: &Worker,
+    conn: &ConnInfo,
+    snap: &Snapshot,
+) -> Result<Response<ProxyBody>, GatewayError> {
     check_framing(&req, conn)?;
     let limits = &snap.limits;
     let target_len = req.uri().path_and_query().map(|p| p.as_str().len()).unwrap_or(0);
@@ -152,15 +170,23 @@ async fn serve(mut req: Request<Incoming>, worker: &Worker, conn: &ConnInfo, sna
         let limit = MATCH_BODY_LIMIT.min(limits.max_body_bytes);
         match read_bounded(&mut body, limit).await {
             Ok(b) => ctx.body = Some(b),
-            Err(true) => return Err(GatewayError::new(ErrorKind::PayloadTooLarge, "request body larger than the limit").closing()),
-            Err(false) => return Err(GatewayError::new(ErrorKind::BadRequest, "could not read the request body").closing()),
+            Err(true) => {
+                return Err(
+                    GatewayError::new(ErrorKind::PayloadTooLarge, "request body larger than the limit").closing(),
+                )
+            }
+            Err(false) => {
+                return Err(GatewayError::new(ErrorKind::BadRequest, "could not read the request body").closing())
+            }
         }
     }
 
     for (idx, entry) in snap.chain.iter().enumerate() {
         let matched = match &entry.table {
             Some(table) => match table.select(&ctx.view()) {
-                tigateway_matcher::select::SelectOutcome::Matched { selector, rule } => Some(Matched { selector, rule }),
+                tigateway_matcher::select::SelectOutcome::Matched { selector, rule } => {
+                    Some(Matched { selector, rule })
+                }
                 _ => continue,
             },
             None => None,
@@ -189,7 +215,9 @@ async fn serve(mut req: Request<Incoming>, worker: &Worker, conn: &ConnInfo, sna
                         request_host: ctx.host_header.as_ref().and_then(|h| h.to_str().ok()),
                         request_path: &ctx.path,
                     };
-                    route.route.apply_response(route, &mut parts.status, &mut parts.headers, &info);
+                    route
+                        .route
+                        .apply_response(route, &mut parts.status, &mut parts.headers, &info);
                 }
                 run_response_phases(snap, &ctx, &mut parts.status, &mut parts.headers);
                 resp = Response::from_parts(parts, b);
@@ -209,7 +237,9 @@ fn register_later_response_phases(snap: &Snapshot, ctx: &mut Ctx, terminal: usiz
         }
         let matched = match &entry.table {
             Some(table) => match table.select(&ctx.view()) {
-                tigateway_matcher::select::SelectOutcome::Matched { selector, rule } => Some(Matched { selector, rule }),
+                tigateway_matcher::select::SelectOutcome::Matched { selector, rule } => {
+                    Some(Matched { selector, rule })
+                }
                 _ => continue,
             },
             None => None,

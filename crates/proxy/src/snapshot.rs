@@ -36,7 +36,11 @@ pub struct Snapshot {
 }
 
 /// Validates and compiles a config. Every problem is reported, with its path.
-pub fn build_snapshot(config: Arc<Config>, registry: &Arc<Registry>, version: u64) -> Result<Snapshot, ValidationErrors> {
+pub fn build_snapshot(
+    config: Arc<Config>,
+    registry: &Arc<Registry>,
+    version: u64,
+) -> Result<Snapshot, ValidationErrors> {
     config.validate()?;
     let cfg = &*config;
     let mut errs: Vec<ValidationError> = Vec::new();
@@ -76,13 +80,22 @@ pub fn build_snapshot(config: Arc<Config>, registry: &Arc<Registry>, version: u6
             None => cfg.plugins.is_empty() && has_selectors,
         };
         if on {
-            let order = row.and_then(|r| r.sort).or_else(|| builtin_plugin_order(name)).unwrap_or(0);
+            let order = row
+                .and_then(|r| r.sort)
+                .or_else(|| builtin_plugin_order(name))
+                .unwrap_or(0);
             wanted.push((name, order, row));
         }
     }
     for (i, p) in cfg.plugins.iter().enumerate() {
-        if p.enabled && !factories.iter().any(|f| f.name() == p.name) && cfg.selectors.iter().any(|s| s.plugin_name == p.name && s.enabled) {
-            errs.push(ValidationError::new(format!("plugins[{i}].name"), format!("plugin {:?} is not implemented in this build yet", p.name)));
+        if p.enabled
+            && !factories.iter().any(|f| f.name() == p.name)
+            && cfg.selectors.iter().any(|s| s.plugin_name == p.name && s.enabled)
+        {
+            errs.push(ValidationError::new(
+                format!("plugins[{i}].name"),
+                format!("plugin {:?} is not implemented in this build yet", p.name),
+            ));
         }
     }
     if cfg.plugins.is_empty() {
@@ -100,10 +113,17 @@ pub fn build_snapshot(config: Arc<Config>, registry: &Arc<Registry>, version: u6
     let mut chain = Vec::new();
     let mut needs_body = false;
     for (name, order, row) in wanted {
-        let factory = factories.iter().find(|f| f.name() == name).expect("wanted comes from factories");
+        let factory = factories
+            .iter()
+            .find(|f| f.name() == name)
+            .expect("wanted comes from factories");
         let selectors: Vec<_> = cfg.selectors.iter().filter(|s| s.plugin_name == name).collect();
         let selector_ids: std::collections::HashSet<&str> = selectors.iter().map(|s| s.id.as_str()).collect();
-        let rules: Vec<_> = cfg.rules.iter().filter(|r| selector_ids.contains(r.selector_id.as_str())).collect();
+        let rules: Vec<_> = cfg
+            .rules
+            .iter()
+            .filter(|r| selector_ids.contains(r.selector_id.as_str()))
+            .collect();
         let table = if factory.uses_selectors() {
             match PluginTable::compile(&selectors, &rules) {
                 Ok(t) => {
@@ -118,15 +138,32 @@ pub fn build_snapshot(config: Arc<Config>, registry: &Arc<Registry>, version: u6
         } else {
             None
         };
-        let input = BuildInput { row, selectors: &selectors, rules: &rules, config: cfg, registry, services: &services };
+        let input = BuildInput {
+            row,
+            selectors: &selectors,
+            rules: &rules,
+            config: cfg,
+            registry,
+            services: &services,
+        };
         match factory.build(&input) {
-            Ok(plugin) => chain.push(ChainEntry { name, order, table, plugin }),
+            Ok(plugin) => chain.push(ChainEntry {
+                name,
+                order,
+                table,
+                plugin,
+            }),
             Err(e) => errs.extend(e),
         }
     }
 
     let upstream_sets = chain.iter().flat_map(|e| e.plugin.upstream_sets()).collect();
-    let trusted_proxies = cfg.server.trusted_proxies.iter().filter_map(|p| tigateway_model::validate::parse_cidr(p)).collect();
+    let trusted_proxies = cfg
+        .server
+        .trusted_proxies
+        .iter()
+        .filter_map(|p| tigateway_model::validate::parse_cidr(p))
+        .collect();
     if !errs.is_empty() {
         return Err(ValidationErrors(errs));
     }
@@ -154,7 +191,11 @@ pub struct SnapshotStore {
 impl SnapshotStore {
     pub fn new(config: Config, registry: Arc<Registry>) -> Result<Arc<SnapshotStore>, ValidationErrors> {
         let snap = build_snapshot(Arc::new(config), &registry, 1)?;
-        Ok(Arc::new(SnapshotStore { current: ArcSwap::from_pointee(snap), registry, version: 1.into() }))
+        Ok(Arc::new(SnapshotStore {
+            current: ArcSwap::from_pointee(snap),
+            registry,
+            version: 1.into(),
+        }))
     }
 
     pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
@@ -175,7 +216,11 @@ impl SnapshotStore {
         let started = std::time::Instant::now();
         let snap = build_snapshot(Arc::new(config), &self.registry, version)?;
         self.current.store(Arc::new(snap));
-        tracing::info!(version, build_ms = started.elapsed().as_secs_f64() * 1e3, "config applied");
+        tracing::info!(
+            version,
+            build_ms = started.elapsed().as_secs_f64() * 1e3,
+            "config applied"
+        );
         Ok(version)
     }
 

@@ -43,7 +43,12 @@ pub struct Framing {
 
 impl Framing {
     pub fn new(conflict: Arc<AtomicU64>) -> Framing {
-        Framing { state: State::Head, head: Vec::new(), heads: 0, conflict }
+        Framing {
+            state: State::Head,
+            head: Vec::new(),
+            heads: 0,
+            conflict,
+        }
     }
 
     pub fn feed(&mut self, mut data: &[u8]) {
@@ -88,7 +93,9 @@ impl Framing {
     }
 
     fn feed_chunked(&mut self, data: &[u8]) -> usize {
-        let State::Chunked(c) = &mut self.state else { return data.len() };
+        let State::Chunked(c) = &mut self.state else {
+            return data.len();
+        };
         let mut i = 0;
         while i < data.len() {
             let b = data[i];
@@ -126,10 +133,26 @@ impl Framing {
                         self.state = State::Off;
                         return data.len();
                     }
-                    *c = if *size == 0 { Chunk::Trailer { line_len: 0 } } else { Chunk::Data(*size) };
+                    *c = if *size == 0 {
+                        Chunk::Trailer { line_len: 0 }
+                    } else {
+                        Chunk::Data(*size)
+                    };
                 }
-                Chunk::DataCr => *c = if b == b'\r' { Chunk::DataLf } else { return self.off(data) },
-                Chunk::DataLf => *c = if b == b'\n' { Chunk::Size { size: 0, in_ext: false } } else { return self.off(data) },
+                Chunk::DataCr => {
+                    *c = if b == b'\r' {
+                        Chunk::DataLf
+                    } else {
+                        return self.off(data);
+                    }
+                }
+                Chunk::DataLf => {
+                    *c = if b == b'\n' {
+                        Chunk::Size { size: 0, in_ext: false }
+                    } else {
+                        return self.off(data);
+                    }
+                }
                 Chunk::Trailer { line_len } => match b {
                     b'\n' if *line_len == 0 => {
                         self.state = State::Head;
@@ -163,7 +186,9 @@ impl Framing {
         let (mut cl, mut has_cl, mut has_te, mut chunked) = (None::<u64>, false, false, false);
         for line in head.split(|b| *b == b'\n').skip(1) {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let Some(colon) = line.iter().position(|b| *b == b':') else { continue };
+            let Some(colon) = line.iter().position(|b| *b == b':') else {
+                continue;
+            };
             let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
             if name.eq_ignore_ascii_case(b"content-length") {
                 has_cl = true;
@@ -221,7 +246,10 @@ pub struct Sniff<T> {
 
 impl<T> Sniff<T> {
     pub fn new(inner: T, conflict: Arc<AtomicU64>) -> Self {
-        Sniff { inner, framing: Framing::new(conflict) }
+        Sniff {
+            inner,
+            framing: Framing::new(conflict),
+        }
     }
 }
 
@@ -244,7 +272,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Sniff<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, data)
     }
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
@@ -273,7 +305,10 @@ mod tests {
 
     #[test]
     fn flags_the_conflicting_request_by_ordinal() {
-        assert_eq!(run(&[b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"]), 1);
+        assert_eq!(
+            run(&[b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"]),
+            1
+        );
         let pipelined: &[u8] = b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nPOST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcPOST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\nPOST /d HTTP/1.1\r\ntransfer-encoding: chunked\r\ncontent-length: 1\r\n\r\n";
         assert_eq!(run(&[pipelined]), 4);
         // The same bytes split at every position give the same answer.
@@ -284,7 +319,13 @@ mod tests {
 
     #[test]
     fn clean_traffic_is_not_flagged_and_h2_stops_it() {
-        assert_eq!(run(&[b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nX-Content-Length: 1\r\n\r\n"]), 0);
-        assert_eq!(run(&[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"]), 0);
+        assert_eq!(
+            run(&[b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nX-Content-Length: 1\r\n\r\n"]),
+            0
+        );
+        assert_eq!(
+            run(&[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"]),
+            0
+        );
     }
 }

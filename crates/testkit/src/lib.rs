@@ -27,7 +27,11 @@ pub struct UpstreamBehavior {
 
 impl UpstreamBehavior {
     pub fn named(name: &str) -> Self {
-        UpstreamBehavior { name: name.to_string(), status: 200, delay: Duration::ZERO }
+        UpstreamBehavior {
+            name: name.to_string(),
+            status: 200,
+            delay: Duration::ZERO,
+        }
     }
 }
 
@@ -57,7 +61,11 @@ impl Drop for Upstream {
     }
 }
 
-async fn answer(req: Request<Incoming>, b: Arc<UpstreamBehavior>, hits: Arc<AtomicUsize>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    req: Request<Incoming>,
+    b: Arc<UpstreamBehavior>,
+    hits: Arc<AtomicUsize>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     hits.fetch_add(1, Ordering::SeqCst);
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
@@ -81,8 +89,10 @@ async fn answer(req: Request<Incoming>, b: Arc<UpstreamBehavior>, hits: Arc<Atom
     });
     let mut resp = Response::new(Full::new(Bytes::from(out.to_string())));
     *resp.status_mut() = StatusCode::from_u16(b.status).unwrap_or(StatusCode::OK);
-    resp.headers_mut().insert("content-type", "application/json".parse().expect("static"));
-    resp.headers_mut().insert("x-upstream", b.name.parse().expect("name is a valid header value"));
+    resp.headers_mut()
+        .insert("content-type", "application/json".parse().expect("static"));
+    resp.headers_mut()
+        .insert("x-upstream", b.name.parse().expect("name is a valid header value"));
     Ok(resp)
 }
 
@@ -99,7 +109,9 @@ pub async fn upstream_on(addr: SocketAddr, b: UpstreamBehavior) -> Upstream {
     let h = hits.clone();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { break };
+            let Ok((stream, _)) = listener.accept().await else {
+                break;
+            };
             let (b, h) = (b.clone(), h.clone());
             tokio::spawn(async move {
                 let svc = service_fn(move |r| answer(r, b.clone(), h.clone()));
@@ -119,9 +131,13 @@ pub async fn ws_echo() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let addr = listener.local_addr().expect("addr");
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { break };
+            let Ok((stream, _)) = listener.accept().await else {
+                break;
+            };
             tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
                 while let Some(Ok(msg)) = ws.next().await {
                     if msg.is_text() || msg.is_binary() {
                         if ws.send(msg).await.is_err() {
@@ -156,9 +172,14 @@ impl TestGateway {
         if cfg.server.listeners.is_empty() {
             listeners[0].addr = "127.0.0.1:0".parse().expect("addr");
         }
-        let store = tigateway_proxy::SnapshotStore::new(cfg, registry).unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+        let store =
+            tigateway_proxy::SnapshotStore::new(cfg, registry).unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
         let gateway = tigateway_proxy::Gateway::start(store.clone(), listeners, 1).expect("gateway starts");
-        TestGateway { addr: gateway.local_addrs[0], store, gateway: Some(gateway) }
+        TestGateway {
+            addr: gateway.local_addrs[0],
+            store,
+            gateway: Some(gateway),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -201,4 +222,3 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
 pub fn status_of(raw: &str) -> u16 {
     raw.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
-

@@ -95,7 +95,14 @@ impl PluginFactory for Factory {
                 (h.load_balance, h.timeout, h.retry, 0, 0, None)
             } else {
                 let h: DivideRuleHandle = parse_handle(handle)?;
-                (h.load_balance, h.timeout, h.retry, h.header_max_size, h.request_max_size, h.hash_key)
+                (
+                    h.load_balance,
+                    h.timeout,
+                    h.retry,
+                    h.header_max_size,
+                    h.request_max_size,
+                    h.hash_key,
+                )
             };
             Ok(Compiled {
                 upstreams: set_for(selector, &lb)?,
@@ -123,13 +130,21 @@ impl PluginFactory for Factory {
         if !errs.is_empty() {
             return Err(errs);
         }
-        Ok(Box::new(Divide { websocket, rules, defaults }))
+        Ok(Box::new(Divide {
+            websocket,
+            rules,
+            defaults,
+        }))
     }
 }
 
 impl Plugin for Divide {
     fn upstream_sets(&self) -> Vec<Arc<UpstreamSet>> {
-        self.rules.iter().chain(&self.defaults).map(|c| c.upstreams.clone()).collect()
+        self.rules
+            .iter()
+            .chain(&self.defaults)
+            .map(|c| c.upstreams.clone())
+            .collect()
     }
 
     fn on_request<'s>(&'s self, ctx: &mut Ctx, m: Option<&Matched>) -> Flow<'s> {
@@ -145,7 +160,9 @@ impl Plugin for Divide {
         if c.header_max > 0 {
             let total: u64 = ctx.headers.values().map(|v| v.len() as u64).sum();
             if total > c.header_max {
-                return Flow::Respond(GatewayError::new(ErrorKind::HeaderTooLarge, "request header fields too large").into_response());
+                return Flow::Respond(
+                    GatewayError::new(ErrorKind::HeaderTooLarge, "request header fields too large").into_response(),
+                );
             }
         }
         Flow::Proxy(ProxyPlan {

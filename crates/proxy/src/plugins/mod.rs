@@ -45,7 +45,9 @@ impl HashKey {
             None | Some("") | Some("ip") => Ok(HashKey::ClientIp),
             Some(s) => {
                 if let Some(h) = s.strip_prefix("header:") {
-                    HeaderName::from_bytes(h.trim().as_bytes()).map(HashKey::Header).map_err(|_| format!("bad header name in hashKey {s:?}"))
+                    HeaderName::from_bytes(h.trim().as_bytes())
+                        .map(HashKey::Header)
+                        .map_err(|_| format!("bad header name in hashKey {s:?}"))
                 } else if let Some(c) = s.strip_prefix("cookie:") {
                     Ok(HashKey::Cookie(c.trim().to_string()))
                 } else {

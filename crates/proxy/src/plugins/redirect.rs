@@ -21,9 +21,12 @@ struct Redirect {
 
 fn compile(h: Option<&str>) -> Result<Target, String> {
     let h: RedirectHandle = parse_handle(h)?;
-    let status = StatusCode::from_u16(h.http_status_code.unwrap_or(302) as u16).map_err(|e| format!("httpStatusCode: {e}"))?;
+    let status =
+        StatusCode::from_u16(h.http_status_code.unwrap_or(302) as u16).map_err(|e| format!("httpStatusCode: {e}"))?;
     let location = match h.redirect_uri.as_deref().filter(|u| !u.trim().is_empty()) {
-        Some(u) => Some(HeaderValue::from_str(u.trim()).map_err(|_| format!("redirectURI is not a valid header value: {u:?}"))?),
+        Some(u) => Some(
+            HeaderValue::from_str(u.trim()).map_err(|_| format!("redirectURI is not a valid header value: {u:?}"))?,
+        ),
         None => None,
     };
     Ok(Target { location, status })

@@ -39,7 +39,8 @@ impl PluginFactory for Factory {
                 },
                 RouteTarget::Url { scheme, authority } => {
                     let spec = UpstreamSpec::from_url(&format!("{}://{}", scheme_name(*scheme), authority), 1);
-                    spec.and_then(|s| UpstreamSet::new(input.registry, vec![s], "roundRobin")).map(Arc::new)
+                    spec.and_then(|s| UpstreamSet::new(input.registry, vec![s], "roundRobin"))
+                        .map(Arc::new)
                 }
             };
             match set {
@@ -50,7 +51,10 @@ impl PluginFactory for Factory {
         if !errs.is_empty() {
             return Err(errs);
         }
-        let sets = by_position.into_iter().map(|s| s.expect("every route compiled")).collect();
+        let sets = by_position
+            .into_iter()
+            .map(|s| s.expect("every route compiled"))
+            .collect();
         let up = &input.config.server.upstream;
         Ok(Box::new(RoutePlugin {
             table,
@@ -79,9 +83,15 @@ impl Plugin for RoutePlugin {
     }
 
     fn on_request<'s>(&'s self, ctx: &mut Ctx, _m: Option<&Matched>) -> Flow<'s> {
-        let Some(found) = self.table.find(&ctx.view()) else { return Flow::Continue };
+        let Some(found) = self.table.find(&ctx.view()) else {
+            return Flow::Continue;
+        };
         let route = found.route;
-        let content_length = ctx.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        let content_length = ctx
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         let mut req = RouteRequest {
             method: ctx.method.clone(),
             path: ctx.current_path().to_string(),
@@ -89,7 +99,9 @@ impl Plugin for RoutePlugin {
             headers: std::mem::take(&mut ctx.headers),
             host: None,
         };
-        let applied = route.check_request_size(content_length).and_then(|_| route.apply_request(&found, &mut req));
+        let applied = route
+            .check_request_size(content_length)
+            .and_then(|_| route.apply_request(&found, &mut req));
         ctx.headers = req.headers;
         ctx.query = req.query;
         ctx.upstream_path = Some(req.path);
@@ -121,4 +133,3 @@ impl Plugin for RoutePlugin {
         })
     }
 }
-
