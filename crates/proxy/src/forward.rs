@@ -238,7 +238,6 @@ pub async fn forward(
                         continue;
                     }
                 }
-                last_response = None;
                 if status == StatusCode::SWITCHING_PROTOCOLS {
                     if let Some(client) = on_upgrade {
                         let upstream = hyper::upgrade::on(&mut resp);
