@@ -114,9 +114,8 @@ fn run_gateway(path: PathBuf, listen: Option<SocketAddr>, workers: Option<usize>
     let registry = Arc::new(Registry::new(&cfg.server.upstream));
     let listeners = listener_specs(&cfg, listen).map_err(anyhow::Error::msg)?;
     let demo = cfg.demo_upstreams.clone();
-    let health = cfg.server.upstream.health_check.clone();
-    let store = SnapshotStore::new(cfg, registry.clone())
-        .map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
+    let store =
+        SnapshotStore::new(cfg, registry).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
 
     // Control tasks (file watch, health checks, demo upstream) get their own small runtime, away
     // from the workers' request loops.
@@ -126,6 +125,7 @@ fn run_gateway(path: PathBuf, listen: Option<SocketAddr>, workers: Option<usize>
         .enable_all()
         .build()?;
     let _guard = control.enter();
+    let health_store = store.clone();
     for addr in demo {
         let addr: SocketAddr = addr.parse().context("demoUpstreams address")?;
         control.spawn(async move {
@@ -134,28 +134,21 @@ fn run_gateway(path: PathBuf, listen: Option<SocketAddr>, workers: Option<usize>
             }
         });
     }
-    if let Some(hc) = health {
-        let s = store.clone();
-        let reg = registry.clone();
-        control.spawn(async move {
-            let _h = tigateway_upstream::spawn_health_checks(reg, hc, move || {
-                let snap = s.load_full();
-                tigateway_proxy::snapshot::all_peers(&snap)
-            });
-            std::future::pending::<()>().await;
-        });
-    }
-    let check_store = store.clone();
-    let apply_store = store.clone();
-    let _watch = tigateway_sync::file::watch(
-        path.clone(),
-        move |c| check_store.check(c).map_err(|e| e.to_string()),
-        move |c| match apply_store.apply(c) {
-            Ok(v) => tracing::info!(version = v, "configuration reloaded"),
-            Err(e) => tracing::error!("reload rejected, previous config keeps serving:\n{e}"),
-        },
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    control.spawn(async move { tigateway_proxy::spawn_health_checks(health_store).await.ok() });
+    // The watcher compiles each change once (prepare) and swaps only what compiled. Its first call
+    // reads the file again; that is skipped when it is still the config already serving.
+    let prepare_store = store.clone();
+    let swap_store = store.clone();
+    let _watch = tigateway_sync::file::FileWatcher::new(path.clone())
+        .start_with(
+            move |c| prepare_store.prepare(c).map_err(|e| e.to_string()),
+            move |snap| {
+                if *snap.config != *swap_store.load().config {
+                    swap_store.swap(snap);
+                }
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let gateway = Gateway::start(store, listeners, workers).context("starting listeners")?;

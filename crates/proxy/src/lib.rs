@@ -23,4 +23,4 @@ mod sniff;
 pub mod tls;
 
 pub use server::{listener_specs, Gateway, ListenerSpec};
-pub use snapshot::{build_snapshot, Snapshot, SnapshotStore};
+pub use snapshot::{build_snapshot, spawn_health_checks, Snapshot, SnapshotStore};

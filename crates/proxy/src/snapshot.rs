@@ -212,16 +212,31 @@ impl SnapshotStore {
 
     /// Builds a snapshot from `config` and swaps it in; on error the running snapshot stays.
     pub fn apply(&self, config: Config) -> Result<u64, ValidationErrors> {
+        let snap = self.prepare(config)?;
+        Ok(self.swap(snap))
+    }
+
+    /// Validates and compiles `config` into a snapshot without making it current.
+    pub fn prepare(&self, config: Config) -> Result<Snapshot, ValidationErrors> {
         let version = self.version.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let started = std::time::Instant::now();
         let snap = build_snapshot(Arc::new(config), &self.registry, version)?;
-        self.current.store(Arc::new(snap));
-        tracing::info!(
+        tracing::debug!(
             version,
             build_ms = started.elapsed().as_secs_f64() * 1e3,
-            "config applied"
+            "snapshot built"
         );
-        Ok(version)
+        Ok(snap)
+    }
+
+    /// Makes a prepared snapshot current; requests already running keep the one they loaded.
+    pub fn swap(&self, snap: Snapshot) -> u64 {
+        let version = snap.version;
+        self.registry.set_config(&snap.upstream);
+        self.current.store(Arc::new(snap));
+        self.registry.prune();
+        tracing::info!(version, "config applied");
+        version
     }
 
     /// Compiles without applying (for `validate` and pre-apply checks).
@@ -243,4 +258,33 @@ pub fn all_peers(snap: &Snapshot) -> Vec<Arc<tigateway_upstream::Peer>> {
         }
     }
     out
+}
+
+/// Runs active health checks for whatever the current snapshot sends to, following config changes
+/// (a new health-check config restarts the checker). Must be called inside a tokio runtime.
+pub fn spawn_health_checks(store: Arc<SnapshotStore>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut running: Option<(tigateway_model::HealthCheckConfig, tokio::task::JoinHandle<()>)> = None;
+        loop {
+            let wanted = store.load().upstream.health_check.clone();
+            let same = match (&running, &wanted) {
+                (Some((cur, _)), Some(w)) => cur == w,
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                if let Some((_, h)) = running.take() {
+                    h.abort();
+                }
+                if let Some(cfg) = wanted {
+                    let s = store.clone();
+                    let h = tigateway_upstream::spawn_health_checks(store.registry().clone(), cfg.clone(), move || {
+                        all_peers(&s.load_full())
+                    });
+                    running = Some((cfg, h));
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    })
 }

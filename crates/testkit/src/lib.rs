@@ -158,6 +158,7 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     pub store: Arc<tigateway_proxy::SnapshotStore>,
     gateway: Option<tigateway_proxy::Gateway>,
+    health: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestGateway {
@@ -175,10 +176,16 @@ impl TestGateway {
         let store =
             tigateway_proxy::SnapshotStore::new(cfg, registry).unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
         let gateway = tigateway_proxy::Gateway::start(store.clone(), listeners, 1).expect("gateway starts");
+        // Active health checks run as in the binary, when a runtime is there to run them.
+        let health = tokio::runtime::Handle::try_current().ok().map(|h| {
+            let _g = h.enter();
+            tigateway_proxy::spawn_health_checks(store.clone())
+        });
         TestGateway {
             addr: gateway.local_addrs[0],
             store,
             gateway: Some(gateway),
+            health,
         }
     }
 
@@ -196,6 +203,9 @@ impl TestGateway {
 
 impl Drop for TestGateway {
     fn drop(&mut self) {
+        if let Some(h) = self.health.take() {
+            h.abort();
+        }
         if let Some(g) = self.gateway.take() {
             std::thread::spawn(move || g.shutdown());
         }

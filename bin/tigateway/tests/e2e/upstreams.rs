@@ -180,3 +180,40 @@ routes:
     }
     assert!(post.contains(&503), "{post:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn active_health_checks_take_a_failing_upstream_out() {
+    let sick = upstream(UpstreamBehavior {
+        status: 500,
+        ..UpstreamBehavior::named("sick")
+    })
+    .await;
+    let well = upstream(UpstreamBehavior::named("well")).await;
+    let gw = TestGateway::start(&format!(
+        r#"
+server:
+  upstream:
+    healthCheck: {{path: /health, intervalMs: 100, timeoutMs: 500, healthyThreshold: 1, unhealthyThreshold: 1}}
+services:
+  svc: [{{url: "{}"}}, {{url: "{}"}}]
+routes:
+  - {{id: r, uri: "lb://svc", predicates: ["Path=/**"]}}
+"#,
+        sick.url(),
+        well.url()
+    ));
+    // Wait for the first check rounds (they hit /health on both).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while sick.hits() < 2 {
+        assert!(std::time::Instant::now() < deadline, "health checks never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sick_before = sick.hits();
+    for _ in 0..20 {
+        let r = client().get(gw.url("/x")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "traffic went to the upstream its health check failed");
+    }
+    // Only health-check probes (a few per 100 ms) reached the sick one, no proxied requests.
+    assert!(sick.hits() - sick_before < 20);
+    assert!(well.hits() >= 20);
+}
