@@ -178,6 +178,8 @@ pub struct UpstreamConfig {
     pub retries: u32,
     /// Optional active HTTP health checks.
     pub health_check: Option<HealthCheckConfig>,
+    /// Extra CA certificates (PEM file) trusted for https/wss upstreams, besides the public roots.
+    pub ca_file: Option<String>,
 }
 
 impl Default for UpstreamConfig {
@@ -191,6 +193,7 @@ impl Default for UpstreamConfig {
             fail_timeout_ms: 10_000,
             retries: 1,
             health_check: None,
+            ca_file: None,
         }
     }
 }

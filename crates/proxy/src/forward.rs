@@ -151,7 +151,11 @@ pub async fn forward(
         let Some(i) = pick else { break };
         let peer = plan.upstreams.peer(i).clone();
         let inflight = plan.upstreams.start(i);
-        let sender = match worker.pool.get(&peer, connect_timeout, ctx.is_upgrade).await {
+        let sender = match worker
+            .pool
+            .get(&peer, connect_timeout, ctx.is_upgrade, &snap.upstream_tls)
+            .await
+        {
             Ok(s) => s,
             Err(e) => {
                 inflight.finish(Outcome::Failure);

@@ -41,7 +41,6 @@ pub struct Pool {
     inner: Mutex<Inner>,
     max_idle_per_host: usize,
     idle_timeout: Duration,
-    tls: TlsConnector,
 }
 
 #[derive(Debug)]
@@ -76,25 +75,37 @@ impl ReturnToPool {
     }
 }
 
-pub fn client_tls_config() -> Arc<rustls::ClientConfig> {
+/// TLS settings for upstream connections: the public web roots plus the config's `caFile`.
+pub fn client_tls_config(ca_file: Option<&str>) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("reading caFile {path}: {e}"))?;
+        let mut added = 0;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert.map_err(|e| format!("parsing caFile {path}: {e}"))?;
+            roots.add(cert).map_err(|e| format!("caFile {path}: {e}"))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!("no certificate in caFile {path}"));
+        }
+    }
     let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("ring supports the default TLS versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Arc::new(cfg)
+    Ok(Arc::new(cfg))
 }
 
 impl Pool {
-    pub fn new(max_idle_per_host: usize, idle_timeout: Duration, tls: Arc<rustls::ClientConfig>) -> Arc<Pool> {
+    pub fn new(max_idle_per_host: usize, idle_timeout: Duration) -> Arc<Pool> {
         Arc::new(Pool {
             inner: Mutex::new(Inner::default()),
             max_idle_per_host,
             idle_timeout,
-            tls: TlsConnector::from(tls),
         })
     }
 
@@ -151,15 +162,25 @@ impl Pool {
     }
 
     /// A pooled connection or a new one. `fresh` skips the pool (protocol upgrades need their own).
-    pub async fn get(&self, peer: &Peer, connect_timeout: Duration, fresh: bool) -> Result<Sender, ConnectError> {
+    /// `tls` comes from the current snapshot, so a changed `caFile` applies to new connections.
+    pub async fn get(
+        &self,
+        peer: &Peer,
+        connect_timeout: Duration,
+        fresh: bool,
+        tls: &Arc<rustls::ClientConfig>,
+    ) -> Result<Sender, ConnectError> {
         if !fresh {
             if let Some(s) = self.checkout(peer.key()).await {
                 return Ok(s);
             }
         }
-        let sender = tokio::time::timeout(connect_timeout, self.connect(peer.scheme(), peer.authority(), fresh))
-            .await
-            .map_err(|_| ConnectError::Timeout)??;
+        let sender = tokio::time::timeout(
+            connect_timeout,
+            self.connect(peer.scheme(), peer.authority(), fresh, tls),
+        )
+        .await
+        .map_err(|_| ConnectError::Timeout)??;
         if let Sender::H2(h2) = &sender {
             self.inner
                 .lock()
@@ -170,7 +191,13 @@ impl Pool {
         Ok(sender)
     }
 
-    async fn connect(&self, scheme: Scheme, authority: &str, force_h1: bool) -> Result<Sender, ConnectError> {
+    async fn connect(
+        &self,
+        scheme: Scheme,
+        authority: &str,
+        force_h1: bool,
+        tls: &Arc<rustls::ClientConfig>,
+    ) -> Result<Sender, ConnectError> {
         let tcp = TcpStream::connect(authority).await.map_err(ConnectError::Io)?;
         let _ = tcp.set_nodelay(true);
         match scheme {
@@ -182,7 +209,10 @@ impl Pool {
                 let host = host.trim_start_matches('[').trim_end_matches(']');
                 let name = rustls::pki_types::ServerName::try_from(host.to_string())
                     .map_err(|e| ConnectError::Tls(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-                let tls = self.tls.connect(name, tcp).await.map_err(ConnectError::Tls)?;
+                let tls = TlsConnector::from(tls.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(ConnectError::Tls)?;
                 let is_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                 if is_h2 && !force_h1 {
                     h2(TokioIo::new(tls)).await

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::io::{send_408, SharedTcp};
-use crate::pool::{client_tls_config, Pool};
+use crate::pool::Pool;
 use crate::service::{handle, ConnInfo, Worker};
 use crate::snapshot::SnapshotStore;
 use crate::sniff::Sniff;
@@ -111,12 +111,10 @@ impl Gateway {
                 w.push((bind(addr)?, spec.clone()));
             }
         }
-        let tls_client = client_tls_config();
         let mut threads = Vec::new();
         for (i, socks) in per_worker.into_iter().enumerate() {
             let store = store.clone();
             let rx = rx.clone();
-            let tls_client = tls_client.clone();
             let t = std::thread::Builder::new()
                 .name(format!("tigw-worker-{i}"))
                 .spawn(move || {
@@ -124,7 +122,7 @@ impl Gateway {
                         .enable_all()
                         .build()
                         .expect("tokio runtime");
-                    rt.block_on(run_worker(store, socks, rx, tls_client));
+                    rt.block_on(run_worker(store, socks, rx));
                 })?;
             threads.push(t);
         }
@@ -148,13 +146,11 @@ async fn run_worker(
     store: Arc<SnapshotStore>,
     socks: Vec<(std::net::TcpListener, ListenerSpec)>,
     mut shutdown: watch::Receiver<bool>,
-    tls_client: Arc<rustls::ClientConfig>,
 ) {
     let up = store.load().upstream.clone();
     let pool = Pool::new(
         up.pool_max_idle_per_host,
         Duration::from_millis(up.pool_idle_timeout_ms),
-        tls_client,
     );
     let worker = Arc::new(Worker {
         store: store.clone(),

@@ -33,6 +33,8 @@ pub struct Snapshot {
     pub services: HashMap<String, Arc<UpstreamSet>>,
     /// Every upstream set the plugins hold (for active health checks).
     pub upstream_sets: Vec<Arc<UpstreamSet>>,
+    /// TLS client settings for https/wss upstreams.
+    pub upstream_tls: Arc<rustls::ClientConfig>,
 }
 
 /// Validates and compiles a config. Every problem is reported, with its path.
@@ -158,6 +160,13 @@ pub fn build_snapshot(
     }
 
     let upstream_sets = chain.iter().flat_map(|e| e.plugin.upstream_sets()).collect();
+    let upstream_tls = match crate::pool::client_tls_config(cfg.server.upstream.ca_file.as_deref()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            errs.push(ValidationError::new("server.upstream.caFile", e));
+            None
+        }
+    };
     let trusted_proxies = cfg
         .server
         .trusted_proxies
@@ -177,6 +186,7 @@ pub fn build_snapshot(
         shenyu_errors: cfg.server.shenyu_compatible_errors,
         services,
         upstream_sets,
+        upstream_tls: upstream_tls.expect("errors returned above"),
         config,
     })
 }

@@ -217,3 +217,39 @@ routes:
     assert!(sick.hits() - sick_before < 20);
     assert!(well.hits() >= 20);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_upstream_trusted_through_ca_file() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let up = upstream_tls(UpstreamBehavior::named("secure"), &cert.pem(), &key.serialize_pem()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    let url = format!("https://localhost:{}", up.addr.port());
+
+    let gw = TestGateway::start(&format!(
+        "server: {{upstream: {{caFile: \"{}\"}}}}\nroutes: [{{id: r, uri: \"{url}\", predicates: [\"Path=/**\"]}}]",
+        ca_path.display()
+    ));
+    let (status, v) = get_json(&gw.url("/secure")).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["path"], "/secure");
+    assert_eq!(v["version"], "HTTP/2.0", "ALPN should negotiate h2 with the upstream");
+
+    // Without the CA the upstream's certificate is not trusted: 502, nothing sent.
+    let untrusted = TestGateway::start(&format!(
+        "routes: [{{id: r, uri: \"{url}\", predicates: [\"Path=/**\"]}}]"
+    ));
+    let (status, _) = get_json(&untrusted.url("/secure")).await;
+    assert_eq!(status, 502);
+    assert_eq!(up.hits(), 1);
+}
