@@ -187,7 +187,7 @@ run_wrk() {
     p50=$(awk '$1 == "50%" {print $2}' "$out")
     p99=$(awk '$1 == "99%" {print $2}' "$out")
     non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")
-    sockerr=$(awk -F'[ ,]+' '/Socket errors:/ {print $4 + $6 + $8 + $10}' "$out")
+    sockerr=$(awk '/Socket errors:/ { n = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) n += $i; print n }' "$out")
     [ -n "$rps" ] && [ -n "$p50" ] && [ -n "$p99" ] || die "could not parse wrk output $out"
     echo "$rps $(to_ms "$p50") $(to_ms "$p99") $(( ${non2xx:-0} + ${sockerr:-0} ))"
 }

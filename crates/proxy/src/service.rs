@@ -19,7 +19,7 @@ use crate::forwarded::{client_ip, is_trusted, remove_hop_by_hop};
 use crate::normalize::normalize_path;
 use crate::plugins::Flow;
 use crate::pool::Pool;
-use crate::snapshot::{Snapshot, SnapshotStore};
+use crate::snapshot::{ChainEntry, Snapshot, SnapshotStore};
 
 /// Per worker thread state.
 pub struct Worker {
@@ -182,15 +182,7 @@ async fn serve(
     }
 
     for (idx, entry) in snap.chain.iter().enumerate() {
-        let matched = match &entry.table {
-            Some(table) => match table.select(&ctx.view()) {
-                tigateway_matcher::select::SelectOutcome::Matched { selector, rule } => {
-                    Some(Matched { selector, rule })
-                }
-                _ => continue,
-            },
-            None => None,
-        };
+        let Some(matched) = select(entry, &ctx) else { continue };
         match entry.plugin.on_request(&mut ctx, matched.as_ref()) {
             Flow::Continue => {
                 if entry.plugin.has_response_phase() {
@@ -228,6 +220,20 @@ async fn serve(
     Ok(not_found(snap.shenyu_errors))
 }
 
+/// What a plugin's selector table chose: None when the plugin does not apply to this request,
+/// Some(None) for plugins without a table (they decide by themselves).
+fn select(entry: &ChainEntry, ctx: &Ctx) -> Option<Option<Matched>> {
+    match &entry.table {
+        Some(table) => match table.select(&ctx.view()) {
+            tigateway_matcher::select::SelectOutcome::Matched { selector, rule } => {
+                Some(Some(Matched { selector, rule }))
+            }
+            _ => None,
+        },
+        None => Some(None),
+    }
+}
+
 /// Plugins ordered after the one that ended the chain (ShenYu's `modifyResponse` at 220 runs after
 /// `divide` at 200) still get their response phase when their selector matches.
 fn register_later_response_phases(snap: &Snapshot, ctx: &mut Ctx, terminal: usize) {
@@ -235,15 +241,7 @@ fn register_later_response_phases(snap: &Snapshot, ctx: &mut Ctx, terminal: usiz
         if !entry.plugin.has_response_phase() {
             continue;
         }
-        let matched = match &entry.table {
-            Some(table) => match table.select(&ctx.view()) {
-                tigateway_matcher::select::SelectOutcome::Matched { selector, rule } => {
-                    Some(Matched { selector, rule })
-                }
-                _ => continue,
-            },
-            None => None,
-        };
+        let Some(matched) = select(entry, ctx) else { continue };
         ctx.response_plugins.push((idx as u16, matched));
     }
 }

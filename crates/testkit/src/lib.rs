@@ -72,21 +72,7 @@ async fn answer(
     if !b.delay.is_zero() {
         tokio::time::sleep(b.delay).await;
     }
-    let headers: serde_json::Map<String, serde_json::Value> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
-        .collect();
-    let out = serde_json::json!({
-        "server": b.name,
-        "method": parts.method.as_str(),
-        "path": parts.uri.path(),
-        "query": parts.uri.query(),
-        "version": format!("{:?}", parts.version),
-        "headers": headers,
-        "body": String::from_utf8_lossy(&body),
-        "bodyLen": body.len(),
-    });
+    let out = tigateway_proxy::demo::describe(&parts, &body, &b.name);
     let mut resp = Response::new(Full::new(Bytes::from(out.to_string())));
     *resp.status_mut() = StatusCode::from_u16(b.status).unwrap_or(StatusCode::OK);
     resp.headers_mut()
@@ -96,13 +82,12 @@ async fn answer(
     Ok(resp)
 }
 
-/// Starts an HTTP/1.1 + h2c upstream on 127.0.0.1 (random port).
-pub async fn upstream(b: UpstreamBehavior) -> Upstream {
-    upstream_on("127.0.0.1:0".parse().expect("addr"), b).await
-}
-
-pub async fn upstream_on(addr: SocketAddr, b: UpstreamBehavior) -> Upstream {
-    let listener = TcpListener::bind(addr).await.expect("bind upstream");
+/// Accepts connections (through TLS when an acceptor is given) and answers with [`answer`].
+async fn serve_upstream(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    b: UpstreamBehavior,
+) -> Upstream {
     let addr = listener.local_addr().expect("addr");
     let hits = Arc::new(AtomicUsize::new(0));
     let b = Arc::new(b);
@@ -112,16 +97,30 @@ pub async fn upstream_on(addr: SocketAddr, b: UpstreamBehavior) -> Upstream {
             let Ok((stream, _)) = listener.accept().await else {
                 break;
             };
-            let (b, h) = (b.clone(), h.clone());
+            let (b, h, tls) = (b.clone(), h.clone(), tls.clone());
             tokio::spawn(async move {
                 let svc = service_fn(move |r| answer(r, b.clone(), h.clone()));
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let server = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let _ = match tls {
+                    None => server.serve_connection(TokioIo::new(stream), svc).await,
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(s) => server.serve_connection(TokioIo::new(s), svc).await,
+                        Err(_) => return,
+                    },
+                };
             });
         }
     });
     Upstream { addr, hits, task }
+}
+
+/// Starts an HTTP/1.1 + h2c upstream on 127.0.0.1 (random port).
+pub async fn upstream(b: UpstreamBehavior) -> Upstream {
+    upstream_on("127.0.0.1:0".parse().expect("addr"), b).await
+}
+
+pub async fn upstream_on(addr: SocketAddr, b: UpstreamBehavior) -> Upstream {
+    serve_upstream(TcpListener::bind(addr).await.expect("bind upstream"), None, b).await
 }
 
 /// A websocket echo server (tokio-tungstenite) on 127.0.0.1.
@@ -249,25 +248,10 @@ pub async fn upstream_tls(b: UpstreamBehavior, cert_pem: &str, key_pem: &str) ->
         .expect("server cert");
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
-    let addr = listener.local_addr().expect("addr");
-    let hits = Arc::new(AtomicUsize::new(0));
-    let b = Arc::new(b);
-    let h = hits.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                break;
-            };
-            let (b, h, acceptor) = (b.clone(), h.clone(), acceptor.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else { return };
-                let svc = service_fn(move |r| answer(r, b.clone(), h.clone()));
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
-            });
-        }
-    });
-    Upstream { addr, hits, task }
+    serve_upstream(
+        TcpListener::bind("127.0.0.1:0").await.expect("bind upstream"),
+        Some(acceptor),
+        b,
+    )
+    .await
 }
