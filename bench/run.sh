@@ -25,6 +25,7 @@ CONNECTIONS="${CONNECTIONS:-50}" # wrk -c
 DURATION="${DURATION:-10s}"      # wrk -d, measured run
 WARMUP="${WARMUP:-3s}"           # wrk -d, warm-up run (discarded)
 RUNS="${RUNS:-1}"                # measured runs per proxy (alternating nginx, tigateway)
+IDLE_WAIT="${IDLE_WAIT:-2}"      # seconds between "ready" and reading the idle RSS
 PIN="${PIN:-1}"                  # 1: proxies on CPU 0, upstream and wrk on CPU 1 (when nproc >= 2)
 REQ_PATH="${REQ_PATH:-/bench/ping}"
 BODY="ok 0123456789abcdef0123456789abcdef"   # upstream response body (fixed, 35 bytes + LF)
@@ -34,7 +35,7 @@ ROUTES=1
 BUILD=1
 
 usage() {
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     cat <<EOF
 Options:
   --shenyu        ShenYu divide selector/rule config instead of a Spring route
@@ -42,7 +43,7 @@ Options:
   --no-build      do not run cargo; use \$TIGATEWAY_BIN or the existing perf binary
   -h, --help      this text
 Environment (defaults): UPSTREAM_PORT=18080 NGINX_PORT=18081 TIGW_PORT=18082 THREADS=1
-  CONNECTIONS=50 DURATION=10s WARMUP=3s RUNS=1 PIN=1 REQ_PATH=/bench/ping
+  CONNECTIONS=50 DURATION=10s WARMUP=3s RUNS=1 PIN=1 IDLE_WAIT=2 REQ_PATH=/bench/ping
   CARGO_TARGET_DIR (default \$ROOT/target) TIGATEWAY_BIN (default \$CARGO_TARGET_DIR/perf/tigateway)
 EOF
 }
@@ -146,6 +147,18 @@ tree_rss_kb() {
     for pid in $(children_of "$1"); do total=$((total + $(rss_kb "$pid"))); done
     echo "$total"
 }
+
+# CPU time (utime + stime, clock ticks) of a process, all threads; of a process and its children.
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }' || echo 0; }
+tree_cpu_ticks() {
+    local total pid
+    total=$(cpu_ticks "$1")
+    for pid in $(children_of "$1"); do total=$((total + $(cpu_ticks "$pid"))); done
+    echo "$total"
+}
+# "busy total" jiffies of CPU $1 (or all CPUs when empty) from /proc/stat.
+cpu_stat() { awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
 
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 
@@ -320,9 +333,12 @@ if [ "$PIN" = 1 ] && [ "$NPROC" -ge 2 ] && command -v taskset >/dev/null; then
     PROXY_PIN=(taskset -c 0)
     WRK_PIN=(taskset -c 1)
     PIN_NOTE="proxies on CPU 0; upstream nginx and wrk on CPU 1"
+    CLIENT_CPU=1
 else
     PIN_NOTE="not pinned"
+    CLIENT_CPU=""
 fi
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 if [ -n "${TIGATEWAY_BIN:-}" ]; then
     TIGW="$TIGATEWAY_BIN"
@@ -376,7 +392,7 @@ PIDS+=("$TIGW_PID")
 t0=$(date +%s.%N)
 wait_ready "tigateway" "$TIGW_PORT" "$TIGW_PID" "$OUT/tigateway.log"
 t_ready=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
-sleep 0.5
+sleep "$IDLE_WAIT"   # let start-up garbage be returned before reading the idle RSS
 TIGW_RSS_IDLE=$(rss_kb "$TIGW_PID")
 NGX_RSS_IDLE=$(tree_rss_kb "$NGX_PID")
 
@@ -392,9 +408,15 @@ for run in $(seq "$RUNS"); do
         run_wrk "$port" "$OUT/wrk-$who-warmup.txt" "$WARMUP" >/dev/null
         kill -0 "$pid" 2>/dev/null || die "$who died during the warm-up (see $OUT/$who*.log)"
         log "$who: measured run $run/$RUNS ($DURATION)"
+        c0=$(tree_cpu_ticks "$pid"); read -r cb0 ct0 <<<"$(cpu_stat "$CLIENT_CPU")"; w0=$(date +%s.%N)
         line=$(run_wrk "$port" "$OUT/wrk-$who-$run.txt" "$DURATION")
+        c1=$(tree_cpu_ticks "$pid"); read -r cb1 ct1 <<<"$(cpu_stat "$CLIENT_CPU")"; w1=$(date +%s.%N)
         kill -0 "$pid" 2>/dev/null || die "$who died under load (see $OUT/$who*.log)"
-        echo "   $line  (rps p50_ms p99_ms errors)" >&2
+        # proxy CPU as % of one core; client side (wrk + upstream) as % busy of its CPU(s)
+        proxy_cpu=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.0f", 100 * t / hz / (b - a) }')
+        client_cpu=$(awk -v a=$((cb1 - cb0)) -v b=$((ct1 - ct0)) 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }')
+        line="$line $proxy_cpu $client_cpu"
+        echo "   $line  (rps p50_ms p99_ms errors proxy_cpu% client_cpu_busy%)" >&2
         if [ "$who" = nginx ]; then R_NGX+=("$line"); else R_TIGW+=("$line"); fi
     done
 done
@@ -403,10 +425,11 @@ TIGW_HWM=$(hwm_kb "$TIGW_PID")
 NGX_RSS_LOADED=$(tree_rss_kb "$NGX_PID")
 
 # Mean over runs of each column.
-mean_of() { printf '%s\n' "$@" | awk '{ r += $1; p50 += $2; p99 += $3; e += $4; n++ }
-    END { printf "%.0f %.3f %.3f %d", r / n, p50 / n, p99 / n, e }'; }
-read -r N_RPS N_P50 N_P99 N_ERR <<<"$(mean_of "${R_NGX[@]}")"
-read -r T_RPS T_P50 T_P99 T_ERR <<<"$(mean_of "${R_TIGW[@]}")"
+mean_of() { printf '%s\n' "$@" | awk '{ r += $1; p50 += $2; p99 += $3; e += $4; pc += $5; cc += $6; n++ }
+    END { printf "%.0f %.3f %.3f %d %.0f%% %.0f%%", r / n, p50 / n, p99 / n, e, pc / n, cc / n }'; }
+read -r N_RPS N_P50 N_P99 N_ERR N_CPU N_CLIENT <<<"$(mean_of "${R_NGX[@]}")"
+read -r T_RPS T_P50 T_P99 T_ERR T_CPU T_CLIENT <<<"$(mean_of "${R_TIGW[@]}")"
+per_cpu() { awk -v r="$1" -v c="${2%\%}" 'BEGIN { if (c > 0) printf "%.0f", r * 100 / c; else print "n/a" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 {
@@ -418,13 +441,17 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo "load:      $WRK_SETTINGS  (warm-up $WARMUP first; $RUNS measured run(s), mean shown)"
     echo "cpu:       $PIN_NOTE"
     echo
-    printf '%-12s %12s %10s %10s %8s\n' proxy "requests/s" "p50 ms" "p99 ms" errors
-    printf '%-12s %12s %10s %10s %8s\n' nginx "$N_RPS" "$N_P50" "$N_P99" "$N_ERR"
-    printf '%-12s %12s %10s %10s %8s\n' tigateway "$T_RPS" "$T_P50" "$T_P99" "$T_ERR"
-    printf '%-12s %12s %10s %10s\n' "tigw/nginx" "$(ratio "$T_RPS" "$N_RPS")" "$(ratio "$T_P50" "$N_P50")" "$(ratio "$T_P99" "$N_P99")"
+    printf '%-12s %12s %10s %10s %8s %10s %11s %10s\n' proxy "requests/s" "p50 ms" "p99 ms" errors "proxy CPU" "client CPU" "req/CPU-s"
+    printf '%-12s %12s %10s %10s %8s %10s %11s %10s\n' nginx "$N_RPS" "$N_P50" "$N_P99" "$N_ERR" "$N_CPU" "$N_CLIENT" "$(per_cpu "$N_RPS" "$N_CPU")"
+    printf '%-12s %12s %10s %10s %8s %10s %11s %10s\n' tigateway "$T_RPS" "$T_P50" "$T_P99" "$T_ERR" "$T_CPU" "$T_CLIENT" "$(per_cpu "$T_RPS" "$T_CPU")"
+    printf '%-12s %12s %10s %10s %8s %10s %11s %10s\n' "tigw/nginx" "$(ratio "$T_RPS" "$N_RPS")" "$(ratio "$T_P50" "$N_P50")" "$(ratio "$T_P99" "$N_P99")" \
+        "" "" "" "$(ratio "$(per_cpu "$T_RPS" "$T_CPU")" "$(per_cpu "$N_RPS" "$N_CPU")")"
+    echo "(proxy CPU: the proxy's CPU time / wall time, % of one core; client CPU: how busy the CPU"
+    echo " running wrk + the upstream was (all CPUs when not pinned); near 100% means the client side"
+    echo " may be the limit. req/CPU-s: requests per second of proxy CPU time, i.e. cost per request.)"
     if [ "$RUNS" -gt 1 ]; then
         echo
-        echo "per run (rps p50_ms p99_ms errors):"
+        echo "per run (rps p50_ms p99_ms errors proxy_cpu% client_cpu%):"
         for i in $(seq 0 $((RUNS - 1))); do echo "  run $((i + 1)): nginx ${R_NGX[$i]} | tigateway ${R_TIGW[$i]}"; done
     fi
     echo

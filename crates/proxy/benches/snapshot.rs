@@ -7,7 +7,8 @@
 //!   selector handle), each with one rule.
 //!
 //! Config construction and parsing are outside the timed loop, and so is dropping the snapshot
-//! (`iter_with_large_drop`): the number is validation + compilation only.
+//! (`iter_with_large_drop`): the number is validation + compilation only. Before timing, each case
+//! prints how much the process RSS grew for the config and for one snapshot (a rough size).
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -87,15 +88,38 @@ fn divide_config(n: usize) -> Config {
     }
 }
 
+/// VmRSS of this process in KiB (0 where /proc is missing).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 fn bench_build(c: &mut Criterion, group: &str, make: fn(usize) -> Config) {
     let mut g = c.benchmark_group(group);
     g.sample_size(10);
     for n in SIZES {
+        let before = rss_kib();
         let config = Arc::new(make(n));
+        let with_config = rss_kib();
         let registry = Arc::new(Registry::new(&config.server.upstream));
-        if let Err(e) = build_snapshot(config.clone(), &registry, 0) {
-            panic!("{group}/{n}: the bench config does not validate:\n{e}");
-        }
+        let snapshot = match build_snapshot(config.clone(), &registry, 0) {
+            Ok(s) => s,
+            Err(e) => panic!("{group}/{n}: the bench config does not validate:\n{e}"),
+        };
+        let with_snapshot = rss_kib();
+        drop(snapshot);
+        // A rough size: RSS growth of this process (system allocator), not an exact heap count.
+        eprintln!(
+            "{group}/{n}: RSS growth: config {} KiB, snapshot {} KiB",
+            with_config.saturating_sub(before),
+            with_snapshot.saturating_sub(with_config)
+        );
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter_with_large_drop(|| build_snapshot(black_box(config.clone()), &registry, 1).ok())
         });

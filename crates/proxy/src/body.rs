@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
-use crate::pool::ReturnToPool;
+use crate::h1::H1Body;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -16,11 +16,10 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub enum ProxyBody {
     Empty,
     Full(Full<Bytes>),
-    /// An upstream response streamed through; the upstream connection goes back to the pool at its end.
-    Upstream {
-        body: Incoming,
-        on_end: Option<ReturnToPool>,
-    },
+    /// An HTTP/1.1 upstream response streamed through; its connection goes back to the pool at its end.
+    H1(H1Body),
+    /// An HTTP/2 upstream response streamed through.
+    Upstream(Incoming),
 }
 
 impl ProxyBody {
@@ -40,27 +39,8 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Empty => Poll::Ready(None),
             ProxyBody::Full(f) => Pin::new(f).poll_frame(cx).map_err(|never| match never {}),
-            ProxyBody::Upstream { body, on_end } => match Pin::new(&mut *body).poll_frame(cx) {
-                Poll::Ready(None) => {
-                    if let Some(ret) = on_end.take() {
-                        ret.give_back();
-                    }
-                    Poll::Ready(None)
-                }
-                Poll::Ready(Some(Err(e))) => {
-                    on_end.take();
-                    Poll::Ready(Some(Err(Box::new(e))))
-                }
-                Poll::Ready(Some(Ok(frame))) => {
-                    if body.is_end_stream() {
-                        if let Some(ret) = on_end.take() {
-                            ret.give_back();
-                        }
-                    }
-                    Poll::Ready(Some(Ok(frame)))
-                }
-                Poll::Pending => Poll::Pending,
-            },
+            ProxyBody::H1(b) => Pin::new(b).poll_frame(cx),
+            ProxyBody::Upstream(b) => Pin::new(b).poll_frame(cx).map_err(|e| Box::new(e) as BoxError),
         }
     }
 
@@ -68,7 +48,8 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Empty => true,
             ProxyBody::Full(f) => f.is_end_stream(),
-            ProxyBody::Upstream { body, .. } => body.is_end_stream(),
+            ProxyBody::H1(b) => b.is_end_stream(),
+            ProxyBody::Upstream(b) => b.is_end_stream(),
         }
     }
 
@@ -76,7 +57,8 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Empty => SizeHint::with_exact(0),
             ProxyBody::Full(f) => f.size_hint(),
-            ProxyBody::Upstream { body, .. } => body.size_hint(),
+            ProxyBody::H1(b) => b.size_hint(),
+            ProxyBody::Upstream(b) => b.size_hint(),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod error;
 pub mod forward;
 pub mod forwarded;
+pub mod h1;
 mod io;
 pub mod normalize;
 pub mod plugins;

@@ -1,33 +1,29 @@
-//! Upstream connections: a per-worker pool of keep-alive HTTP/1.1 connections and shared HTTP/2
-//! connections, with connect separated from send so that a failed connect can be retried on another
-//! upstream without losing a streamed request body.
+//! Upstream connections: a per-worker pool of keep-alive HTTP/1.1 connections (driven by the
+//! hand-written client in `h1.rs`) and shared HTTP/2 connections (hyper), with connect separated
+//! from send so that a failed connect can be retried on another upstream without losing a streamed
+//! request body.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::body::ReqBody;
+use crate::h1::{H1Conn, Stream};
 use tigateway_model::Scheme;
 use tigateway_upstream::Peer;
 
 pub enum Sender {
-    H1(http1::SendRequest<ReqBody>),
+    H1(H1Conn),
     H2(http2::SendRequest<ReqBody>),
 }
 
-impl Sender {
-    pub fn is_h2(&self) -> bool {
-        matches!(self, Sender::H2(_))
-    }
-}
-
 struct Idle {
-    sender: http1::SendRequest<ReqBody>,
+    conn: H1Conn,
     since: Instant,
 }
 
@@ -57,21 +53,8 @@ impl std::fmt::Display for ConnectError {
             ConnectError::Timeout => f.write_str("connect timed out"),
             ConnectError::Io(e) => write!(f, "connect failed: {e}"),
             ConnectError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
-            ConnectError::Handshake(e) => write!(f, "HTTP handshake failed: {e}"),
+            ConnectError::Handshake(e) => write!(f, "HTTP/2 handshake failed: {e}"),
         }
-    }
-}
-
-/// Gives an HTTP/1.1 connection back to the pool once its response body has been read to the end.
-pub struct ReturnToPool {
-    pool: Arc<Pool>,
-    peer: Arc<Peer>,
-    sender: http1::SendRequest<ReqBody>,
-}
-
-impl ReturnToPool {
-    pub fn give_back(self) {
-        self.pool.put_h1(self.peer.key(), self.sender);
     }
 }
 
@@ -93,7 +76,7 @@ pub fn client_tls_config(ca_file: Option<&str>) -> Result<Arc<rustls::ClientConf
     }
     let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
+        .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -109,13 +92,11 @@ impl Pool {
         })
     }
 
-    fn put_h1(&self, key: &str, sender: http1::SendRequest<ReqBody>) {
-        if sender.is_closed() {
-            return;
-        }
+    /// Keeps a finished keep-alive connection for the next request to `key` (`scheme://host:port`).
+    pub fn put_h1(&self, key: &str, conn: H1Conn) {
         let mut inner = self.inner.lock().expect("pool lock");
         let idle = Idle {
-            sender,
+            conn,
             since: Instant::now(),
         };
         match inner.h1.get_mut(key) {
@@ -127,60 +108,38 @@ impl Pool {
         }
     }
 
-    pub fn return_handle(self: &Arc<Self>, peer: Arc<Peer>, sender: http1::SendRequest<ReqBody>) -> ReturnToPool {
-        ReturnToPool {
-            pool: self.clone(),
-            peer,
-            sender,
+    /// A pooled connection, if any (most recently used first: warm connections stay warm).
+    fn checkout(&self, key: &str) -> Option<Sender> {
+        let mut inner = self.inner.lock().expect("pool lock");
+        if let Some(h2) = inner.h2.get(key) {
+            if !h2.is_closed() {
+                return Some(Sender::H2(h2.clone()));
+            }
+            inner.h2.remove(key);
         }
-    }
-
-    /// A ready pooled connection, if any (most recently used first: warm connections stay warm).
-    async fn checkout(&self, key: &str) -> Option<Sender> {
-        loop {
-            let idle = {
-                let mut inner = self.inner.lock().expect("pool lock");
-                if let Some(h2) = inner.h2.get(key) {
-                    if !h2.is_closed() {
-                        return Some(Sender::H2(h2.clone()));
-                    }
-                    inner.h2.remove(key);
-                }
-                inner.h1.get_mut(key).and_then(|l| l.pop())
-            }?;
-            if idle.since.elapsed() > self.idle_timeout || idle.sender.is_closed() {
-                continue;
-            }
-            let mut sender = idle.sender;
-            if sender.is_ready() {
-                return Some(Sender::H1(sender));
-            }
-            if sender.ready().await.is_ok() {
-                return Some(Sender::H1(sender));
+        let list = inner.h1.get_mut(key)?;
+        while let Some(idle) = list.pop() {
+            if idle.since.elapsed() <= self.idle_timeout && idle.conn.looks_alive() {
+                return Some(Sender::H1(idle.conn));
             }
         }
+        None
     }
 
-    /// A pooled connection or a new one. `fresh` skips the pool (protocol upgrades need their own).
-    /// `tls` comes from the current snapshot, so a changed `caFile` applies to new connections.
+    /// A pooled connection or a new one. `tls` comes from the current snapshot, so a changed
+    /// `caFile` applies to new connections.
     pub async fn get(
         &self,
         peer: &Peer,
         connect_timeout: Duration,
-        fresh: bool,
         tls: &Arc<rustls::ClientConfig>,
     ) -> Result<Sender, ConnectError> {
-        if !fresh {
-            if let Some(s) = self.checkout(peer.key()).await {
-                return Ok(s);
-            }
+        if let Some(s) = self.checkout(peer.key()) {
+            return Ok(s);
         }
-        let sender = tokio::time::timeout(
-            connect_timeout,
-            self.connect(peer.scheme(), peer.authority(), fresh, tls),
-        )
-        .await
-        .map_err(|_| ConnectError::Timeout)??;
+        let sender = tokio::time::timeout(connect_timeout, connect(peer.scheme(), peer.authority(), tls))
+            .await
+            .map_err(|_| ConnectError::Timeout)??;
         if let Sender::H2(h2) = &sender {
             self.inner
                 .lock()
@@ -190,54 +149,37 @@ impl Pool {
         }
         Ok(sender)
     }
+}
 
-    async fn connect(
-        &self,
-        scheme: Scheme,
-        authority: &str,
-        force_h1: bool,
-        tls: &Arc<rustls::ClientConfig>,
-    ) -> Result<Sender, ConnectError> {
-        let tcp = TcpStream::connect(authority).await.map_err(ConnectError::Io)?;
-        let _ = tcp.set_nodelay(true);
-        match scheme {
-            Scheme::Http | Scheme::Ws => h1(TokioIo::new(tcp)).await,
-            Scheme::H2c if !force_h1 => h2(TokioIo::new(tcp)).await,
-            Scheme::H2c => h1(TokioIo::new(tcp)).await,
-            Scheme::Https | Scheme::Wss => {
-                let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
-                let host = host.trim_start_matches('[').trim_end_matches(']');
-                let name = rustls::pki_types::ServerName::try_from(host.to_string())
-                    .map_err(|e| ConnectError::Tls(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-                let tls = TlsConnector::from(tls.clone())
-                    .connect(name, tcp)
-                    .await
-                    .map_err(ConnectError::Tls)?;
-                let is_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                if is_h2 && !force_h1 {
-                    h2(TokioIo::new(tls)).await
-                } else {
-                    h1(TokioIo::new(tls)).await
-                }
+async fn connect(scheme: Scheme, authority: &str, tls: &Arc<rustls::ClientConfig>) -> Result<Sender, ConnectError> {
+    let tcp = TcpStream::connect(authority).await.map_err(ConnectError::Io)?;
+    let _ = tcp.set_nodelay(true);
+    match scheme {
+        Scheme::Http | Scheme::Ws => Ok(Sender::H1(H1Conn::new(Stream::Plain(tcp)))),
+        Scheme::H2c => h2(TokioIo::new(tcp)).await,
+        Scheme::Https | Scheme::Wss => {
+            let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| ConnectError::Tls(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+            let mut cfg = tls.clone();
+            if scheme == Scheme::Wss {
+                // A websocket upgrade is an HTTP/1.1 affair.
+                let mut c = (*cfg).clone();
+                c.alpn_protocols = vec![b"http/1.1".to_vec()];
+                cfg = Arc::new(c);
+            }
+            let stream = TlsConnector::from(cfg)
+                .connect(name, tcp)
+                .await
+                .map_err(ConnectError::Tls)?;
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                h2(TokioIo::new(stream)).await
+            } else {
+                Ok(Sender::H1(H1Conn::new(Stream::Tls(Box::new(stream)))))
             }
         }
     }
-}
-
-async fn h1<T>(io: TokioIo<T>) -> Result<Sender, ConnectError>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, conn) = http1::Builder::new()
-        .handshake(io)
-        .await
-        .map_err(ConnectError::Handshake)?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "upstream connection ended with an error");
-        }
-    });
-    Ok(Sender::H1(sender))
 }
 
 async fn h2<T>(io: TokioIo<T>) -> Result<Sender, ConnectError>
