@@ -77,6 +77,9 @@ pub struct ServerConfig {
     /// Answer "no route" like ShenYu (HTTP 200, code -107) instead of 404, for drop-in users.
     #[serde(default)]
     pub shenyu_compatible_errors: bool,
+    /// Add an RFC 7239 `Forwarded` header upstream (X-Forwarded-For/-Proto/-Host are always set).
+    #[serde(default)]
+    pub add_forwarded_header: bool,
 }
 
 fn default_shutdown_ms() -> u64 {
@@ -92,6 +95,7 @@ impl Default for ServerConfig {
             upstream: UpstreamConfig::default(),
             shutdown_timeout_ms: default_shutdown_ms(),
             shenyu_compatible_errors: false,
+            add_forwarded_header: false,
         }
     }
 }

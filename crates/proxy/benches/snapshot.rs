@@ -7,8 +7,8 @@
 //!   selector handle), each with one rule.
 //!
 //! Config construction and parsing are outside the timed loop, and so is dropping the snapshot
-//! (`iter_with_large_drop`): the number is validation + compilation only. Before timing, each case
-//! prints how much the process RSS grew for the config and for one snapshot (a rough size).
+//! (`iter_with_large_drop`): the number is validation + compilation only. Before any timing, the
+//! `memory` step prints how much the process RSS grows per config and per snapshot (a rough size).
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -104,27 +104,40 @@ fn bench_build(c: &mut Criterion, group: &str, make: fn(usize) -> Config) {
     let mut g = c.benchmark_group(group);
     g.sample_size(10);
     for n in SIZES {
-        let before = rss_kib();
         let config = Arc::new(make(n));
-        let with_config = rss_kib();
         let registry = Arc::new(Registry::new(&config.server.upstream));
-        let snapshot = match build_snapshot(config.clone(), &registry, 0) {
-            Ok(s) => s,
-            Err(e) => panic!("{group}/{n}: the bench config does not validate:\n{e}"),
-        };
-        let with_snapshot = rss_kib();
-        drop(snapshot);
-        // A rough size: RSS growth of this process (system allocator), not an exact heap count.
-        eprintln!(
-            "{group}/{n}: RSS growth: config {} KiB, snapshot {} KiB",
-            with_config.saturating_sub(before),
-            with_snapshot.saturating_sub(with_config)
-        );
+        if let Err(e) = build_snapshot(config.clone(), &registry, 0) {
+            panic!("{group}/{n}: the bench config does not validate:\n{e}");
+        }
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter_with_large_drop(|| build_snapshot(black_box(config.clone()), &registry, 1).ok())
         });
     }
     g.finish();
+}
+
+/// Not timed: prints how much this process's RSS grows for each config and for one snapshot of it,
+/// before any timing has run. Everything is kept alive until all cases are measured, so freed
+/// memory of one case cannot hide the growth of the next. A rough size (system allocator), not an
+/// exact heap count.
+fn memory(_: &mut Criterion) {
+    let mut keep = Vec::new();
+    for (name, make) in [("spring_routes", spring_config as fn(usize) -> Config), ("divide_selectors", divide_config)] {
+        for n in SIZES {
+            let before = rss_kib();
+            let config = Arc::new(make(n));
+            let with_config = rss_kib();
+            let registry = Arc::new(Registry::new(&config.server.upstream));
+            let snapshot = build_snapshot(config.clone(), &registry, 0).ok();
+            let with_snapshot = rss_kib();
+            eprintln!(
+                "memory {name}/{n}: RSS growth: config {} KiB, snapshot {} KiB",
+                with_config.saturating_sub(before),
+                with_snapshot.saturating_sub(with_config)
+            );
+            keep.push((config, registry, snapshot));
+        }
+    }
 }
 
 fn spring_routes(c: &mut Criterion) {
@@ -135,5 +148,5 @@ fn divide_selectors(c: &mut Criterion) {
     bench_build(c, "build_snapshot/divide_selectors", divide_config);
 }
 
-criterion_group!(benches, spring_routes, divide_selectors);
+criterion_group!(benches, memory, spring_routes, divide_selectors);
 criterion_main!(benches);

@@ -31,6 +31,8 @@ pub struct Ctx {
     pub host_header: Option<HeaderValue>,
     pub client_ip: IpAddr,
     pub peer: SocketAddr,
+    /// The peer's address as a header value (made once per connection).
+    pub peer_value: HeaderValue,
     pub peer_trusted: bool,
     pub tls: bool,
     /// Buffered body, when a `post` condition needed it.

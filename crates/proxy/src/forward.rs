@@ -134,9 +134,11 @@ pub async fn forward(
     set_forwarding_headers(
         &mut ctx.headers,
         ctx.peer.ip(),
+        &ctx.peer_value,
         ctx.peer_trusted,
         proto,
         ctx.host_header.as_ref(),
+        snap.config.server.add_forwarded_header,
     );
     if ctx.is_upgrade {
         ctx.headers

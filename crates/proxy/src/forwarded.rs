@@ -74,26 +74,42 @@ fn forwarded_for(element: &str) -> Option<IpAddr> {
     None
 }
 
+/// The client connection's address as a header value, made once per connection.
+pub fn peer_header_value(peer: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&canonical(peer).to_string()).expect("an IP address is a valid header value")
+}
+
 /// Sets the forwarding headers for the upstream request. Values from an untrusted peer are replaced,
-/// not extended, so a client cannot forge its address.
+/// not extended, so a client cannot forge its address. RFC 7239 `Forwarded` is added only when
+/// `add_forwarded` (most upstreams read X-Forwarded-*, and it costs a formatted header per request);
+/// an untrusted client's own `Forwarded` is removed either way.
 pub fn set_forwarding_headers(
     headers: &mut HeaderMap,
     peer: IpAddr,
+    peer_value: &HeaderValue,
     peer_trusted: bool,
     proto: &'static str,
     host: Option<&HeaderValue>,
+    add_forwarded: bool,
 ) {
     let peer = canonical(peer);
-    let peer_s = peer.to_string();
-    let xff = match (
-        peer_trusted,
-        headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()),
-    ) {
-        (true, Some(prev)) if !prev.trim().is_empty() => format!("{prev}, {peer_s}"),
-        _ => peer_s.clone(),
+    let prev = if peer_trusted {
+        headers
+            .get(&X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+            .filter(|p| !p.trim().is_empty())
+    } else {
+        None
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+    match prev.map(|p| format!("{p}, {}", peer_value.to_str().unwrap_or(""))) {
+        Some(chain) => {
+            if let Ok(v) = HeaderValue::from_str(&chain) {
+                headers.insert(X_FORWARDED_FOR.clone(), v);
+            }
+        }
+        None => {
+            headers.insert(X_FORWARDED_FOR.clone(), peer_value.clone());
+        }
     }
     if !(peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
@@ -108,6 +124,13 @@ pub fn set_forwarding_headers(
             }
         }
     }
+    if !add_forwarded {
+        if !peer_trusted {
+            headers.remove(&FORWARDED);
+        }
+        return;
+    }
+    let peer_s = peer.to_string();
     let node = if peer.is_ipv6() {
         format!("\"[{peer_s}]\"")
     } else {
@@ -201,20 +224,24 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(&X_FORWARDED_FOR, "6.6.6.6".parse().unwrap());
         h.insert(&X_FORWARDED_PROTO, "https".parse().unwrap());
-        set_forwarding_headers(
-            &mut h,
-            "1.1.1.1".parse().unwrap(),
-            false,
-            "http",
-            Some(&HeaderValue::from_static("gw.example")),
+        let p: IpAddr = "1.1.1.1".parse().unwrap();
+        h.insert(&FORWARDED, "for=6.6.6.6".parse().unwrap());
+        let mut h2 = h.clone();
+        set_forwarding_headers(&mut h2, p, &peer_header_value(p), false, "http", None, false);
+        assert!(
+            !h2.contains_key(&FORWARDED),
+            "an untrusted Forwarded header must not pass"
         );
+        let host = HeaderValue::from_static("gw.example");
+        set_forwarding_headers(&mut h, p, &peer_header_value(p), false, "http", Some(&host), true);
         assert_eq!(h[&X_FORWARDED_FOR], "1.1.1.1");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(h[&X_FORWARDED_HOST], "gw.example");
         assert_eq!(h[&FORWARDED], "for=1.1.1.1;proto=http;host=\"gw.example\"");
         let mut t = HeaderMap::new();
         t.insert(&X_FORWARDED_FOR, "6.6.6.6".parse().unwrap());
-        set_forwarding_headers(&mut t, "10.0.0.1".parse().unwrap(), true, "http", None);
+        let p: IpAddr = "10.0.0.1".parse().unwrap();
+        set_forwarding_headers(&mut t, p, &peer_header_value(p), true, "http", None, false);
         assert_eq!(t[&X_FORWARDED_FOR], "6.6.6.6, 10.0.0.1");
     }
 

@@ -234,6 +234,7 @@ fn serve_conn(
     let conflict = Arc::new(AtomicU64::new(0));
     let conn_info = Arc::new(ConnInfo {
         peer,
+        peer_value: crate::forwarded::peer_header_value(peer.ip()),
         tls: spec.tls.is_some(),
         framing_conflict: conflict.clone(),
         requests: AtomicU64::new(0),

@@ -30,6 +30,7 @@ pub struct Worker {
 /// Per connection facts.
 pub struct ConnInfo {
     pub peer: SocketAddr,
+    pub peer_value: HeaderValue,
     pub tls: bool,
     /// Ordinal of the HTTP/1.1 request on this connection that carried both Content-Length and
     /// Transfer-Encoding (0: none), as seen by the framing sniffer.
@@ -157,6 +158,7 @@ async fn serve(
         host_header,
         client_ip: client,
         peer: conn.peer,
+        peer_value: conn.peer_value.clone(),
         peer_trusted,
         tls: conn.tls,
         body: None,
