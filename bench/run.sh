@@ -26,6 +26,7 @@ DURATION="${DURATION:-10s}"      # wrk -d, measured run
 WARMUP="${WARMUP:-3s}"           # wrk -d, warm-up run (discarded)
 RUNS="${RUNS:-1}"                # measured runs per proxy (alternating nginx, tigateway)
 IDLE_WAIT="${IDLE_WAIT:-2}"      # seconds between "ready" and reading the idle RSS
+NGINX_XFF="${NGINX_XFF:-0}"      # 1: nginx also sets X-Forwarded-For/-Proto/-Host, as TiGateway does
 PIN="${PIN:-1}"                  # 1: proxies on CPU 0, upstream and wrk on CPU 1 (when nproc >= 2)
 REQ_PATH="${REQ_PATH:-/bench/ping}"
 BODY="ok 0123456789abcdef0123456789abcdef"   # upstream response body (fixed, 35 bytes + LF)
@@ -43,7 +44,7 @@ Options:
   --no-build      do not run cargo; use \$TIGATEWAY_BIN or the existing perf binary
   -h, --help      this text
 Environment (defaults): UPSTREAM_PORT=18080 NGINX_PORT=18081 TIGW_PORT=18082 THREADS=1
-  CONNECTIONS=50 DURATION=10s WARMUP=3s RUNS=1 PIN=1 IDLE_WAIT=2 REQ_PATH=/bench/ping
+  CONNECTIONS=50 DURATION=10s WARMUP=3s RUNS=1 PIN=1 IDLE_WAIT=2 NGINX_XFF=0 REQ_PATH=/bench/ping
   CARGO_TARGET_DIR (default \$ROOT/target) TIGATEWAY_BIN (default \$CARGO_TARGET_DIR/perf/tigateway)
 EOF
 }
@@ -271,6 +272,12 @@ write_proxy_conf() {
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+$(if [ "$NGINX_XFF" = 1 ]; then cat <<'XFF'
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+XFF
+fi)
         }
     }
 }
@@ -440,6 +447,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo "config:    $MODE, $ROUTES route(s)/selector(s); request GET $REQ_PATH; ready in ${t_ready}s"
     echo "load:      $WRK_SETTINGS  (warm-up $WARMUP first; $RUNS measured run(s), mean shown)"
     echo "cpu:       $PIN_NOTE"
+    echo "headers:   nginx X-Forwarded-* headers $([ "$NGINX_XFF" = 1 ] && echo set || echo 'not set (TiGateway sets X-Forwarded-For/-Proto/-Host)')"
     echo
     printf '%-12s %12s %10s %10s %8s %10s %11s %10s\n' proxy "requests/s" "p50 ms" "p99 ms" errors "proxy CPU" "client CPU" "req/CPU-s"
     printf '%-12s %12s %10s %10s %8s %10s %11s %10s\n' nginx "$N_RPS" "$N_P50" "$N_P99" "$N_ERR" "$N_CPU" "$N_CLIENT" "$(per_cpu "$N_RPS" "$N_CPU")"

@@ -94,15 +94,11 @@ fn plugin_table(c: &mut Criterion) {
             "the hit path must select selector {}",
             n / 2
         );
-        g.bench_with_input(BenchmarkId::new("hit", n), &req, |b, req| {
-            b.iter(|| table.select(black_box(req)))
-        });
+        g.bench_with_input(BenchmarkId::new("hit", n), &req, |b, req| b.iter(|| table.select(black_box(req))));
 
         let req = view(MISS_PATH, &headers);
         assert_eq!(table.select(&req), SelectOutcome::NoSelector);
-        g.bench_with_input(BenchmarkId::new("miss", n), &req, |b, req| {
-            b.iter(|| table.select(black_box(req)))
-        });
+        g.bench_with_input(BenchmarkId::new("miss", n), &req, |b, req| b.iter(|| table.select(black_box(req))));
     }
     g.finish();
 }
@@ -111,22 +107,14 @@ fn linear_scan(c: &mut Criterion) {
     let headers = HeaderMap::new();
     let mut g = c.benchmark_group("linear_scan_baseline");
     for n in SIZES {
-        let conds: Vec<CompiledCondition> = (0..n)
-            .map(|i| compile(&uri_match(&format!("/svc{i}/api/**"))).expect("compiles"))
-            .collect();
+        let conds: Vec<CompiledCondition> =
+            (0..n).map(|i| compile(&uri_match(&format!("/svc{i}/api/**"))).expect("compiles")).collect();
         let hit = hit_path(n);
         let req = view(&hit, &headers);
         assert_eq!(conds.iter().position(|c| c.eval(&req)), Some(n / 2));
         // ShenYu ranks every matching selector, so a scan cannot stop at the first match.
         g.bench_with_input(BenchmarkId::new("hit", n), &req, |b, req| {
-            b.iter(|| {
-                conds
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.eval(black_box(req)))
-                    .map(|(i, _)| i)
-                    .last()
-            })
+            b.iter(|| conds.iter().enumerate().filter(|(_, c)| c.eval(black_box(req))).map(|(i, _)| i).last())
         });
     }
     g.finish();

@@ -62,10 +62,7 @@ pub(crate) struct ConditionError {
 }
 
 fn err(field: &'static str, message: impl Into<String>) -> ConditionError {
-    ConditionError {
-        field,
-        message: message.into(),
-    }
+    ConditionError { field, message: message.into() }
 }
 
 /// Compiles a model condition; the error names the problem (not the field).
@@ -80,10 +77,7 @@ pub(crate) fn compile_detailed(c: &Condition) -> Result<CompiledCondition, Condi
         Operator::parse(&c.operator).ok_or_else(|| err("operator", format!("unknown operator {:?}", c.operator)))?;
     let name = c.param_name.as_deref().map(str::trim).unwrap_or("");
     if param_type.needs_name() && name.is_empty() {
-        return Err(err(
-            "paramName",
-            format!("paramType {:?} needs a paramName", c.param_type),
-        ));
+        return Err(err("paramName", format!("paramType {:?} needs a paramName", c.param_type)));
     }
     let header = if param_type == ParamType::Header {
         Some(
@@ -113,11 +107,7 @@ pub(crate) fn compile_detailed(c: &Condition) -> Result<CompiledCondition, Condi
             if is_path {
                 Test::Ant(AntPattern::parse(value).map_err(|e| bad(format!("bad path pattern: {e}")))?)
             } else if is_addr && value.contains('/') {
-                Test::Cidr(
-                    value
-                        .parse::<IpNet>()
-                        .map_err(|_| bad(format!("not a CIDR: {value:?}")))?,
-                )
+                Test::Cidr(value.parse::<IpNet>().map_err(|_| bad(format!("not a CIDR: {value:?}")))?)
             } else if let (true, Ok(ip)) = (is_addr, value.parse::<IpAddr>()) {
                 Test::IpEq(ip)
             } else {
@@ -134,18 +124,10 @@ pub(crate) fn compile_detailed(c: &Condition) -> Result<CompiledCondition, Condi
         Operator::TimeBefore | Operator::TimeAfter => {
             let at = NaiveDateTime::parse_from_str(value, CONDITION_TIME_FORMAT)
                 .map_err(|_| bad(format!("expected a time as yyyy-MM-dd HH:mm:ss, got {value:?}")))?;
-            Test::Time {
-                at,
-                after: operator == Operator::TimeAfter,
-                now: name.is_empty(),
-            }
+            Test::Time { at, after: operator == Operator::TimeAfter, now: name.is_empty() }
         }
     };
-    let prefix = if is_path {
-        path_prefix(operator, value, &test)
-    } else {
-        None
-    };
+    let prefix = if is_path { path_prefix(operator, value, &test) } else { None };
     let text = if name.is_empty() {
         format!("{} {} {}", c.param_type, c.operator, value)
     } else {
@@ -214,11 +196,7 @@ fn form_decode(s: &str) -> Cow<'_, str> {
         return Cow::Borrowed(s);
     }
     let spaced = s.replace('+', " ");
-    Cow::Owned(
-        percent_encoding::percent_decode_str(&spaced)
-            .decode_utf8_lossy()
-            .into_owned(),
-    )
+    Cow::Owned(percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy().into_owned())
 }
 
 /// First value of `name` in a `k=v&k2=v2` string, decoded.
@@ -503,10 +481,7 @@ mod tests {
 
     #[test]
     fn header_first_value_case_insensitive_name() {
-        let r = Req::new("/")
-            .header("x-user", "alice")
-            .header("x-user", "bob")
-            .header("x-space", "   ");
+        let r = Req::new("/").header("x-user", "alice").header("x-user", "bob").header("x-space", "   ");
         assert!(check("header", "=", Some("X-User"), "alice", &r));
         assert!(!check("header", "=", Some("X-User"), "bob", &r));
         assert!(check("header", "regex", Some("x-user"), "a.*", &r));
@@ -523,9 +498,7 @@ mod tests {
 
     #[test]
     fn cookie_first_of_that_name() {
-        let r = Req::new("/")
-            .header("cookie", "a=1; session=abc; session=def")
-            .header("cookie", "q=\"quoted\"");
+        let r = Req::new("/").header("cookie", "a=1; session=abc; session=def").header("cookie", "q=\"quoted\"");
         assert!(check("cookie", "=", Some("session"), "abc", &r));
         assert!(!check("cookie", "=", Some("session"), "def", &r));
         assert!(check("cookie", "=", Some("q"), "quoted", &r));
@@ -573,10 +546,8 @@ mod tests {
         assert!(check("post", "=", Some("user"), "a b", &form));
         assert!(check("post", "=", Some("id"), "7", &form));
         assert!(!check("post", "=", Some("nope"), "7", &form));
-        let json = Req::new("/").body(
-            "application/json",
-            r#"{"user":"alice","n":3,"ok":true,"a":{"b":"deep"},"l":[1,2],"z":null}"#,
-        );
+        let json = Req::new("/")
+            .body("application/json", r#"{"user":"alice","n":3,"ok":true,"a":{"b":"deep"},"l":[1,2],"z":null}"#);
         assert!(check("post", "=", Some("user"), "alice", &json));
         assert!(check("post", "=", Some("n"), "3", &json));
         assert!(check("post", "=", Some("ok"), "true", &json));
@@ -596,9 +567,7 @@ mod tests {
 
     #[test]
     fn time_conditions() {
-        let r = Req::new("/")
-            .header("x-at", "2020-06-01 12:00:00")
-            .header("x-bad", "soon");
+        let r = Req::new("/").header("x-at", "2020-06-01 12:00:00").header("x-bad", "soon");
         assert!(check("uri", "TimeAfter", None, "2000-01-01 00:00:00", &r));
         assert!(!check("uri", "TimeAfter", None, "2999-01-01 00:00:00", &r));
         assert!(check("uri", "TimeBefore", None, "2999-01-01 00:00:00", &r));

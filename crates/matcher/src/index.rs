@@ -73,10 +73,7 @@ impl PrefixIndexBuilder {
         self.fallback.sort_unstable();
         self.fallback.dedup();
         self.fallback.shrink_to_fit();
-        PrefixIndex {
-            root: self.root,
-            fallback: self.fallback,
-        }
+        PrefixIndex { root: self.root, fallback: self.fallback }
     }
 }
 
@@ -195,9 +192,7 @@ mod tests {
         };
         let gen_path = |next: &mut dyn FnMut(usize) -> usize| {
             let n = next(4);
-            (0..n)
-                .map(|_| format!("/{}", words[next(words.len())]))
-                .collect::<String>()
+            (0..n).map(|_| format!("/{}", words[next(words.len())])).collect::<String>()
         };
         let mut entries = Vec::new();
         let mut b = PrefixIndex::builder();
@@ -211,11 +206,7 @@ mod tests {
             let path = gen_path(&mut next);
             let path = if path.is_empty() { "/".to_string() } else { path };
             let seg_prefix = |p: &str| p.is_empty() || path == p || path.starts_with(&format!("{p}/"));
-            let mut want: Vec<u32> = entries
-                .iter()
-                .filter(|(p, _)| seg_prefix(p))
-                .map(|(_, id)| *id)
-                .collect();
+            let mut want: Vec<u32> = entries.iter().filter(|(p, _)| seg_prefix(p)).map(|(_, id)| *id).collect();
             want.sort_unstable();
             assert_eq!(lookup(&ix, &path), want, "path {path}");
         }

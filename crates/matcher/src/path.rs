@@ -38,9 +38,7 @@ impl Seg {
             Seg::Literal(l) => **l == *v,
             Seg::Star => true,
             Seg::Var { constraint: None, .. } => !v.is_empty(),
-            Seg::Var {
-                constraint: Some(re), ..
-            } => re.is_match(v),
+            Seg::Var { constraint: Some(re), .. } => re.is_match(v),
             Seg::Glob { re, .. } => re.is_match(v),
         }
     }
@@ -104,9 +102,7 @@ fn parse_var(inner: &str, segment: &str) -> Result<(Box<str>, Option<String>), S
         return Err(format!("empty variable name in {segment:?}"));
     }
     if let Some(rest) = name.strip_prefix('*') {
-        return Err(format!(
-            "{{*{rest}}} is only allowed as the whole last segment (in {segment:?})"
-        ));
+        return Err(format!("{{*{rest}}} is only allowed as the whole last segment (in {segment:?})"));
     }
     Ok((name.into(), re))
 }
@@ -146,10 +142,8 @@ fn parse_segment(s: &str) -> Result<Seg, String> {
                 let close = find_close(s, i)?;
                 let (name, var_re) = parse_var(&s[i + 1..close], s)?;
                 let var_re = var_re.unwrap_or_else(|| ".*".to_string());
-                let inner_groups = Regex::new(&var_re)
-                    .map_err(|e| format!("bad regex in {s:?}: {e}"))?
-                    .captures_len()
-                    - 1;
+                let inner_groups =
+                    Regex::new(&var_re).map_err(|e| format!("bad regex in {s:?}: {e}"))?.captures_len() - 1;
                 re.push('(');
                 re.push_str(&var_re);
                 re.push(')');
@@ -165,10 +159,7 @@ fn parse_segment(s: &str) -> Result<Seg, String> {
     re.push_str(&regex::escape(&literal));
     re.push('$');
     let re = Regex::new(&re).map_err(|e| format!("bad pattern {s:?}: {e}"))?;
-    Ok(Seg::Glob {
-        re,
-        vars: vars.into_boxed_slice(),
-    })
+    Ok(Seg::Glob { re, vars: vars.into_boxed_slice() })
 }
 
 /// A pattern with Spring `AntPathMatcher` semantics, as ShenYu's `match` operator uses on `uri`.
@@ -389,9 +380,7 @@ fn decoded(s: &str) -> Cow<'_, str> {
 /// them compares equal on the raw path and on the decoded one; only such literals may be used
 /// for the (raw-path) prefix index.
 fn is_unreserved_literal(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 impl PathPattern {
@@ -429,13 +418,7 @@ impl PathPattern {
                 }
             }
         }
-        Ok(PathPattern {
-            source: p.into(),
-            pieces,
-            tail,
-            match_trailing_slash: false,
-            prefix,
-        })
+        Ok(PathPattern { source: p.into(), pieces, tail, match_trailing_slash: false, prefix })
     }
 
     /// Whether `/a/b` also matches `/a/b/` (Spring's "optional trailing separator").
@@ -523,11 +506,7 @@ impl PathPattern {
             Tail::AnyRest => true,
             Tail::CaptureRest(name) => {
                 if let Some(out) = caps {
-                    let rest = if n == 0 {
-                        path
-                    } else {
-                        path.get(consumed..).unwrap_or("")
-                    };
+                    let rest = if n == 0 { path } else { path.get(consumed..).unwrap_or("") };
                     out.push((name.to_string(), decoded(rest).into_owned()));
                 }
                 true
@@ -618,10 +597,7 @@ mod tests {
 
     #[test]
     fn ant_literal_prefix() {
-        assert_eq!(
-            AntPattern::parse("/api/users/**").unwrap().literal_prefix(),
-            "/api/users"
-        );
+        assert_eq!(AntPattern::parse("/api/users/**").unwrap().literal_prefix(), "/api/users");
         assert_eq!(AntPattern::parse("/api/users").unwrap().literal_prefix(), "/api/users");
         assert_eq!(AntPattern::parse("/api/users/").unwrap().literal_prefix(), "/api/users");
         assert_eq!(AntPattern::parse("/**").unwrap().literal_prefix(), "");
@@ -667,17 +643,11 @@ mod tests {
         assert!(pp("/**", "/"));
         assert!(pp("/**", "/x"));
         let p = PathPattern::parse("/a/{*rest}").unwrap();
-        assert_eq!(
-            p.captures("/a/b/c").unwrap(),
-            vec![("rest".to_string(), "/b/c".to_string())]
-        );
+        assert_eq!(p.captures("/a/b/c").unwrap(), vec![("rest".to_string(), "/b/c".to_string())]);
         assert_eq!(p.captures("/a").unwrap(), vec![("rest".to_string(), String::new())]);
         assert!(p.captures("/b/c").is_none());
         let all = PathPattern::parse("/{*path}").unwrap();
-        assert_eq!(
-            all.captures("/x/y").unwrap(),
-            vec![("path".to_string(), "/x/y".to_string())]
-        );
+        assert_eq!(all.captures("/x/y").unwrap(), vec![("path".to_string(), "/x/y".to_string())]);
     }
 
     #[test]
@@ -707,18 +677,12 @@ mod tests {
     #[test]
     fn path_pattern_captures_and_decoding() {
         let p = PathPattern::parse("/foo/{segment}").unwrap();
-        assert_eq!(
-            p.captures("/foo/bar").unwrap(),
-            vec![("segment".to_string(), "bar".to_string())]
-        );
+        assert_eq!(p.captures("/foo/bar").unwrap(), vec![("segment".to_string(), "bar".to_string())]);
         assert!(p.captures("/foo/bar/baz").is_none());
         let g = PathPattern::parse("/f/{name}.{ext:(?:tar\\.)?gz}").unwrap();
         assert_eq!(
             g.captures("/f/pkg.tar.gz").unwrap(),
-            vec![
-                ("name".to_string(), "pkg.tar".to_string()),
-                ("ext".to_string(), "gz".to_string())
-            ],
+            vec![("name".to_string(), "pkg.tar".to_string()), ("ext".to_string(), "gz".to_string())],
             "greedy, as java.util.regex would be"
         );
         // A user regex with its own group does not shift the next variable.
@@ -733,10 +697,7 @@ mod tests {
 
     #[test]
     fn path_pattern_literal_prefix() {
-        assert_eq!(
-            PathPattern::parse("/api/users/**").unwrap().literal_prefix(),
-            "/api/users"
-        );
+        assert_eq!(PathPattern::parse("/api/users/**").unwrap().literal_prefix(), "/api/users");
         assert_eq!(PathPattern::parse("/api/{id}").unwrap().literal_prefix(), "/api");
         assert_eq!(PathPattern::parse("/{*p}").unwrap().literal_prefix(), "");
         // `a b` could arrive as `a%20b`: not usable for a raw-path index.

@@ -100,12 +100,7 @@ impl Entry {
         } else {
             // Every condition must pass, so any one prefix is a valid key; the longest is the
             // most selective.
-            match self
-                .conditions
-                .iter()
-                .filter_map(|c| c.indexable_prefix())
-                .max_by_key(|p| p.len())
-            {
+            match self.conditions.iter().filter_map(|c| c.indexable_prefix()).max_by_key(|p| p.len()) {
                 Some(p) => b.insert(p, rank),
                 None => b.insert_fallback(rank),
             }
@@ -168,9 +163,7 @@ impl Group {
     }
 
     fn needs_body(&self) -> bool {
-        self.entries
-            .iter()
-            .any(|e| e.conditions.iter().any(CompiledCondition::needs_body))
+        self.entries.iter().any(|e| e.conditions.iter().any(CompiledCondition::needs_body))
     }
 }
 
@@ -203,10 +196,7 @@ fn compile_conditions(
     for (j, c) in conds.iter().enumerate() {
         match compile_detailed(c) {
             Ok(cc) => out.push(cc),
-            Err(e) => errs.push(ValidationError::new(
-                format!("{owner}.{list}[{j}].{}", e.field),
-                e.message,
-            )),
+            Err(e) => errs.push(ValidationError::new(format!("{owner}.{list}[{j}].{}", e.field), e.message)),
         }
     }
     out
@@ -221,10 +211,7 @@ impl PluginTable {
         let mut by_id: HashMap<&str, usize> = HashMap::new();
         for (pos, s) in selectors.iter().enumerate() {
             if by_id.insert(s.id.as_str(), pos).is_some() {
-                errs.push(ValidationError::new(
-                    format!("selector {:?}.id", s.id),
-                    "duplicate selector id",
-                ));
+                errs.push(ValidationError::new(format!("selector {:?}.id", s.id), "duplicate selector id"));
             }
         }
 
@@ -284,10 +271,7 @@ impl PluginTable {
                 });
             }
             let indexed = rule_entries.len() >= RULE_INDEX_MIN;
-            meta.push(SelectorMeta {
-                continued: s.continued,
-                rules: Group::new(rule_entries, indexed),
-            });
+            meta.push(SelectorMeta { continued: s.continued, rules: Group::new(rule_entries, indexed) });
         }
 
         if !errs.is_empty() {
@@ -295,11 +279,7 @@ impl PluginTable {
         }
         let selectors = Group::new(entries, true);
         let needs_body = selectors.needs_body() || meta.iter().any(|m| m.rules.needs_body());
-        Ok(PluginTable {
-            selectors,
-            meta,
-            needs_body,
-        })
+        Ok(PluginTable { selectors, meta, needs_body })
     }
 
     /// Whether some condition reads the request body, so the caller must buffer it first.
@@ -320,11 +300,7 @@ impl PluginTable {
     pub fn explain(&self, req: &RequestView) -> Explanation {
         let mut rec = Recorder::default();
         let outcome = self.run(req, &mut rec);
-        Explanation {
-            outcome,
-            selectors: rec.selectors,
-            rules: rec.rules,
-        }
+        Explanation { outcome, selectors: rec.selectors, rules: rec.rules }
     }
 
     fn run<S: Sink>(&self, req: &RequestView, sink: &mut S) -> SelectOutcome {
@@ -335,10 +311,7 @@ impl PluginTable {
         let meta = &self.meta[rank];
         let selector = sel.pos;
         if !meta.continued {
-            return SelectOutcome::Matched {
-                selector,
-                rule: RuleChoice::Default,
-            };
+            return SelectOutcome::Matched { selector, rule: RuleChoice::Default };
         }
         if sel.always {
             // ShenYu quirk: a full selector takes its last rule without checking its conditions.
@@ -346,19 +319,13 @@ impl PluginTable {
                 None => SelectOutcome::NoRule { selector },
                 Some(r) => {
                     sink.record(Kind::Rule, r, Ok(()));
-                    SelectOutcome::Matched {
-                        selector,
-                        rule: RuleChoice::Rule(r.pos),
-                    }
+                    SelectOutcome::Matched { selector, rule: RuleChoice::Rule(r.pos) }
                 }
             };
         }
         match meta.rules.best(req, Kind::Rule, sink) {
             None => SelectOutcome::NoRule { selector },
-            Some(rr) => SelectOutcome::Matched {
-                selector,
-                rule: RuleChoice::Rule(meta.rules.entries[rr].pos),
-            },
+            Some(rr) => SelectOutcome::Matched { selector, rule: RuleChoice::Rule(meta.rules.entries[rr].pos) },
         }
     }
 }
@@ -407,18 +374,9 @@ impl Sink for Recorder {
     fn record(&mut self, kind: Kind, e: &Entry, result: EvalResult) {
         let failed = match result {
             Ok(()) | Err(None) => None,
-            Err(Some(i)) => Some(FailedCondition {
-                index: i,
-                text: e.conditions[i].to_string(),
-            }),
+            Err(Some(i)) => Some(FailedCondition { index: i, text: e.conditions[i].to_string() }),
         };
-        let t = CandidateTrace {
-            index: e.pos,
-            id: e.id.to_string(),
-            matched: result.is_ok(),
-            score: e.score,
-            failed,
-        };
+        let t = CandidateTrace { index: e.pos, id: e.id.to_string(), matched: result.is_ok(), score: e.score, failed };
         match kind {
             Kind::Selector => self.selectors.push(t),
             Kind::Rule => self.rules.push(t),
@@ -470,10 +428,7 @@ mod tests {
     }
 
     fn full(id: &str, sort: Option<i64>) -> Selector {
-        Selector {
-            selector_type: SELECTOR_FULL,
-            ..sel(id, sort, MATCH_AND, vec![])
-        }
+        Selector { selector_type: SELECTOR_FULL, ..sel(id, sort, MATCH_AND, vec![]) }
     }
 
     fn rule(id: &str, selector: &str, sort: Option<i64>, mode: i32, conds: Vec<Condition>) -> Rule {
@@ -506,44 +461,19 @@ mod tests {
     fn higher_and_score_beats_lower_sort() {
         let sels = [
             sel("broad", Some(1), MATCH_AND, vec![uri("match", "/api/**")]),
-            sel(
-                "narrow",
-                Some(9),
-                MATCH_AND,
-                vec![uri("match", "/api/**"), uri("startsWith", "/api/v2/")],
-            ),
+            sel("narrow", Some(9), MATCH_AND, vec![uri("match", "/api/**"), uri("startsWith", "/api/v2/")]),
         ];
-        let rules = [
-            rule("r0", "broad", Some(1), MATCH_AND, vec![]),
-            rule("r1", "narrow", Some(1), MATCH_AND, vec![]),
-        ];
+        let rules = [rule("r0", "broad", Some(1), MATCH_AND, vec![]), rule("r1", "narrow", Some(1), MATCH_AND, vec![])];
         let t = table(&sels, &rules);
-        assert_eq!(
-            pick(&t, "/api/v2/x"),
-            Matched {
-                selector: 1,
-                rule: RuleChoice::Rule(1)
-            }
-        );
-        assert_eq!(
-            pick(&t, "/api/v1/x"),
-            Matched {
-                selector: 0,
-                rule: RuleChoice::Rule(0)
-            }
-        );
+        assert_eq!(pick(&t, "/api/v2/x"), Matched { selector: 1, rule: RuleChoice::Rule(1) });
+        assert_eq!(pick(&t, "/api/v1/x"), Matched { selector: 0, rule: RuleChoice::Rule(0) });
         assert_eq!(pick(&t, "/other"), NoSelector);
     }
 
     #[test]
     fn or_mode_scores_zero_and_loses_to_and_mode() {
         let sels = [
-            sel(
-                "or",
-                Some(1),
-                MATCH_OR,
-                vec![uri("match", "/a/**"), uri("match", "/b/**")],
-            ),
+            sel("or", Some(1), MATCH_OR, vec![uri("match", "/a/**"), uri("match", "/b/**")]),
             sel("and", Some(5), MATCH_AND, vec![uri("match", "/a/**")]),
         ];
         let t = table(&sels, &[]);
@@ -570,20 +500,8 @@ mod tests {
         let mut s = sel("s", Some(1), MATCH_AND, vec![uri("match", "/a/**")]);
         s.continued = false;
         let t = table(&[s], &[rule("r", "s", Some(1), MATCH_AND, vec![uri("=", "/a/x")])]);
-        assert_eq!(
-            pick(&t, "/a/x"),
-            Matched {
-                selector: 0,
-                rule: Dflt
-            }
-        );
-        assert_eq!(
-            pick(&t, "/a/y"),
-            Matched {
-                selector: 0,
-                rule: Dflt
-            }
-        );
+        assert_eq!(pick(&t, "/a/x"), Matched { selector: 0, rule: Dflt });
+        assert_eq!(pick(&t, "/a/y"), Matched { selector: 0, rule: Dflt });
     }
 
     #[test]
@@ -591,19 +509,10 @@ mod tests {
         let rules = [
             rule("late", "f", Some(9), MATCH_AND, vec![uri("=", "/never")]),
             rule("early", "f", Some(1), MATCH_AND, vec![uri("match", "/**")]),
-            Rule {
-                enabled: false,
-                ..rule("off", "f", Some(99), MATCH_AND, vec![])
-            },
+            Rule { enabled: false, ..rule("off", "f", Some(99), MATCH_AND, vec![]) },
         ];
         let t = table(&[full("f", Some(1))], &rules);
-        assert_eq!(
-            pick(&t, "/anything"),
-            Matched {
-                selector: 0,
-                rule: RuleChoice::Rule(0)
-            }
-        );
+        assert_eq!(pick(&t, "/anything"), Matched { selector: 0, rule: RuleChoice::Rule(0) });
         let t = table(&[full("f", Some(1))], &[]);
         assert_eq!(pick(&t, "/anything"), NoRule { selector: 0 });
     }
@@ -614,39 +523,15 @@ mod tests {
         let rules = [
             rule("any", "s", Some(1), MATCH_AND, vec![]),
             rule("or-empty", "s", Some(0), MATCH_OR, vec![]),
-            rule(
-                "two",
-                "s",
-                Some(5),
-                MATCH_AND,
-                vec![uri("match", "/x/**"), uri("endsWith", ".json")],
-            ),
+            rule("two", "s", Some(5), MATCH_AND, vec![uri("match", "/x/**"), uri("endsWith", ".json")]),
             rule("or", "s", Some(0), MATCH_OR, vec![uri("=", "/y"), uri("=", "/z")]),
         ];
         let t = table(&[s], &rules);
-        assert_eq!(
-            pick(&t, "/x/a.json"),
-            Matched {
-                selector: 0,
-                rule: RuleChoice::Rule(2)
-            }
-        );
+        assert_eq!(pick(&t, "/x/a.json"), Matched { selector: 0, rule: RuleChoice::Rule(2) });
         // "or" has a lower sort but scores 0, as does nothing else that matches; "any" scores 0
         // too (and over no conditions) and sorts after "or".
-        assert_eq!(
-            pick(&t, "/y"),
-            Matched {
-                selector: 0,
-                rule: RuleChoice::Rule(3)
-            }
-        );
-        assert_eq!(
-            pick(&t, "/q"),
-            Matched {
-                selector: 0,
-                rule: RuleChoice::Rule(0)
-            }
-        );
+        assert_eq!(pick(&t, "/y"), Matched { selector: 0, rule: RuleChoice::Rule(3) });
+        assert_eq!(pick(&t, "/q"), Matched { selector: 0, rule: RuleChoice::Rule(0) });
         let only_or = table(
             &[sel("s", Some(1), MATCH_AND, vec![uri("match", "/**")])],
             &[rule("o", "s", None, MATCH_OR, vec![])],
@@ -656,35 +541,18 @@ mod tests {
 
     #[test]
     fn disabled_selectors_and_rules_are_ignored() {
-        let mut off = sel(
-            "off",
-            Some(0),
-            MATCH_AND,
-            vec![uri("match", "/**"), uri("match", "/a/**")],
-        );
+        let mut off = sel("off", Some(0), MATCH_AND, vec![uri("match", "/**"), uri("match", "/a/**")]);
         off.enabled = false;
         let on = sel("on", Some(1), MATCH_AND, vec![uri("match", "/**")]);
         let rules = [
             rule("r-off-sel", "off", Some(1), MATCH_AND, vec![]),
-            Rule {
-                enabled: false,
-                ..rule("r-off", "on", Some(0), MATCH_AND, vec![])
-            },
+            Rule { enabled: false, ..rule("r-off", "on", Some(0), MATCH_AND, vec![]) },
             rule("r-on", "on", Some(5), MATCH_AND, vec![]),
             // A bad condition on a disabled rule is not an error.
-            Rule {
-                enabled: false,
-                ..rule("bad", "on", Some(0), MATCH_AND, vec![uri("regex", "(")])
-            },
+            Rule { enabled: false, ..rule("bad", "on", Some(0), MATCH_AND, vec![uri("regex", "(")]) },
         ];
         let t = table(&[off, on], &rules);
-        assert_eq!(
-            pick(&t, "/a/b"),
-            Matched {
-                selector: 1,
-                rule: RuleChoice::Rule(2)
-            }
-        );
+        assert_eq!(pick(&t, "/a/b"), Matched { selector: 1, rule: RuleChoice::Rule(2) });
     }
 
     #[test]
@@ -708,34 +576,17 @@ mod tests {
 
     #[test]
     fn errors_carry_paths_with_ids() {
-        let sels = [sel(
-            "s1",
-            Some(1),
-            MATCH_AND,
-            vec![uri("match", "/a"), uri("regex", "(")],
-        )];
+        let sels = [sel("s1", Some(1), MATCH_AND, vec![uri("match", "/a"), uri("regex", "(")])];
         let rules = [
-            rule(
-                "r1",
-                "s1",
-                Some(1),
-                MATCH_AND,
-                vec![Condition::new("header", "=", None, "x")],
-            ),
+            rule("r1", "s1", Some(1), MATCH_AND, vec![Condition::new("header", "=", None, "x")]),
             rule("r2", "nope", Some(1), MATCH_AND, vec![]),
         ];
         let s: Vec<&Selector> = sels.iter().collect();
         let r: Vec<&Rule> = rules.iter().collect();
         let errs = PluginTable::compile(&s, &r).unwrap_err();
         let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
-        assert!(
-            paths.contains(&r#"selector "s1".conditionList[1].paramValue"#),
-            "{paths:?}"
-        );
-        assert!(
-            paths.contains(&r#"rule "r1".conditionDataList[0].paramName"#),
-            "{paths:?}"
-        );
+        assert!(paths.contains(&r#"selector "s1".conditionList[1].paramValue"#), "{paths:?}");
+        assert!(paths.contains(&r#"rule "r1".conditionDataList[0].paramName"#), "{paths:?}");
         assert!(paths.contains(&r#"rule "r2".selectorId"#), "{paths:?}");
         assert_eq!(errs.len(), 3);
     }
@@ -746,13 +597,7 @@ mod tests {
         assert!(!plain.needs_body());
         let post = table(
             &[sel("s", None, MATCH_AND, vec![uri("match", "/**")])],
-            &[rule(
-                "r",
-                "s",
-                None,
-                MATCH_AND,
-                vec![Condition::new("post", "=", Some("a"), "b")],
-            )],
+            &[rule("r", "s", None, MATCH_AND, vec![Condition::new("post", "=", Some("a"), "b")])],
         );
         assert!(post.needs_body());
     }
@@ -761,60 +606,23 @@ mod tests {
     fn many_rules_use_an_index_and_still_score() {
         let s = sel("s", Some(1), MATCH_AND, vec![uri("match", "/**")]);
         let mut rules: Vec<Rule> = (0..20)
-            .map(|i| {
-                rule(
-                    &format!("r{i}"),
-                    "s",
-                    Some(i),
-                    MATCH_AND,
-                    vec![uri("match", &format!("/p{i}/**"))],
-                )
-            })
+            .map(|i| rule(&format!("r{i}"), "s", Some(i), MATCH_AND, vec![uri("match", &format!("/p{i}/**"))]))
             .collect();
-        rules.push(rule(
-            "deep",
-            "s",
-            Some(100),
-            MATCH_AND,
-            vec![uri("match", "/p3/**"), hdr("x", "1")],
-        ));
+        rules.push(rule("deep", "s", Some(100), MATCH_AND, vec![uri("match", "/p3/**"), hdr("x", "1")]));
         rules.push(rule("catch", "s", Some(200), MATCH_AND, vec![]));
         let t = table(&[s], &rules);
         assert!(t.meta[0].rules.index.is_some());
-        assert_eq!(
-            pick(&t, "/p7/a"),
-            Matched {
-                selector: 0,
-                rule: RuleChoice::Rule(7)
-            }
-        );
+        assert_eq!(pick(&t, "/p7/a"), Matched { selector: 0, rule: RuleChoice::Rule(7) });
         let mut h = HeaderMap::new();
         h.insert("x", HeaderValue::from_static("1"));
-        assert_eq!(
-            t.select(&req("/p3/a", &h)),
-            Matched {
-                selector: 0,
-                rule: RuleChoice::Rule(20)
-            }
-        );
-        assert_eq!(
-            pick(&t, "/zzz"),
-            Matched {
-                selector: 0,
-                rule: RuleChoice::Rule(21)
-            }
-        );
+        assert_eq!(t.select(&req("/p3/a", &h)), Matched { selector: 0, rule: RuleChoice::Rule(20) });
+        assert_eq!(pick(&t, "/zzz"), Matched { selector: 0, rule: RuleChoice::Rule(21) });
     }
 
     #[test]
     fn explain_lists_candidates_and_first_failing_condition() {
         let sels = [
-            sel(
-                "a",
-                Some(1),
-                MATCH_AND,
-                vec![uri("match", "/api/**"), hdr("x-env", "canary")],
-            ),
+            sel("a", Some(1), MATCH_AND, vec![uri("match", "/api/**"), hdr("x-env", "canary")]),
             sel("b", Some(2), MATCH_AND, vec![uri("match", "/api/**")]),
             sel("elsewhere", Some(0), MATCH_AND, vec![uri("match", "/admin/**")]),
         ];
@@ -825,30 +633,15 @@ mod tests {
         let t = table(&sels, &rules);
         let h = HeaderMap::new();
         let e = t.explain(&req("/api/x", &h));
-        assert_eq!(
-            e.outcome,
-            Matched {
-                selector: 1,
-                rule: RuleChoice::Rule(1)
-            }
-        );
+        assert_eq!(e.outcome, Matched { selector: 1, rule: RuleChoice::Rule(1) });
         assert_eq!(e.outcome, t.select(&req("/api/x", &h)));
         let ids: Vec<&str> = e.selectors.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["a", "b"], "the /admin selector is not a candidate");
         assert!(!e.selectors[0].matched);
-        assert_eq!(
-            e.selectors[0].failed,
-            Some(FailedCondition {
-                index: 1,
-                text: "header[x-env] = canary".into()
-            })
-        );
+        assert_eq!(e.selectors[0].failed, Some(FailedCondition { index: 1, text: "header[x-env] = canary".into() }));
         assert!(e.selectors[1].matched);
         assert_eq!(e.rules.len(), 2);
-        assert_eq!(
-            e.rules[0].failed.as_ref().map(|f| f.text.as_str()),
-            Some("uri endsWith .json")
-        );
+        assert_eq!(e.rules[0].failed.as_ref().map(|f| f.text.as_str()), Some("uri endsWith .json"));
         assert!(e.rules[1].matched);
     }
 
@@ -878,10 +671,7 @@ mod tests {
 
     fn rand_cond(rng: &mut Rng) -> Condition {
         let base = rand_path(rng);
-        let short: String = base
-            .trim_end_matches('/')
-            .rsplit_once('/')
-            .map_or(String::new(), |(h, _)| h.to_string());
+        let short: String = base.trim_end_matches('/').rsplit_once('/').map_or(String::new(), |(h, _)| h.to_string());
         match rng.next(10) {
             0 => uri("match", &format!("{short}/**")),
             1 => uri("match", &format!("{short}/*")),
@@ -906,11 +696,7 @@ mod tests {
 
     impl<'a> Naive<'a> {
         fn new(sels: &'a [Selector], rules: &'a [Rule]) -> Self {
-            let comp = |cs: &[Condition]| {
-                cs.iter()
-                    .map(|c| crate::condition::compile(c).unwrap())
-                    .collect::<Vec<_>>()
-            };
+            let comp = |cs: &[Condition]| cs.iter().map(|c| crate::condition::compile(c).unwrap()).collect::<Vec<_>>();
             Naive {
                 sels,
                 rules,
@@ -939,53 +725,33 @@ mod tests {
                 })
                 .collect();
             let score = |mode: i32, n: usize| if mode == MATCH_OR { 0 } else { n };
-            let Some(top) = matched
-                .iter()
-                .map(|&i| score(sels[i].match_mode, sels[i].condition_list.len()))
-                .max()
+            let Some(top) = matched.iter().map(|&i| score(sels[i].match_mode, sels[i].condition_list.len())).max()
             else {
                 return NoSelector;
             };
-            let si = *matched
-                .iter()
-                .find(|&&i| score(sels[i].match_mode, sels[i].condition_list.len()) == top)
-                .unwrap();
+            let si =
+                *matched.iter().find(|&&i| score(sels[i].match_mode, sels[i].condition_list.len()) == top).unwrap();
             let s = &sels[si];
             if !s.continued {
-                return Matched {
-                    selector: si,
-                    rule: Dflt,
-                };
+                return Matched { selector: si, rule: Dflt };
             }
-            let mut rs: Vec<usize> = (0..rules.len())
-                .filter(|&i| rules[i].enabled && rules[i].selector_id == s.id)
-                .collect();
+            let mut rs: Vec<usize> =
+                (0..rules.len()).filter(|&i| rules[i].enabled && rules[i].selector_id == s.id).collect();
             rs.sort_by_key(|&i| rank_key(rules[i].sort, i));
             if s.selector_type == SELECTOR_FULL {
-                return rs.last().map_or(NoRule { selector: si }, |&ri| Matched {
-                    selector: si,
-                    rule: RuleChoice::Rule(ri),
-                });
+                return rs
+                    .last()
+                    .map_or(NoRule { selector: si }, |&ri| Matched { selector: si, rule: RuleChoice::Rule(ri) });
             }
-            let ok: Vec<usize> = rs
-                .into_iter()
-                .filter(|&i| passes(&self.rule_conds[i], rules[i].match_mode == MATCH_OR))
-                .collect();
-            let Some(top) = ok
-                .iter()
-                .map(|&i| score(rules[i].match_mode, rules[i].condition_data_list.len()))
-                .max()
+            let ok: Vec<usize> =
+                rs.into_iter().filter(|&i| passes(&self.rule_conds[i], rules[i].match_mode == MATCH_OR)).collect();
+            let Some(top) = ok.iter().map(|&i| score(rules[i].match_mode, rules[i].condition_data_list.len())).max()
             else {
                 return NoRule { selector: si };
             };
-            let ri = *ok
-                .iter()
-                .find(|&&i| score(rules[i].match_mode, rules[i].condition_data_list.len()) == top)
-                .unwrap();
-            Matched {
-                selector: si,
-                rule: RuleChoice::Rule(ri),
-            }
+            let ri =
+                *ok.iter().find(|&&i| score(rules[i].match_mode, rules[i].condition_data_list.len()) == top).unwrap();
+            Matched { selector: si, rule: RuleChoice::Rule(ri) }
         }
     }
 
@@ -1004,11 +770,7 @@ mod tests {
                 let conds = (0..n_cond).map(|_| rand_cond(&mut rng)).collect();
                 let mut s = sel(
                     &format!("s{i}"),
-                    if rng.next(8) == 0 {
-                        None
-                    } else {
-                        Some(rng.next(20) as i64)
-                    },
+                    if rng.next(8) == 0 { None } else { Some(rng.next(20) as i64) },
                     rng.next(2) as i32,
                     conds,
                 );
@@ -1028,11 +790,7 @@ mod tests {
                 let mut r = rule(
                     &format!("r{i}"),
                     &format!("s{target}"),
-                    if rng.next(8) == 0 {
-                        None
-                    } else {
-                        Some(rng.next(10) as i64)
-                    },
+                    if rng.next(8) == 0 { None } else { Some(rng.next(10) as i64) },
                     rng.next(2) as i32,
                     conds,
                 );
@@ -1065,9 +823,6 @@ mod tests {
         }
         // Every kind of outcome was exercised, and the index really narrowed the candidates.
         assert!(seen.iter().all(|&n| n > 20), "outcome mix {seen:?}");
-        assert!(
-            candidates * 2 < evaluated,
-            "{candidates} candidates for {evaluated} enabled selectors"
-        );
+        assert!(candidates * 2 < evaluated, "{candidates} candidates for {evaluated} enabled selectors");
     }
 }

@@ -268,11 +268,7 @@ pub fn parse_upstream_url(url: &str) -> Result<(Scheme, String), String> {
                 "h2c" | "h2" => Scheme::H2c,
                 "ws" => Scheme::Ws,
                 "wss" => Scheme::Wss,
-                other => {
-                    return Err(format!(
-                        "unsupported scheme {other:?} in {url:?} (http, https, h2c, ws, wss)"
-                    ))
-                }
+                other => return Err(format!("unsupported scheme {other:?} in {url:?} (http, https, h2c, ws, wss)")),
             },
             r,
         ),

@@ -33,26 +33,14 @@ fn diff_group<T: PartialEq>(
     let new_by: BTreeMap<String, &T> = new.iter().map(|v| (key(v), v)).collect();
     for (id, v) in &new_by {
         match old_by.get(id) {
-            None => out.push(Change {
-                group,
-                kind: ChangeKind::Create,
-                id: id.clone(),
-            }),
-            Some(o) if *o != *v => out.push(Change {
-                group,
-                kind: ChangeKind::Update,
-                id: id.clone(),
-            }),
+            None => out.push(Change { group, kind: ChangeKind::Create, id: id.clone() }),
+            Some(o) if *o != *v => out.push(Change { group, kind: ChangeKind::Update, id: id.clone() }),
             _ => {}
         }
     }
     for id in old_by.keys() {
         if !new_by.contains_key(id) {
-            out.push(Change {
-                group,
-                kind: ChangeKind::Delete,
-                id: id.clone(),
-            });
+            out.push(Change { group, kind: ChangeKind::Delete, id: id.clone() });
         }
     }
 }
@@ -64,13 +52,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     diff_group("SELECTOR", &old.selectors, &new.selectors, |s| s.id.clone(), &mut out);
     diff_group("RULE", &old.rules, &new.rules, |r| r.id.clone(), &mut out);
     diff_group("META_DATA", &old.metadata, &new.metadata, |m| m.path.clone(), &mut out);
-    diff_group(
-        "APP_AUTH",
-        &old.app_auth,
-        &new.app_auth,
-        |a| a.app_key.clone(),
-        &mut out,
-    );
+    diff_group("APP_AUTH", &old.app_auth, &new.app_auth, |a| a.app_key.clone(), &mut out);
     diff_group(
         "DISCOVER_UPSTREAM",
         &old.discovery_upstreams,
@@ -83,11 +65,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     let new_services: Vec<_> = new.services.iter().collect();
     diff_group("SERVICE", &old_services, &new_services, |(n, _)| (*n).clone(), &mut out);
     if old.server != new.server {
-        out.push(Change {
-            group: "SERVER",
-            kind: ChangeKind::Update,
-            id: "server".into(),
-        });
+        out.push(Change { group: "SERVER", kind: ChangeKind::Update, id: "server".into() });
     }
     out
 }
@@ -107,21 +85,9 @@ mod tests {
         )
         .unwrap();
         let d = diff(&a, &b);
-        assert!(d.contains(&Change {
-            group: "SELECTOR",
-            kind: ChangeKind::Update,
-            id: "s1".into()
-        }));
-        assert!(d.contains(&Change {
-            group: "SELECTOR",
-            kind: ChangeKind::Create,
-            id: "s3".into()
-        }));
-        assert!(d.contains(&Change {
-            group: "SELECTOR",
-            kind: ChangeKind::Delete,
-            id: "s2".into()
-        }));
+        assert!(d.contains(&Change { group: "SELECTOR", kind: ChangeKind::Update, id: "s1".into() }));
+        assert!(d.contains(&Change { group: "SELECTOR", kind: ChangeKind::Create, id: "s3".into() }));
+        assert!(d.contains(&Change { group: "SELECTOR", kind: ChangeKind::Delete, id: "s2".into() }));
         assert_eq!(d.len(), 3);
         assert!(diff(&a, &a).is_empty());
     }

@@ -162,17 +162,9 @@ pub struct KeyEdits {
     pub add: std::collections::BTreeMap<String, String>,
     #[serde(alias = "setHeaders", alias = "setParameters", alias = "setCookies")]
     pub set: std::collections::BTreeMap<String, String>,
-    #[serde(
-        alias = "replaceHeaderKeys",
-        alias = "replaceParameterKeys",
-        alias = "replaceCookieKeys"
-    )]
+    #[serde(alias = "replaceHeaderKeys", alias = "replaceParameterKeys", alias = "replaceCookieKeys")]
     pub rename: std::collections::BTreeMap<String, String>,
-    #[serde(
-        alias = "removeHeaderKeys",
-        alias = "removeParameterKeys",
-        alias = "removeCookieKeys"
-    )]
+    #[serde(alias = "removeHeaderKeys", alias = "removeParameterKeys", alias = "removeCookieKeys")]
     pub remove: Vec<String>,
 }
 
@@ -212,10 +204,6 @@ pub struct WebSocketRuleHandle {
 
 impl Default for WebSocketRuleHandle {
     fn default() -> Self {
-        WebSocketRuleHandle {
-            load_balance: "random".into(),
-            retry: 0,
-            timeout: 3000,
-        }
+        WebSocketRuleHandle { load_balance: "random".into(), retry: 0, timeout: 3000 }
     }
 }

@@ -52,16 +52,10 @@ impl Definition {
         let mut args = serde_json::Map::new();
         if let Some(rest) = rest {
             for (i, part) in rest.split(',').enumerate() {
-                args.insert(
-                    format!("{GENKEY_PREFIX}{i}"),
-                    serde_json::Value::String(part.trim().to_string()),
-                );
+                args.insert(format!("{GENKEY_PREFIX}{i}"), serde_json::Value::String(part.trim().to_string()));
             }
         }
-        Ok(Definition {
-            name: name.to_string(),
-            args,
-        })
+        Ok(Definition { name: name.to_string(), args })
     }
 
     /// Arguments in their given order, as strings (lists flattened), for shortcut-style consumers.
@@ -120,9 +114,7 @@ impl<'de> Deserialize<'de> for Definition {
                 }
                 Ok(Definition { name, args })
             }
-            other => Err(de::Error::custom(format!(
-                "expected \"Name=args\" or {{name, args}}, got {other}"
-            ))),
+            other => Err(de::Error::custom(format!("expected \"Name=args\" or {{name, args}}, got {other}"))),
         }
     }
 }

@@ -145,20 +145,14 @@ impl RetryConfig {
     pub fn retry_on_io_error(&self) -> bool {
         self.exceptions.iter().any(|e| {
             let simple = e.rsplit('.').next().unwrap_or(e);
-            matches!(
-                simple,
-                "IOException" | "ConnectException" | "SocketException" | "PrematureCloseException"
-            )
+            matches!(simple, "IOException" | "ConnectException" | "SocketException" | "PrematureCloseException")
         })
     }
 
     pub fn retry_on_timeout(&self) -> bool {
         self.exceptions.iter().any(|e| {
             let simple = e.rsplit('.').next().unwrap_or(e);
-            matches!(
-                simple,
-                "TimeoutException" | "ReadTimeoutException" | "ConnectTimeoutException"
-            )
+            matches!(simple, "TimeoutException" | "ReadTimeoutException" | "ConnectTimeoutException")
         })
     }
 }
@@ -328,12 +322,7 @@ struct Args {
 /// are one name. Dots separate nested names.
 fn relaxed(key: &str) -> String {
     key.split('.')
-        .map(|seg| {
-            seg.chars()
-                .filter(|c| *c != '-' && *c != '_')
-                .flat_map(char::to_lowercase)
-                .collect::<String>()
-        })
+        .map(|seg| seg.chars().filter(|c| *c != '-' && *c != '_').flat_map(char::to_lowercase).collect::<String>())
         .collect::<Vec<_>>()
         .join(".")
 }
@@ -393,10 +382,7 @@ impl Args {
                 }
             }
         }
-        Ok(Args {
-            factory: format!("{kind} {:?}", d.name),
-            map: named,
-        })
+        Ok(Args { factory: format!("{kind} {:?}", d.name), map: named })
     }
 
     /// Renames `alias` to `canonical` (both relaxed) so older SCG spellings keep working.
@@ -410,15 +396,10 @@ impl Args {
     fn only(&self, allowed: &[&str]) -> Result<(), String> {
         let allowed: Vec<String> = allowed.iter().map(|a| relaxed(a)).collect();
         for k in self.map.keys() {
-            let ok = allowed
-                .iter()
-                .any(|a| a == k || a.starts_with(&format!("{k}.")) || k.starts_with(&format!("{a}.")));
+            let ok =
+                allowed.iter().any(|a| a == k || a.starts_with(&format!("{k}.")) || k.starts_with(&format!("{a}.")));
             if !ok {
-                return Err(format!(
-                    "unknown argument {k:?} for {} (known: {})",
-                    self.factory,
-                    allowed.join(", ")
-                ));
+                return Err(format!("unknown argument {k:?} for {} (known: {})", self.factory, allowed.join(", ")));
             }
         }
         Ok(())
@@ -450,10 +431,7 @@ impl Args {
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
             Some(Value::Bool(b)) => Ok(Some(b.to_string())),
             Some(Value::Array(items)) if items.len() == 1 => Ok(Some(scalar_string(&items[0]))),
-            Some(other) => Err(format!(
-                "{}: argument {key:?} must be a single value, got {other}",
-                self.factory
-            )),
+            Some(other) => Err(format!("{}: argument {key:?} must be a single value, got {other}", self.factory)),
         }
     }
 
@@ -489,10 +467,7 @@ impl Args {
             Some(s) => match s.trim().to_ascii_lowercase().as_str() {
                 "true" => Ok(Some(true)),
                 "false" => Ok(Some(false)),
-                _ => Err(format!(
-                    "{}: argument {key:?} must be true or false, got {s:?}",
-                    self.factory
-                )),
+                _ => Err(format!("{}: argument {key:?} must be true or false, got {s:?}", self.factory)),
             },
         }
     }
@@ -565,9 +540,7 @@ pub fn parse_data_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("expected a data size like 5000, 10KB or 5MB, got {t:?}"))?;
+    let n: u64 = num.parse().map_err(|_| format!("expected a data size like 5000, 10KB or 5MB, got {t:?}"))?;
     let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
         "" | "B" => 1,
         "KB" => 1 << 10,
@@ -706,11 +679,7 @@ const STATUS_NAMES: &[(&str, u16)] = &[
 pub fn parse_http_status(text: &str) -> Result<u16, String> {
     let t = text.trim();
     if let Ok(n) = t.parse::<u16>() {
-        return if (100..=999).contains(&n) {
-            Ok(n)
-        } else {
-            Err(format!("status out of range: {t}"))
-        };
+        return if (100..=999).contains(&n) { Ok(n) } else { Err(format!("status out of range: {t}")) };
     }
     let name = t.to_ascii_uppercase().replace('-', "_");
     STATUS_NAMES
@@ -746,9 +715,7 @@ fn parse_source(text: &str) -> Result<IpNet, String> {
     if let Ok(n) = t.parse::<IpNet>() {
         return Ok(n);
     }
-    t.parse::<IpAddr>()
-        .map(IpNet::from)
-        .map_err(|_| format!("not an IP address or CIDR: {text:?}"))
+    t.parse::<IpAddr>().map(IpNet::from).map_err(|_| format!("not an IP address or CIDR: {text:?}"))
 }
 
 /// Compiles `re` so that it must match a whole value, as Java's `String.matches` does.
@@ -772,13 +739,7 @@ fn explain_regex_error(re: &str, e: &regex::Error) -> String {
         format!("regex {re:?} uses atomic groups or possessive quantifiers, which are not supported")
     } else {
         let first = e.to_string();
-        let last = first
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim()
-            .to_string();
+        let last = first.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
         format!("bad regex {re:?}: {last}")
     }
 }
@@ -848,9 +809,7 @@ fn check_header_name(args: &Args, name: &str) -> Result<(), String> {
 }
 
 fn check_header_value(args: &Args, value: &str) -> Result<(), String> {
-    http::HeaderValue::from_str(value)
-        .map(|_| ())
-        .map_err(|_| args.err(format!("not a valid header value: {value:?}")))
+    http::HeaderValue::from_str(value).map(|_| ()).map_err(|_| args.err(format!("not a valid header value: {value:?}")))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -886,10 +845,7 @@ pub fn parse_predicate(d: &Definition) -> Result<Predicate, String> {
             a.only(&["name", "regexp"])?;
             let regexp = a.req_str("regexp")?;
             full_match_regex(&regexp).map_err(|e| a.err(e))?;
-            Predicate::Cookie {
-                name: a.req_str("name")?,
-                regexp,
-            }
+            Predicate::Cookie { name: a.req_str("name")?, regexp }
         }
         "Header" => {
             let a = p(&["header", "regexp"], Shortcut::Default)?;
@@ -937,10 +893,7 @@ pub fn parse_predicate(d: &Definition) -> Result<Predicate, String> {
             if let Some(bad) = patterns.iter().find(|p| !p.starts_with('/') && p.as_str() != "**") {
                 return Err(a.err(format!("path pattern {bad:?} must start with '/'")));
             }
-            Predicate::Path {
-                patterns,
-                match_trailing_slash: a.opt_bool("matchTrailingSlash")?.unwrap_or(true),
-            }
+            Predicate::Path { patterns, match_trailing_slash: a.opt_bool("matchTrailingSlash")?.unwrap_or(true) }
         }
         "Query" => {
             let a = p(&["param", "regexp"], Shortcut::Default)?;
@@ -949,10 +902,7 @@ pub fn parse_predicate(d: &Definition) -> Result<Predicate, String> {
             if let Some(r) = &regexp {
                 full_match_regex(r).map_err(|e| a.err(e))?;
             }
-            Predicate::Query {
-                param: a.req_str("param")?,
-                regexp,
-            }
+            Predicate::Query { param: a.req_str("param")?, regexp }
         }
         "RemoteAddr" => {
             let a = p(&["sources"], Shortcut::GatherList)?;
@@ -984,10 +934,7 @@ pub fn parse_predicate(d: &Definition) -> Result<Predicate, String> {
             if idx <= 0 {
                 return Err(a.err(format!("maxTrustedIndex must be greater than 0, got {idx}")));
             }
-            Predicate::XForwardedRemoteAddr {
-                sources,
-                max_trusted_index: idx.min(u32::MAX as i64) as u32,
-            }
+            Predicate::XForwardedRemoteAddr { sources, max_trusted_index: idx.min(u32::MAX as i64) as u32 }
         }
         "Weight" => {
             let mut a = p(&["weight.group", "weight.weight"], Shortcut::Default)?;
@@ -1001,16 +948,11 @@ pub fn parse_predicate(d: &Definition) -> Result<Predicate, String> {
             }
             a.only(&["weight.group", "weight.weight"])?;
             let group = a.req_str("weight.group")?;
-            let weight = a
-                .opt_int("weight.weight")?
-                .ok_or_else(|| a.err("missing argument \"weight\""))?;
+            let weight = a.opt_int("weight.weight")?.ok_or_else(|| a.err("missing argument \"weight\""))?;
             if !(0..=u32::MAX as i64).contains(&weight) {
                 return Err(a.err(format!("weight must be 0 or more, got {weight}")));
             }
-            Predicate::Weight {
-                group,
-                weight: weight as u32,
-            }
+            Predicate::Weight { group, weight: weight as u32 }
         }
         n if UNSUPPORTED_PREDICATES.contains(&n) => {
             return Err(format!("predicate {n:?} is not supported by TiGateway"));
@@ -1059,11 +1001,7 @@ pub fn parse_filter(d: &Definition) -> Result<Filter, String> {
             let value = a.opt_str("value")?.ok_or_else(|| a.err("missing argument \"value\""))?;
             check_header_name(&a, &name)?;
             check_header_value(&a, &value)?;
-            Filter::AddResponseHeader {
-                name,
-                value,
-                override_existing: a.opt_bool("override")?.unwrap_or(true),
-            }
+            Filter::AddResponseHeader { name, value, override_existing: a.opt_bool("override")?.unwrap_or(true) }
         }
         "SetRequestHeader" => {
             let (name, value) = header_name_value(d)?;
@@ -1089,9 +1027,8 @@ pub fn parse_filter(d: &Definition) -> Result<Filter, String> {
             for item in raw {
                 let (k, v) = match &item {
                     Value::String(s) => {
-                        let (k, v) = s
-                            .split_once(':')
-                            .ok_or_else(|| a.err(format!("expected name:value, got {s:?}")))?;
+                        let (k, v) =
+                            s.split_once(':').ok_or_else(|| a.err(format!("expected name:value, got {s:?}")))?;
                         (k.trim().to_string(), v.trim().to_string())
                     }
                     Value::Object(o) => {
@@ -1115,29 +1052,19 @@ pub fn parse_filter(d: &Definition) -> Result<Filter, String> {
         "DedupeResponseHeader" => {
             let a = Args::new(d, "filter", &["name", "strategy"], Shortcut::Default)?;
             a.only(&["name", "strategy"])?;
-            let names: Vec<String> = a
-                .req_str("name")?
-                .split(' ')
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .map(String::from)
-                .collect();
+            let names: Vec<String> =
+                a.req_str("name")?.split(' ').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
             for n in &names {
                 check_header_name(&a, n)?;
             }
-            let strategy = match a
-                .opt_str("strategy")?
-                .map(|s| s.trim().to_ascii_uppercase().replace('-', "_"))
-            {
+            let strategy = match a.opt_str("strategy")?.map(|s| s.trim().to_ascii_uppercase().replace('-', "_")) {
                 None => DedupeStrategy::RetainFirst,
                 Some(s) => match s.as_str() {
                     "RETAIN_FIRST" => DedupeStrategy::RetainFirst,
                     "RETAIN_LAST" => DedupeStrategy::RetainLast,
                     "RETAIN_UNIQUE" => DedupeStrategy::RetainUnique,
                     _ => {
-                        return Err(a.err(format!(
-                            "unknown strategy {s:?} (RETAIN_FIRST, RETAIN_LAST, RETAIN_UNIQUE)"
-                        )))
+                        return Err(a.err(format!("unknown strategy {s:?} (RETAIN_FIRST, RETAIN_LAST, RETAIN_UNIQUE)")))
                     }
                 },
             };
@@ -1164,12 +1091,7 @@ pub fn parse_filter(d: &Definition) -> Result<Filter, String> {
             Filter::PreserveHostHeader
         }
         "RedirectTo" => {
-            let a = Args::new(
-                d,
-                "filter",
-                &["status", "url", "includeRequestParams"],
-                Shortcut::Default,
-            )?;
+            let a = Args::new(d, "filter", &["status", "url", "includeRequestParams"], Shortcut::Default)?;
             a.only(&["status", "url", "includeRequestParams"])?;
             let status = parse_http_status(&a.req_str("status")?).map_err(|e| a.err(e))?;
             if !(300..400).contains(&status) {
@@ -1194,9 +1116,7 @@ pub fn parse_filter(d: &Definition) -> Result<Filter, String> {
                 Filter::RemoveResponseHeader { name }
             }
         }
-        "RemoveRequestParameter" => Filter::RemoveRequestParameter {
-            name: single(d, "name")?.1,
-        },
+        "RemoveRequestParameter" => Filter::RemoveRequestParameter { name: single(d, "name")?.1 },
         "RequestHeaderSize" => {
             let a = Args::new(d, "filter", &["maxSize", "errorHeaderName"], Shortcut::Default)?;
             a.only(&["maxSize", "errorHeaderName"])?;
@@ -1204,15 +1124,10 @@ pub fn parse_filter(d: &Definition) -> Result<Filter, String> {
                 Some(s) => parse_data_size(&s).map_err(|e| a.err(e))?,
                 None => DEFAULT_REQUEST_HEADER_SIZE,
             };
-            let error_header_name = a
-                .opt_str("errorHeaderName")?
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "errorMessage".into());
+            let error_header_name =
+                a.opt_str("errorHeaderName")?.filter(|s| !s.is_empty()).unwrap_or_else(|| "errorMessage".into());
             check_header_name(&a, &error_header_name)?;
-            Filter::RequestHeaderSize {
-                max_size,
-                error_header_name,
-            }
+            Filter::RequestHeaderSize { max_size, error_header_name }
         }
         "RequestSize" => {
             let a = Args::new(d, "filter", &["maxSize"], Shortcut::Default)?;
@@ -1233,48 +1148,35 @@ pub fn parse_filter(d: &Definition) -> Result<Filter, String> {
             a.alias("stripVersionMode", "stripVersion");
             a.alias("protocolsRegex", "protocols");
             a.only(&fields)?;
-            let strip_version = match a
-                .opt_str("stripVersion")?
-                .map(|s| s.trim().to_ascii_uppercase().replace('-', "_"))
-            {
-                None => StripVersion::AsInRequest,
-                Some(s) => match s.as_str() {
-                    "" | "AS_IN_REQUEST" => StripVersion::AsInRequest,
-                    "NEVER_STRIP" => StripVersion::NeverStrip,
-                    "ALWAYS_STRIP" => StripVersion::AlwaysStrip,
-                    _ => {
-                        return Err(a.err(format!(
-                            "unknown stripVersion {s:?} (NEVER_STRIP, AS_IN_REQUEST, ALWAYS_STRIP)"
-                        )))
-                    }
-                },
-            };
-            let location_header_name = a
-                .opt_str("locationHeaderName")?
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "Location".into());
+            let strip_version =
+                match a.opt_str("stripVersion")?.map(|s| s.trim().to_ascii_uppercase().replace('-', "_")) {
+                    None => StripVersion::AsInRequest,
+                    Some(s) => match s.as_str() {
+                        "" | "AS_IN_REQUEST" => StripVersion::AsInRequest,
+                        "NEVER_STRIP" => StripVersion::NeverStrip,
+                        "ALWAYS_STRIP" => StripVersion::AlwaysStrip,
+                        _ => {
+                            return Err(
+                                a.err(format!("unknown stripVersion {s:?} (NEVER_STRIP, AS_IN_REQUEST, ALWAYS_STRIP)"))
+                            )
+                        }
+                    },
+                };
+            let location_header_name =
+                a.opt_str("locationHeaderName")?.filter(|s| !s.is_empty()).unwrap_or_else(|| "Location".into());
             check_header_name(&a, &location_header_name)?;
             let host_value = a.opt_str("hostValue")?.filter(|s| !s.is_empty());
-            let protocols = a
-                .opt_str("protocols")?
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| DEFAULT_LOCATION_PROTOCOLS.into());
+            let protocols =
+                a.opt_str("protocols")?.filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_LOCATION_PROTOCOLS.into());
             full_match_regex(&protocols).map_err(|e| a.err(e))?;
-            Filter::RewriteLocationResponseHeader {
-                strip_version,
-                location_header_name,
-                host_value,
-                protocols,
-            }
+            Filter::RewriteLocationResponseHeader { strip_version, location_header_name, host_value, protocols }
         }
         "RewritePath" => {
             let a = Args::new(d, "filter", &["regexp", "replacement"], Shortcut::Default)?;
             a.only(&["regexp", "replacement"])?;
             let regexp = a.req_str("regexp")?;
-            let replacement = a
-                .opt_str("replacement")?
-                .ok_or_else(|| a.err("missing argument \"replacement\""))?
-                .replace("$\\", "$");
+            let replacement =
+                a.opt_str("replacement")?.ok_or_else(|| a.err("missing argument \"replacement\""))?.replace("$\\", "$");
             let re = search_regex(&regexp).map_err(|e| a.err(e))?;
             java_replacement(&re, &replacement).map_err(|e| a.err(e))?;
             Filter::RewritePath { regexp, replacement }
@@ -1285,30 +1187,18 @@ pub fn parse_filter(d: &Definition) -> Result<Filter, String> {
             let name = a.req_str("name")?;
             check_header_name(&a, &name)?;
             let regexp = a.req_str("regexp")?;
-            let replacement = a
-                .opt_str("replacement")?
-                .ok_or_else(|| a.err("missing argument \"replacement\""))?
-                .replace("$\\", "$");
+            let replacement =
+                a.opt_str("replacement")?.ok_or_else(|| a.err("missing argument \"replacement\""))?.replace("$\\", "$");
             let re = search_regex(&regexp).map_err(|e| a.err(e))?;
             java_replacement(&re, &replacement).map_err(|e| a.err(e))?;
-            Filter::RewriteResponseHeader {
-                name,
-                regexp,
-                replacement,
-            }
+            Filter::RewriteResponseHeader { name, regexp, replacement }
         }
         "SecureHeaders" => parse_secure_headers(d)?,
-        "SetPath" => Filter::SetPath {
-            template: single(d, "template")?.1,
-        },
-        "SetRequestHostHeader" => Filter::SetRequestHostHeader {
-            host: single(d, "host")?.1,
-        },
+        "SetPath" => Filter::SetPath { template: single(d, "template")?.1 },
+        "SetRequestHostHeader" => Filter::SetRequestHostHeader { host: single(d, "host")?.1 },
         "SetStatus" => {
             let (a, s) = single(d, "status")?;
-            Filter::SetStatus {
-                status: parse_http_status(&s).map_err(|e| a.err(e))?,
-            }
+            Filter::SetStatus { status: parse_http_status(&s).map_err(|e| a.err(e))? }
         }
         "StripPrefix" => {
             let a = Args::new(d, "filter", &["parts"], Shortcut::Default)?;
@@ -1344,27 +1234,15 @@ fn parse_retry(d: &Definition) -> Result<RetryConfig, String> {
     if retries <= 0 {
         return Err(a.err("retries must be greater than 0"));
     }
-    let statuses = a
-        .list("statuses")
-        .iter()
-        .map(|s| parse_http_status(s))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| a.err(e))?;
+    let statuses =
+        a.list("statuses").iter().map(|s| parse_http_status(s)).collect::<Result<Vec<_>, _>>().map_err(|e| a.err(e))?;
     let series = if a.get("series").is_some() {
-        a.list("series")
-            .iter()
-            .map(|s| parse_series(s))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| a.err(e))?
+        a.list("series").iter().map(|s| parse_series(s)).collect::<Result<Vec<_>, _>>().map_err(|e| a.err(e))?
     } else {
         vec![StatusSeries::ServerError]
     };
     let methods = if a.get("methods").is_some() {
-        a.list("methods")
-            .iter()
-            .map(|m| parse_method(m))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| a.err(e))?
+        a.list("methods").iter().map(|m| parse_method(m)).collect::<Result<Vec<_>, _>>().map_err(|e| a.err(e))?
     } else {
         vec![http::Method::GET]
     };
@@ -1374,10 +1252,7 @@ fn parse_retry(d: &Definition) -> Result<RetryConfig, String> {
     let exceptions = if a.get("exceptions").is_some() {
         a.list("exceptions")
     } else {
-        vec![
-            "java.io.IOException".into(),
-            "java.util.concurrent.TimeoutException".into(),
-        ]
+        vec!["java.io.IOException".into(), "java.util.concurrent.TimeoutException".into()]
     };
     if series.is_empty() && statuses.is_empty() && exceptions.is_empty() {
         return Err(a.err("series, statuses and exceptions may not all be empty"));
@@ -1438,10 +1313,7 @@ const SECURE_HEADER_VALUE_ARGS: &[(&str, &str)] = &[
     ("referrerPolicyHeaderValue", "Referrer-Policy"),
     ("contentSecurityPolicyHeaderValue", "Content-Security-Policy"),
     ("downloadOptionsHeaderValue", "X-Download-Options"),
-    (
-        "permittedCrossDomainPoliciesHeaderValue",
-        "X-Permitted-Cross-Domain-Policies",
-    ),
+    ("permittedCrossDomainPoliciesHeaderValue", "X-Permitted-Cross-Domain-Policies"),
     ("permissionPolicyHeaderValue", "Permissions-Policy"),
 ];
 
@@ -1453,10 +1325,7 @@ fn parse_secure_headers(d: &Definition) -> Result<Filter, String> {
     let disable: Vec<String> = a.list("disable").iter().map(|s| s.to_ascii_lowercase()).collect();
     let enable: Vec<String> = a.list("enable").iter().map(|s| s.to_ascii_lowercase()).collect();
     let mut headers = Vec::new();
-    let all = SECURE_HEADER_DEFAULTS
-        .iter()
-        .copied()
-        .chain([("Permissions-Policy", PERMISSIONS_POLICY_DEFAULT)]);
+    let all = SECURE_HEADER_DEFAULTS.iter().copied().chain([("Permissions-Policy", PERMISSIONS_POLICY_DEFAULT)]);
     for (name, default) in all {
         let lower = name.to_ascii_lowercase();
         let on_by_default = name != "Permissions-Policy";
@@ -1528,11 +1397,9 @@ pub fn metadata_millis(meta: &serde_json::Map<String, Value>, key: &str) -> Resu
             .or_else(|| n.as_f64().map(|f| f as i64))
             .map(Some)
             .ok_or_else(|| format!("not a number of milliseconds: {n}")),
-        Value::String(s) => s
-            .trim()
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| format!("not a number of milliseconds: {s:?}")),
+        Value::String(s) => {
+            s.trim().parse::<i64>().map(Some).map_err(|_| format!("not a number of milliseconds: {s:?}"))
+        }
         other => Err(format!("not a number of milliseconds: {other}")),
     }
 }
@@ -1576,10 +1443,7 @@ mod tests {
     }
 
     fn ex(name: &str, args: Value) -> Definition {
-        Definition {
-            name: name.into(),
-            args: args.as_object().cloned().unwrap_or_default(),
-        }
+        Definition { name: name.into(), args: args.as_object().cloned().unwrap_or_default() }
     }
 
     fn pred(text: &str) -> Predicate {
@@ -1592,13 +1456,9 @@ mod tests {
 
     #[test]
     fn time_predicates_use_the_offset() {
-        let Predicate::After(t) = pred("After=2017-01-20T17:42:47.789-07:00[America/Denver]") else {
-            panic!()
-        };
+        let Predicate::After(t) = pred("After=2017-01-20T17:42:47.789-07:00[America/Denver]") else { panic!() };
         assert_eq!(t.timestamp_millis(), 1_484_959_367_789);
-        let Predicate::Before(t) = pred("Before=1484959367789") else {
-            panic!()
-        };
+        let Predicate::Before(t) = pred("Before=1484959367789") else { panic!() };
         assert_eq!(t.timestamp_millis(), 1_484_959_367_789);
         let Predicate::Between(a, b) = pred("Between=2017-01-20T17:42:47.789-07:00[America/Denver], 2017-01-21T17:42Z")
         else {
@@ -1607,56 +1467,28 @@ mod tests {
         assert!(a < b);
         let e = parse_predicate(&sc("Between=2017-01-21T00:00:00Z, 2017-01-20T00:00:00Z")).unwrap_err();
         assert!(e.contains("datetime2 must be after datetime1"), "{e}");
-        assert!(parse_predicate(&sc("After=yesterday"))
-            .unwrap_err()
-            .contains("date-time"));
+        assert!(parse_predicate(&sc("After=yesterday")).unwrap_err().contains("date-time"));
         let t = parse_predicate(&ex("After", json!({"datetime": "2020-01-01T00:00:00+01:00"}))).unwrap();
-        assert_eq!(
-            t,
-            Predicate::After(parse_zoned_date_time("2019-12-31T23:00:00Z").unwrap())
-        );
+        assert_eq!(t, Predicate::After(parse_zoned_date_time("2019-12-31T23:00:00Z").unwrap()));
     }
 
     #[test]
     fn cookie_header_query_forms() {
         assert_eq!(
             pred("Cookie=chocolate, ch.p"),
-            Predicate::Cookie {
-                name: "chocolate".into(),
-                regexp: "ch.p".into()
-            }
+            Predicate::Cookie { name: "chocolate".into(), regexp: "ch.p".into() }
         );
         assert_eq!(
             pred(r"Header=X-Request-Id, \d+"),
-            Predicate::Header {
-                header: "X-Request-Id".into(),
-                regexp: Some(r"\d+".into())
-            }
+            Predicate::Header { header: "X-Request-Id".into(), regexp: Some(r"\d+".into()) }
         );
-        assert_eq!(
-            pred("Header=X-Any"),
-            Predicate::Header {
-                header: "X-Any".into(),
-                regexp: None
-            }
-        );
+        assert_eq!(pred("Header=X-Any"), Predicate::Header { header: "X-Any".into(), regexp: None });
         assert_eq!(
             parse_predicate(&ex("Query", json!({"param": "green"}))).unwrap(),
-            Predicate::Query {
-                param: "green".into(),
-                regexp: None
-            }
+            Predicate::Query { param: "green".into(), regexp: None }
         );
-        assert_eq!(
-            pred("Query=red, gree."),
-            Predicate::Query {
-                param: "red".into(),
-                regexp: Some("gree.".into())
-            }
-        );
-        assert!(parse_predicate(&sc("Cookie=a"))
-            .unwrap_err()
-            .contains("missing argument \"regexp\""));
+        assert_eq!(pred("Query=red, gree."), Predicate::Query { param: "red".into(), regexp: Some("gree.".into()) });
+        assert!(parse_predicate(&sc("Cookie=a")).unwrap_err().contains("missing argument \"regexp\""));
         let e = parse_predicate(&sc("Header=X, (?=a)b")).unwrap_err();
         assert!(e.contains("look-around"), "{e}");
         let e = parse_predicate(&sc("Header=X, (a")).unwrap_err();
@@ -1667,188 +1499,102 @@ mod tests {
     fn list_predicates_gather_all_shortcut_args() {
         assert_eq!(
             pred("Host=**.somehost.org,**.anotherhost.org"),
-            Predicate::Host {
-                patterns: vec!["**.somehost.org".into(), "**.anotherhost.org".into()]
-            }
+            Predicate::Host { patterns: vec!["**.somehost.org".into(), "**.anotherhost.org".into()] }
         );
-        assert_eq!(
-            pred("Method=GET,post"),
-            Predicate::Method {
-                methods: vec![http::Method::GET, http::Method::POST]
-            }
-        );
+        assert_eq!(pred("Method=GET,post"), Predicate::Method { methods: vec![http::Method::GET, http::Method::POST] });
         assert_eq!(
             parse_predicate(&ex("Method", json!({"methods": "GET,PUT"}))).unwrap(),
-            Predicate::Method {
-                methods: vec![http::Method::GET, http::Method::PUT]
-            }
+            Predicate::Method { methods: vec![http::Method::GET, http::Method::PUT] }
         );
-        let Predicate::RemoteAddr { sources } = pred("RemoteAddr=192.168.1.1/24, 10.0.0.7, ::1") else {
-            panic!()
-        };
+        let Predicate::RemoteAddr { sources } = pred("RemoteAddr=192.168.1.1/24, 10.0.0.7, ::1") else { panic!() };
         assert_eq!(sources.len(), 3);
         assert!(sources[1].contains(&"10.0.0.7".parse::<IpAddr>().unwrap()));
         assert!(!sources[1].contains(&"10.0.0.8".parse::<IpAddr>().unwrap()));
         assert!(parse_predicate(&sc("RemoteAddr=10.0.0.300")).is_err());
-        let Predicate::XForwardedRemoteAddr {
-            sources,
-            max_trusted_index,
-        } = pred(r#"XForwardedRemoteAddr="20.103.252.85", "2a01:111:2050::/44""#)
+        let Predicate::XForwardedRemoteAddr { sources, max_trusted_index } =
+            pred(r#"XForwardedRemoteAddr="20.103.252.85", "2a01:111:2050::/44""#)
         else {
             panic!()
         };
         assert_eq!((sources.len(), max_trusted_index), (2, 1));
-        let p = parse_predicate(&ex(
-            "XForwardedRemoteAddr",
-            json!({"sources": ["10.0.0.0/8"], "maxTrustedIndex": 2}),
-        ))
-        .unwrap();
+        let p = parse_predicate(&ex("XForwardedRemoteAddr", json!({"sources": ["10.0.0.0/8"], "maxTrustedIndex": 2})))
+            .unwrap();
         assert_eq!(
             p,
-            Predicate::XForwardedRemoteAddr {
-                sources: vec!["10.0.0.0/8".parse().unwrap()],
-                max_trusted_index: 2
-            }
+            Predicate::XForwardedRemoteAddr { sources: vec!["10.0.0.0/8".parse().unwrap()], max_trusted_index: 2 }
         );
-        let e = parse_predicate(&ex(
-            "XForwardedRemoteAddr",
-            json!({"sources": "10.0.0.1", "maxTrustedIndex": 0}),
-        ))
-        .unwrap_err();
+        let e = parse_predicate(&ex("XForwardedRemoteAddr", json!({"sources": "10.0.0.1", "maxTrustedIndex": 0})))
+            .unwrap_err();
         assert!(e.contains("maxTrustedIndex"), "{e}");
     }
 
     #[test]
     fn path_shortcut_expanded_and_indexed() {
-        let want = Predicate::Path {
-            patterns: vec!["/a/**".into(), "/b/**".into()],
-            match_trailing_slash: true,
-        };
+        let want = Predicate::Path { patterns: vec!["/a/**".into(), "/b/**".into()], match_trailing_slash: true };
         assert_eq!(pred("Path=/a/**,/b/**"), want);
-        assert_eq!(
-            parse_predicate(&ex("Path", json!({"patterns": ["/a/**", "/b/**"]}))).unwrap(),
-            want
-        );
-        assert_eq!(
-            parse_predicate(&ex("Path", json!({"patterns.0": "/a/**", "patterns.1": "/b/**"}))).unwrap(),
-            want
-        );
+        assert_eq!(parse_predicate(&ex("Path", json!({"patterns": ["/a/**", "/b/**"]}))).unwrap(), want);
+        assert_eq!(parse_predicate(&ex("Path", json!({"patterns.0": "/a/**", "patterns.1": "/b/**"}))).unwrap(), want);
         assert_eq!(
             parse_predicate(&ex("Path", json!({"patterns[1]": "/b/**", "patterns[0]": "/a/**"}))).unwrap(),
             want
         );
         assert_eq!(
             pred("Path=/red/{segment},false"),
-            Predicate::Path {
-                patterns: vec!["/red/{segment}".into()],
-                match_trailing_slash: false
-            }
+            Predicate::Path { patterns: vec!["/red/{segment}".into()], match_trailing_slash: false }
         );
         assert_eq!(
             parse_predicate(&ex("Path", json!({"pattern": "/x", "match-trailing-slash": false}))).unwrap(),
-            Predicate::Path {
-                patterns: vec!["/x".into()],
-                match_trailing_slash: false
-            }
+            Predicate::Path { patterns: vec!["/x".into()], match_trailing_slash: false }
         );
         let e = parse_predicate(&ex("Path", json!({"pattens": "/x"}))).unwrap_err();
         assert!(e.contains("unknown argument \"pattens\""), "{e}");
-        assert!(parse_predicate(&sc("Path=api/**"))
-            .unwrap_err()
-            .contains("must start with '/'"));
+        assert!(parse_predicate(&sc("Path=api/**")).unwrap_err().contains("must start with '/'"));
     }
 
     #[test]
     fn weight_forms() {
-        let want = Predicate::Weight {
-            group: "group1".into(),
-            weight: 8,
-        };
+        let want = Predicate::Weight { group: "group1".into(), weight: 8 };
         assert_eq!(pred("Weight=group1, 8"), want);
-        assert_eq!(
-            parse_predicate(&ex("Weight", json!({"group": "group1", "weight": 8}))).unwrap(),
-            want
-        );
+        assert_eq!(parse_predicate(&ex("Weight", json!({"group": "group1", "weight": 8}))).unwrap(), want);
         assert_eq!(
             parse_predicate(&ex("Weight", json!({"weight.group": "group1", "weight.weight": "8"}))).unwrap(),
             want
         );
-        assert!(parse_predicate(&sc("Weight=g, -1"))
-            .unwrap_err()
-            .contains("weight must be 0 or more"));
-        assert_eq!(
-            pred("Weight=g, 1, 2"),
-            Predicate::Weight {
-                group: "g".into(),
-                weight: 1
-            }
-        );
+        assert!(parse_predicate(&sc("Weight=g, -1")).unwrap_err().contains("weight must be 0 or more"));
+        assert_eq!(pred("Weight=g, 1, 2"), Predicate::Weight { group: "g".into(), weight: 1 });
     }
 
     #[test]
     fn unknown_and_unsupported_names() {
-        assert_eq!(
-            parse_predicate(&sc("Pathh=/a")).unwrap_err(),
-            r#"unknown predicate "Pathh""#
-        );
-        assert_eq!(
-            parse_filter(&sc("StripPrefixx=1")).unwrap_err(),
-            r#"unknown filter "StripPrefixx""#
-        );
-        assert!(parse_filter(&sc("CircuitBreaker=x"))
-            .unwrap_err()
-            .contains("not supported"));
+        assert_eq!(parse_predicate(&sc("Pathh=/a")).unwrap_err(), r#"unknown predicate "Pathh""#);
+        assert_eq!(parse_filter(&sc("StripPrefixx=1")).unwrap_err(), r#"unknown filter "StripPrefixx""#);
+        assert!(parse_filter(&sc("CircuitBreaker=x")).unwrap_err().contains("not supported"));
     }
 
     #[test]
     fn header_filters() {
         assert_eq!(
             filt("AddRequestHeader=X-Request-red, blue"),
-            Filter::AddRequestHeader {
-                name: "X-Request-red".into(),
-                value: "blue".into()
-            }
+            Filter::AddRequestHeader { name: "X-Request-red".into(), value: "blue".into() }
         );
         assert_eq!(
             filt("SetResponseHeader=foo, bar-{segment}"),
-            Filter::SetResponseHeader {
-                name: "foo".into(),
-                value: "bar-{segment}".into()
-            }
+            Filter::SetResponseHeader { name: "foo".into(), value: "bar-{segment}".into() }
         );
         assert_eq!(
             parse_filter(&ex("AddResponseHeader", json!({"name": "X-A", "value": 1}))).unwrap(),
-            Filter::AddResponseHeader {
-                name: "X-A".into(),
-                value: "1".into(),
-                override_existing: true
-            }
+            Filter::AddResponseHeader { name: "X-A".into(), value: "1".into(), override_existing: true }
         );
         assert_eq!(
             filt("AddResponseHeader=X-A, 1, false"),
-            Filter::AddResponseHeader {
-                name: "X-A".into(),
-                value: "1".into(),
-                override_existing: false
-            }
+            Filter::AddResponseHeader { name: "X-A".into(), value: "1".into(), override_existing: false }
         );
-        assert_eq!(
-            filt("SetRequestHeader=X-A, v"),
-            Filter::SetRequestHeader {
-                name: "X-A".into(),
-                value: "v".into()
-            }
-        );
+        assert_eq!(filt("SetRequestHeader=X-A, v"), Filter::SetRequestHeader { name: "X-A".into(), value: "v".into() });
         assert_eq!(
             filt("AddRequestParameter=red, blue"),
-            Filter::AddRequestParameter {
-                name: "red".into(),
-                value: "blue".into()
-            }
+            Filter::AddRequestParameter { name: "red".into(), value: "blue".into() }
         );
-        assert!(parse_filter(&sc("AddRequestHeader=Bad Name, v"))
-            .unwrap_err()
-            .contains("not a valid header name"));
+        assert!(parse_filter(&sc("AddRequestHeader=Bad Name, v")).unwrap_err().contains("not a valid header name"));
         assert_eq!(
             filt("AddRequestHeadersIfNotPresent=X-Request-Color-1:blue,X-Request-Color-2:green"),
             Filter::AddRequestHeadersIfNotPresent(vec![
@@ -1857,37 +1603,20 @@ mod tests {
             ])
         );
         assert_eq!(
-            parse_filter(&ex(
-                "AddRequestHeadersIfNotPresent",
-                json!({"keyValues": [{"key": "X-A", "value": "1"}]})
-            ))
-            .unwrap(),
+            parse_filter(&ex("AddRequestHeadersIfNotPresent", json!({"keyValues": [{"key": "X-A", "value": "1"}]})))
+                .unwrap(),
             Filter::AddRequestHeadersIfNotPresent(vec![("X-A".into(), "1".into())])
         );
         assert_eq!(
             filt("MapRequestHeader=Blue, X-Request-Red"),
-            Filter::MapRequestHeader {
-                from_header: "Blue".into(),
-                to_header: "X-Request-Red".into()
-            }
+            Filter::MapRequestHeader { from_header: "Blue".into(), to_header: "X-Request-Red".into() }
         );
-        assert_eq!(
-            filt("RemoveRequestHeader=X-A"),
-            Filter::RemoveRequestHeader { name: "X-A".into() }
-        );
-        assert_eq!(
-            filt("RemoveResponseHeader=X-A"),
-            Filter::RemoveResponseHeader { name: "X-A".into() }
-        );
-        assert_eq!(
-            filt("RemoveRequestParameter=red"),
-            Filter::RemoveRequestParameter { name: "red".into() }
-        );
+        assert_eq!(filt("RemoveRequestHeader=X-A"), Filter::RemoveRequestHeader { name: "X-A".into() });
+        assert_eq!(filt("RemoveResponseHeader=X-A"), Filter::RemoveResponseHeader { name: "X-A".into() });
+        assert_eq!(filt("RemoveRequestParameter=red"), Filter::RemoveRequestParameter { name: "red".into() });
         assert_eq!(
             filt("SetRequestHostHeader=example.org"),
-            Filter::SetRequestHostHeader {
-                host: "example.org".into()
-            }
+            Filter::SetRequestHostHeader { host: "example.org".into() }
         );
         assert_eq!(filt("PreserveHostHeader"), Filter::PreserveHostHeader);
     }
@@ -1897,57 +1626,31 @@ mod tests {
         assert_eq!(
             filt("DedupeResponseHeader=Access-Control-Allow-Credentials Access-Control-Allow-Origin, RETAIN_UNIQUE"),
             Filter::DedupeResponseHeader {
-                names: vec![
-                    "Access-Control-Allow-Credentials".into(),
-                    "Access-Control-Allow-Origin".into()
-                ],
+                names: vec!["Access-Control-Allow-Credentials".into(), "Access-Control-Allow-Origin".into()],
                 strategy: DedupeStrategy::RetainUnique
             }
         );
         assert_eq!(
             filt("DedupeResponseHeader=X-A"),
-            Filter::DedupeResponseHeader {
-                names: vec!["X-A".into()],
-                strategy: DedupeStrategy::RetainFirst
-            }
+            Filter::DedupeResponseHeader { names: vec!["X-A".into()], strategy: DedupeStrategy::RetainFirst }
         );
-        assert!(parse_filter(&sc("DedupeResponseHeader=X-A, KEEP_ALL"))
-            .unwrap_err()
-            .contains("unknown strategy"));
+        assert!(parse_filter(&sc("DedupeResponseHeader=X-A, KEEP_ALL")).unwrap_err().contains("unknown strategy"));
     }
 
     #[test]
     fn path_filters() {
         assert_eq!(filt("StripPrefix=2"), Filter::StripPrefix { parts: 2 });
-        assert_eq!(
-            parse_filter(&ex("StripPrefix", json!({}))).unwrap(),
-            Filter::StripPrefix { parts: 1 }
-        );
+        assert_eq!(parse_filter(&ex("StripPrefix", json!({}))).unwrap(), Filter::StripPrefix { parts: 1 });
         assert!(parse_filter(&sc("StripPrefix=two")).unwrap_err().contains("integer"));
-        assert_eq!(
-            filt("PrefixPath=/mypath"),
-            Filter::PrefixPath {
-                prefix: "/mypath".into()
-            }
-        );
-        assert_eq!(
-            filt("SetPath=/{segment}"),
-            Filter::SetPath {
-                template: "/{segment}".into()
-            }
-        );
+        assert_eq!(filt("PrefixPath=/mypath"), Filter::PrefixPath { prefix: "/mypath".into() });
+        assert_eq!(filt("SetPath=/{segment}"), Filter::SetPath { template: "/{segment}".into() });
         assert_eq!(
             filt(r"RewritePath=/red/?(?<segment>.*), /$\{segment}"),
-            Filter::RewritePath {
-                regexp: "/red/?(?<segment>.*)".into(),
-                replacement: "/${segment}".into()
-            }
+            Filter::RewritePath { regexp: "/red/?(?<segment>.*)".into(), replacement: "/${segment}".into() }
         );
         let e = parse_filter(&sc("RewritePath=/red/(.*), /${nope}")).unwrap_err();
         assert!(e.contains("nope"), "{e}");
-        assert!(parse_filter(&sc("RewritePath=/red/(.*), /$2"))
-            .unwrap_err()
-            .contains("group 2"));
+        assert!(parse_filter(&sc("RewritePath=/red/(.*), /$2")).unwrap_err().contains("group 2"));
     }
 
     #[test]
@@ -1966,68 +1669,36 @@ mod tests {
     fn redirect_status_and_sizes() {
         assert_eq!(
             filt("RedirectTo=302, https://acme.org"),
-            Filter::RedirectTo {
-                status: 302,
-                url: "https://acme.org".into(),
-                include_request_params: false
-            }
+            Filter::RedirectTo { status: 302, url: "https://acme.org".into(), include_request_params: false }
         );
         assert_eq!(
             filt("RedirectTo=FOUND, https://acme.org, true"),
-            Filter::RedirectTo {
-                status: 302,
-                url: "https://acme.org".into(),
-                include_request_params: true
-            }
+            Filter::RedirectTo { status: 302, url: "https://acme.org".into(), include_request_params: true }
         );
-        assert!(parse_filter(&sc("RedirectTo=200, https://acme.org"))
-            .unwrap_err()
-            .contains("3xx"));
+        assert!(parse_filter(&sc("RedirectTo=200, https://acme.org")).unwrap_err().contains("3xx"));
         assert_eq!(filt("SetStatus=UNAUTHORIZED"), Filter::SetStatus { status: 401 });
         assert_eq!(filt("SetStatus=401"), Filter::SetStatus { status: 401 });
         assert!(parse_filter(&sc("SetStatus=NOPE")).is_err());
         assert_eq!(
             filt("RequestHeaderSize=1000B"),
-            Filter::RequestHeaderSize {
-                max_size: 1000,
-                error_header_name: "errorMessage".into()
-            }
+            Filter::RequestHeaderSize { max_size: 1000, error_header_name: "errorMessage".into() }
         );
         assert_eq!(
-            parse_filter(&ex(
-                "RequestHeaderSize",
-                json!({"maxSize": "10KB", "errorHeaderName": "X-Err"})
-            ))
-            .unwrap(),
-            Filter::RequestHeaderSize {
-                max_size: 10 * 1024,
-                error_header_name: "X-Err".into()
-            }
+            parse_filter(&ex("RequestHeaderSize", json!({"maxSize": "10KB", "errorHeaderName": "X-Err"}))).unwrap(),
+            Filter::RequestHeaderSize { max_size: 10 * 1024, error_header_name: "X-Err".into() }
         );
         assert_eq!(
             parse_filter(&ex("RequestSize", json!({"maxSize": 5000000}))).unwrap(),
             Filter::RequestSize { max_size: 5_000_000 }
         );
-        assert_eq!(
-            filt("RequestSize=5MB"),
-            Filter::RequestSize {
-                max_size: 5 * 1024 * 1024
-            }
-        );
-        assert_eq!(
-            filt("RequestSize"),
-            Filter::RequestSize {
-                max_size: DEFAULT_REQUEST_SIZE
-            }
-        );
+        assert_eq!(filt("RequestSize=5MB"), Filter::RequestSize { max_size: 5 * 1024 * 1024 });
+        assert_eq!(filt("RequestSize"), Filter::RequestSize { max_size: DEFAULT_REQUEST_SIZE });
         assert!(parse_filter(&sc("RequestSize=5XB")).unwrap_err().contains("unit"));
     }
 
     #[test]
     fn retry_shortcut_and_expanded() {
-        let Filter::Retry(r) = filt("Retry=3,INTERNAL_SERVER_ERROR,GET,10ms,50ms,2,false") else {
-            panic!()
-        };
+        let Filter::Retry(r) = filt("Retry=3,INTERNAL_SERVER_ERROR,GET,10ms,50ms,2,false") else { panic!() };
         assert_eq!(r.retries, 3);
         assert_eq!(r.statuses, vec![500]);
         assert_eq!(r.series, vec![StatusSeries::ServerError]);
@@ -2054,22 +1725,16 @@ mod tests {
                    "exceptions": ["java.io.IOException"],
                    "backoff": {"firstBackoff": "10ms", "maxBackoff": "50ms", "factor": 2, "basedOnPreviousValue": false}}),
         );
-        let Filter::Retry(r) = parse_filter(&d).unwrap() else {
-            panic!()
-        };
+        let Filter::Retry(r) = parse_filter(&d).unwrap() else { panic!() };
         assert_eq!((r.retries, r.statuses.clone(), r.series.len()), (2, vec![502], 0));
         assert!(r.retry_on_status(502) && !r.retry_on_status(500));
         assert_eq!(r.methods, vec![http::Method::GET, http::Method::POST]);
         assert!(r.retry_on_io_error() && !r.retry_on_timeout());
         assert_eq!(r.backoff.unwrap().first_backoff, Duration::from_millis(10));
 
-        let Filter::Retry(r) = parse_filter(&ex("Retry", json!({}))).unwrap() else {
-            panic!()
-        };
+        let Filter::Retry(r) = parse_filter(&ex("Retry", json!({}))).unwrap() else { panic!() };
         assert!(r.retry_on_status(503) && !r.retry_on_status(404) && r.backoff.is_none());
-        assert!(parse_filter(&ex("Retry", json!({"retries": 0})))
-            .unwrap_err()
-            .contains("retries"));
+        assert!(parse_filter(&ex("Retry", json!({"retries": 0}))).unwrap_err().contains("retries"));
         assert!(parse_filter(&ex("Retry", json!({"backoff": {"firstBackoff": "soon"}}))).is_err());
     }
 
@@ -2102,21 +1767,13 @@ mod tests {
             regexp: "password=[^&]+".into(),
             replacement: "password=***".into(),
         };
-        assert_eq!(
-            filt("RewriteResponseHeader=X-Response-Red, , password=[^&]+, password=***"),
-            want
-        );
-        assert_eq!(
-            filt("RewriteResponseHeader=X-Response-Red, password=[^&]+, password=***"),
-            want
-        );
+        assert_eq!(filt("RewriteResponseHeader=X-Response-Red, , password=[^&]+, password=***"), want);
+        assert_eq!(filt("RewriteResponseHeader=X-Response-Red, password=[^&]+, password=***"), want);
     }
 
     #[test]
     fn secure_headers_defaults_disable_enable() {
-        let Filter::SecureHeaders { headers } = filt("SecureHeaders") else {
-            panic!()
-        };
+        let Filter::SecureHeaders { headers } = filt("SecureHeaders") else { panic!() };
         assert_eq!(headers.len(), 8);
         assert!(headers.contains(&("X-Frame-Options".into(), "DENY".into())));
         assert!(!headers.iter().any(|(n, _)| n == "Permissions-Policy"));
@@ -2124,13 +1781,9 @@ mod tests {
             "SecureHeaders",
             json!({"disable": ["x-frame-options", "Strict-Transport-Security"], "enable": "permissions-policy", "permissionsPolicy": "camera=()"}),
         );
-        let Filter::SecureHeaders { headers } = parse_filter(&d).unwrap() else {
-            panic!()
-        };
+        let Filter::SecureHeaders { headers } = parse_filter(&d).unwrap() else { panic!() };
         assert_eq!(headers.len(), 7);
-        assert!(!headers
-            .iter()
-            .any(|(n, _)| n == "X-Frame-Options" || n == "Strict-Transport-Security"));
+        assert!(!headers.iter().any(|(n, _)| n == "X-Frame-Options" || n == "Strict-Transport-Security"));
         assert!(headers.contains(&("Permissions-Policy".into(), "camera=()".into())));
     }
 
@@ -2152,31 +1805,16 @@ mod tests {
 
     #[test]
     fn route_uri_forms() {
-        assert_eq!(
-            parse_route_uri("lb://user-service").unwrap(),
-            RouteUri::Lb("user-service".into())
-        );
+        assert_eq!(parse_route_uri("lb://user-service").unwrap(), RouteUri::Lb("user-service".into()));
         assert_eq!(
             parse_route_uri("http://localhost:8080/upload").unwrap(),
-            RouteUri::Url {
-                scheme: Scheme::Http,
-                authority: "localhost:8080".into()
-            }
+            RouteUri::Url { scheme: Scheme::Http, authority: "localhost:8080".into() }
         );
         assert_eq!(
             parse_route_uri("https://example.org").unwrap(),
-            RouteUri::Url {
-                scheme: Scheme::Https,
-                authority: "example.org:443".into()
-            }
+            RouteUri::Url { scheme: Scheme::Https, authority: "example.org:443".into() }
         );
-        assert_eq!(
-            parse_route_uri("ws://h:1").unwrap(),
-            RouteUri::Url {
-                scheme: Scheme::Ws,
-                authority: "h:1".into()
-            }
-        );
+        assert_eq!(parse_route_uri("ws://h:1").unwrap(), RouteUri::Url { scheme: Scheme::Ws, authority: "h:1".into() });
         assert!(parse_route_uri("ftp://x").is_err());
         assert!(parse_route_uri("lb://").is_err());
         assert!(parse_route_uri("example.org").is_err());
@@ -2197,10 +1835,7 @@ mod tests {
         assert_eq!(errs.len(), 5, "{text:?}");
         assert!(text[0].starts_with("routes[3].uri: unsupported scheme"), "{text:?}");
         assert_eq!(text[1], r#"routes[3].predicates[1]: unknown predicate "Pathh""#);
-        assert!(
-            text[2].starts_with("routes[3].predicates[2]: predicate \"Header\": regex"),
-            "{text:?}"
-        );
+        assert!(text[2].starts_with("routes[3].predicates[2]: predicate \"Header\": regex"), "{text:?}");
         assert_eq!(text[3], r#"routes[3].filters[1]: unknown filter "StripPrefixx""#);
         assert!(text[4].starts_with("routes[3].metadata.connect-timeout"), "{text:?}");
 

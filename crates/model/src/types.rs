@@ -11,21 +11,13 @@ pub struct Plugin {
     #[serde(default)]
     pub id: String,
     pub name: String,
-    #[serde(
-        default,
-        deserialize_with = "wire::json_string_de",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "wire::json_string_de", skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     #[serde(default = "yes", deserialize_with = "bool_default_true")]
     pub enabled: bool,
-    #[serde(
-        default,
-        deserialize_with = "wire::lenient_i64",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "wire::lenient_i64", skip_serializing_if = "Option::is_none")]
     pub sort: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_id: Option<String>,
@@ -106,17 +98,9 @@ pub struct Selector {
     pub name: String,
     #[serde(default, deserialize_with = "wire::match_mode_de")]
     pub match_mode: i32,
-    #[serde(
-        default = "custom_type",
-        rename = "type",
-        deserialize_with = "wire::selector_type_de"
-    )]
+    #[serde(default = "custom_type", rename = "type", deserialize_with = "wire::selector_type_de")]
     pub selector_type: i32,
-    #[serde(
-        default,
-        deserialize_with = "wire::lenient_i64",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "wire::lenient_i64", skip_serializing_if = "Option::is_none")]
     pub sort: Option<i64>,
     #[serde(default = "yes", deserialize_with = "bool_default_true")]
     pub enabled: bool,
@@ -125,21 +109,13 @@ pub struct Selector {
     pub logged: bool,
     #[serde(default = "yes", deserialize_with = "bool_default_true")]
     pub continued: bool,
-    #[serde(
-        default,
-        deserialize_with = "wire::handle_de",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "wire::handle_de", skip_serializing_if = "Option::is_none")]
     pub handle: Option<String>,
     #[serde(default, alias = "conditions", alias = "conditionDataList")]
     pub condition_list: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before_condition_list: Option<Vec<Condition>>,
-    #[serde(
-        default,
-        deserialize_with = "wire::lenient_bool",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "wire::lenient_bool", skip_serializing_if = "Option::is_none")]
     pub match_restful: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_id: Option<String>,
@@ -165,32 +141,20 @@ pub struct Rule {
     pub selector_id: String,
     #[serde(default, deserialize_with = "wire::match_mode_de")]
     pub match_mode: i32,
-    #[serde(
-        default,
-        deserialize_with = "wire::lenient_i64",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "wire::lenient_i64", skip_serializing_if = "Option::is_none")]
     pub sort: Option<i64>,
     #[serde(default = "yes", deserialize_with = "bool_default_true")]
     pub enabled: bool,
     /// ShenYu's rule spells it `loged` (sic); accept `logged` too.
     #[serde(default, rename = "loged", alias = "logged", deserialize_with = "bool_default_false")]
     pub logged: bool,
-    #[serde(
-        default,
-        deserialize_with = "wire::handle_de",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "wire::handle_de", skip_serializing_if = "Option::is_none")]
     pub handle: Option<String>,
     #[serde(default, alias = "conditions", alias = "conditionList")]
     pub condition_data_list: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before_condition_data_list: Option<Vec<Condition>>,
-    #[serde(
-        default,
-        deserialize_with = "wire::lenient_bool",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "wire::lenient_bool", skip_serializing_if = "Option::is_none")]
     pub match_restful: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_id: Option<String>,
@@ -287,11 +251,7 @@ pub struct DiscoveryUpstream {
     pub status: Option<i64>,
     #[serde(default, deserialize_with = "wire::lenient_i64")]
     pub weight: Option<i64>,
-    #[serde(
-        default,
-        deserialize_with = "wire::json_string_de",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "wire::json_string_de", skip_serializing_if = "Option::is_none")]
     pub props: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_created: Option<serde_json::Value>,
@@ -352,10 +312,7 @@ impl ParamType {
 
     /// Whether the condition reads a named item (header name, query key, cookie name...).
     pub fn needs_name(self) -> bool {
-        matches!(
-            self,
-            ParamType::Query | ParamType::Header | ParamType::Cookie | ParamType::Post
-        )
+        matches!(self, ParamType::Query | ParamType::Header | ParamType::Cookie | ParamType::Post)
     }
 }
 
@@ -427,16 +384,8 @@ pub const BUILTIN_PLUGINS: &[(&str, i64)] = &[
 
 /// Plugins whose data plane exists in this build; the others are accepted in config (a ShenYu admin
 /// seeds them) but are skipped with a warning until implemented.
-pub const IMPLEMENTED_PLUGINS: &[&str] = &[
-    "contextPath",
-    "rewrite",
-    "redirect",
-    "request",
-    "route",
-    "divide",
-    "websocket",
-    "modifyResponse",
-];
+pub const IMPLEMENTED_PLUGINS: &[&str] =
+    &["contextPath", "rewrite", "redirect", "request", "route", "divide", "websocket", "modifyResponse"];
 
 pub fn builtin_plugin_order(name: &str) -> Option<i64> {
     BUILTIN_PLUGINS.iter().find(|(n, _)| *n == name).map(|(_, o)| *o)

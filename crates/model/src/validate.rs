@@ -16,10 +16,7 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ValidationError {
-            path: path.into(),
-            message: message.into(),
-        }
+        ValidationError { path: path.into(), message: message.into() }
     }
 }
 
@@ -68,23 +65,14 @@ impl Config {
         for (i, p) in self.plugins.iter().enumerate() {
             let path = format!("plugins[{i}]");
             if builtin_plugin_order(&p.name).is_none() {
-                errs.push(ValidationError::new(
-                    format!("{path}.name"),
-                    format!("unknown plugin {:?}", p.name),
-                ));
+                errs.push(ValidationError::new(format!("{path}.name"), format!("unknown plugin {:?}", p.name)));
             }
             if !plugin_names.insert(p.name.as_str()) {
-                errs.push(ValidationError::new(
-                    format!("{path}.name"),
-                    format!("duplicate plugin {:?}", p.name),
-                ));
+                errs.push(ValidationError::new(format!("{path}.name"), format!("duplicate plugin {:?}", p.name)));
             }
             if let Some(cfg) = p.config.as_deref().filter(|c| !c.trim().is_empty()) {
                 if let Err(e) = serde_json::from_str::<serde_json::Value>(cfg) {
-                    errs.push(ValidationError::new(
-                        format!("{path}.config"),
-                        format!("not valid JSON: {e}"),
-                    ));
+                    errs.push(ValidationError::new(format!("{path}.config"), format!("not valid JSON: {e}")));
                 }
             }
         }
@@ -95,10 +83,7 @@ impl Config {
             if s.id.trim().is_empty() {
                 errs.push(ValidationError::new(format!("{path}.id"), "must not be empty"));
             } else if selector_plugin.contains_key(s.id.as_str()) {
-                errs.push(ValidationError::new(
-                    format!("{path}.id"),
-                    format!("duplicate selector id {:?}", s.id),
-                ));
+                errs.push(ValidationError::new(format!("{path}.id"), format!("duplicate selector id {:?}", s.id)));
             } else {
                 selector_plugin.insert(s.id.as_str(), s.plugin_name.as_str());
             }
@@ -136,10 +121,7 @@ impl Config {
             if r.id.trim().is_empty() {
                 errs.push(ValidationError::new(format!("{path}.id"), "must not be empty"));
             } else if !rule_ids.insert(r.id.as_str()) {
-                errs.push(ValidationError::new(
-                    format!("{path}.id"),
-                    format!("duplicate rule id {:?}", r.id),
-                ));
+                errs.push(ValidationError::new(format!("{path}.id"), format!("duplicate rule id {:?}", r.id)));
             }
             let plugin = match selector_plugin.get(r.selector_id.as_str()) {
                 None => {
@@ -184,10 +166,7 @@ impl Config {
             }
             for (j, u) in d.upstream_data_list.iter().enumerate() {
                 if u.url.trim().is_empty() {
-                    errs.push(ValidationError::new(
-                        format!("{path}.upstreamDataList[{j}].url"),
-                        "must not be empty",
-                    ));
+                    errs.push(ValidationError::new(format!("{path}.upstreamDataList[{j}].url"), "must not be empty"));
                 }
             }
         }
@@ -199,10 +178,7 @@ impl Config {
         }
         for (i, a) in self.app_auth.iter().enumerate() {
             if a.app_key.trim().is_empty() {
-                errs.push(ValidationError::new(
-                    format!("appAuth[{i}].appKey"),
-                    "must not be empty",
-                ));
+                errs.push(ValidationError::new(format!("appAuth[{i}].appKey"), "must not be empty"));
             }
         }
 
@@ -210,10 +186,7 @@ impl Config {
         for (i, r) in self.routes.iter().enumerate() {
             let path = format!("routes[{i}]");
             if !r.id.is_empty() && !route_ids.insert(r.id.as_str()) {
-                errs.push(ValidationError::new(
-                    format!("{path}.id"),
-                    format!("duplicate route id {:?}", r.id),
-                ));
+                errs.push(ValidationError::new(format!("{path}.id"), format!("duplicate route id {:?}", r.id)));
             }
             crate::spring::validate_route(r, &path, &mut errs);
         }
@@ -225,10 +198,7 @@ fn check_plugin_ref(name: &str, path: &str, cfg: &Config, errs: &mut Vec<Validat
     if builtin_plugin_order(name).is_none() {
         errs.push(ValidationError::new(path, format!("unknown plugin {name:?}")));
     } else if !cfg.plugins.is_empty() && !cfg.plugins.iter().any(|p| p.name == name) {
-        errs.push(ValidationError::new(
-            path,
-            format!("plugin {name:?} is not in `plugins`"),
-        ));
+        errs.push(ValidationError::new(path, format!("plugin {name:?} is not in `plugins`")));
     }
 }
 
@@ -281,17 +251,11 @@ pub fn parse_cidr(s: &str) -> Option<ipnet::IpNet> {
 fn validate_condition(c: &Condition, path: &str, errs: &mut Vec<ValidationError>) {
     let pt = ParamType::parse(&c.param_type);
     if pt.is_none() {
-        errs.push(ValidationError::new(
-            format!("{path}.paramType"),
-            format!("unknown paramType {:?}", c.param_type),
-        ));
+        errs.push(ValidationError::new(format!("{path}.paramType"), format!("unknown paramType {:?}", c.param_type)));
     }
     let op = Operator::parse(&c.operator);
     if op.is_none() {
-        errs.push(ValidationError::new(
-            format!("{path}.operator"),
-            format!("unknown operator {:?}", c.operator),
-        ));
+        errs.push(ValidationError::new(format!("{path}.operator"), format!("unknown operator {:?}", c.operator)));
     }
     let value = c.param_value.as_deref().map(str::trim).unwrap_or("");
     if let Some(pt) = pt {
@@ -309,10 +273,7 @@ fn validate_condition(c: &Condition, path: &str, errs: &mut Vec<ValidationError>
     }
     if op == Operator::Regex {
         if let Err(e) = regex::Regex::new(&format!("^(?:{value})$")) {
-            errs.push(ValidationError::new(
-                format!("{path}.paramValue"),
-                format!("bad regex: {e}"),
-            ));
+            errs.push(ValidationError::new(format!("{path}.paramValue"), format!("bad regex: {e}")));
         }
     }
     let is_time = matches!(op, Operator::TimeBefore | Operator::TimeAfter);
@@ -323,10 +284,7 @@ fn validate_condition(c: &Condition, path: &str, errs: &mut Vec<ValidationError>
         ));
     }
     if pt == Some(ParamType::Ip) && value.contains('/') && parse_cidr(value).is_none() {
-        errs.push(ValidationError::new(
-            format!("{path}.paramValue"),
-            format!("not a CIDR: {value:?}"),
-        ));
+        errs.push(ValidationError::new(format!("{path}.paramValue"), format!("not a CIDR: {value:?}")));
     }
 }
 
@@ -337,10 +295,7 @@ fn validate_selector_handle(s: &Selector, path: &str, errs: &mut Vec<ValidationE
             Ok(list) => {
                 for (i, u) in list.iter().enumerate() {
                     if u.upstream_url.trim().is_empty() {
-                        errs.push(ValidationError::new(
-                            format!("{path}[{i}].upstreamUrl"),
-                            "must not be empty",
-                        ));
+                        errs.push(ValidationError::new(format!("{path}[{i}].upstreamUrl"), "must not be empty"));
                     }
                 }
             }
@@ -369,11 +324,7 @@ fn validate_rule_handle(plugin: &str, handle: Option<&str>, path: &str, errs: &m
                 if !LOAD_BALANCERS.contains(&h.load_balance.as_str()) {
                     errs.push(ValidationError::new(
                         format!("{path}.loadBalance"),
-                        format!(
-                            "unknown load balancer {:?} (one of {})",
-                            h.load_balance,
-                            LOAD_BALANCERS.join(", ")
-                        ),
+                        format!("unknown load balancer {:?} (one of {})", h.load_balance, LOAD_BALANCERS.join(", ")),
                     ));
                 }
                 if !matches!(h.retry_strategy.as_str(), "current" | "failover" | "") {
@@ -468,27 +419,12 @@ rules:
         )
         .unwrap();
         let errs = cfg.validate().unwrap_err().to_string();
-        assert!(
-            errs.contains(r#"selectors[0].conditionList[0].operator: unknown operator "regx""#),
-            "{errs}"
-        );
+        assert!(errs.contains(r#"selectors[0].conditionList[0].operator: unknown operator "regx""#), "{errs}");
         assert!(errs.contains("selectors[0].conditionList[1].paramName"), "{errs}");
-        assert!(
-            errs.contains(r#"selectors[1].id: duplicate selector id "s1""#),
-            "{errs}"
-        );
-        assert!(
-            errs.contains(r#"selectors[1].pluginName: unknown plugin "nosuch""#),
-            "{errs}"
-        );
-        assert!(
-            errs.contains(r#"rules[0].selectorId: no selector with id "missing""#),
-            "{errs}"
-        );
-        assert!(
-            errs.contains(r#"rules[1].handle.loadBalance: unknown load balancer "fastest""#),
-            "{errs}"
-        );
+        assert!(errs.contains(r#"selectors[1].id: duplicate selector id "s1""#), "{errs}");
+        assert!(errs.contains(r#"selectors[1].pluginName: unknown plugin "nosuch""#), "{errs}");
+        assert!(errs.contains(r#"rules[0].selectorId: no selector with id "missing""#), "{errs}");
+        assert!(errs.contains(r#"rules[1].handle.loadBalance: unknown load balancer "fastest""#), "{errs}");
     }
 
     #[test]

@@ -36,9 +36,7 @@ pub fn match_mode_de<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
             "and" => Ok(0),
             "or" => Ok(1),
             other => other.parse::<i32>().map_err(|_| {
-                de::Error::custom(format!(
-                    "matchMode must be 0 (and), 1 (or), \"and\" or \"or\", got {s:?}"
-                ))
+                de::Error::custom(format!("matchMode must be 0 (and), 1 (or), \"and\" or \"or\", got {s:?}"))
             }),
         },
         NumOrStr::Bool(_) => Err(de::Error::custom("matchMode must be a number or \"and\"/\"or\"")),
@@ -53,9 +51,7 @@ pub fn selector_type_de<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error
             "full" | "full_flow" => Ok(0),
             "custom" | "custom_flow" => Ok(1),
             other => other.parse::<i32>().map_err(|_| {
-                de::Error::custom(format!(
-                    "type must be 0 (full), 1 (custom), \"full\" or \"custom\", got {s:?}"
-                ))
+                de::Error::custom(format!("type must be 0 (full), 1 (custom), \"full\" or \"custom\", got {s:?}"))
             }),
         },
         NumOrStr::Bool(_) => Err(de::Error::custom("type must be a number or \"full\"/\"custom\"")),
@@ -71,11 +67,9 @@ pub fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Er
         Some(NumOrStr::Float(f)) if f >= 0.0 => Ok(Some(f as u64)),
         Some(NumOrStr::Float(f)) => Err(de::Error::custom(format!("expected a non-negative number, got {f}"))),
         Some(NumOrStr::Str(s)) if s.trim().is_empty() => Ok(None),
-        Some(NumOrStr::Str(s)) => s
-            .trim()
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| de::Error::custom(format!("expected a number, got {s:?}"))),
+        Some(NumOrStr::Str(s)) => {
+            s.trim().parse::<u64>().map(Some).map_err(|_| de::Error::custom(format!("expected a number, got {s:?}")))
+        }
         Some(NumOrStr::Bool(b)) => Err(de::Error::custom(format!("expected a number, got {b}"))),
     }
 }
@@ -86,11 +80,9 @@ pub fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Er
         Some(NumOrStr::Int(i)) => Ok(Some(i)),
         Some(NumOrStr::Float(f)) => Ok(Some(f as i64)),
         Some(NumOrStr::Str(s)) if s.trim().is_empty() => Ok(None),
-        Some(NumOrStr::Str(s)) => s
-            .trim()
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| de::Error::custom(format!("expected a number, got {s:?}"))),
+        Some(NumOrStr::Str(s)) => {
+            s.trim().parse::<i64>().map(Some).map_err(|_| de::Error::custom(format!("expected a number, got {s:?}")))
+        }
         Some(NumOrStr::Bool(b)) => Err(de::Error::custom(format!("expected a number, got {b}"))),
     }
 }

@@ -43,11 +43,7 @@ fn spring_config(n: usize) -> Config {
             ..Default::default()
         })
         .collect();
-    Config {
-        services,
-        routes,
-        ..Default::default()
-    }
+    Config { services, routes, ..Default::default() }
 }
 
 fn divide_config(n: usize) -> Config {
@@ -81,11 +77,7 @@ fn divide_config(n: usize) -> Config {
             ..Default::default()
         })
         .collect();
-    Config {
-        selectors,
-        rules,
-        ..Default::default()
-    }
+    Config { selectors, rules, ..Default::default() }
 }
 
 /// VmRSS of this process in KiB (0 where /proc is missing).

@@ -57,10 +57,7 @@ impl Ctx {
             client_ip: self.client_ip,
             peer_ip: self.peer.ip(),
             body: self.body.as_deref(),
-            content_type: self
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok()),
+            content_type: self.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
         }
     }
 

@@ -37,10 +37,7 @@ async fn echo(req: Request<Incoming>, local: SocketAddr) -> Result<Response<Full
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let out = describe(&parts, &body, &local.to_string());
     let mut resp = Response::new(Full::new(Bytes::from(out.to_string())));
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     Ok(resp)
 }
 

@@ -48,11 +48,7 @@ pub struct GatewayError {
 
 impl GatewayError {
     pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
-        GatewayError {
-            kind,
-            message: message.into(),
-            close: false,
-        }
+        GatewayError { kind, message: message.into(), close: false }
     }
 
     pub fn closing(mut self) -> Self {
@@ -77,11 +73,9 @@ pub fn json_response(status: StatusCode, code: i64, message: &str, close: bool) 
     let body = serde_json::json!({ "code": code, "message": message }).to_string();
     let mut resp = Response::new(ProxyBody::full(Bytes::from(body)));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if close {
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     resp
 }
@@ -90,12 +84,7 @@ pub fn json_response(status: StatusCode, code: i64, message: &str, close: bool) 
 /// config asks for drop-in compatibility.
 pub fn not_found(shenyu_compatible: bool) -> Response<ProxyBody> {
     if shenyu_compatible {
-        json_response(
-            StatusCode::OK,
-            -107,
-            "divide:Can not find selector, please check your configuration!",
-            false,
-        )
+        json_response(StatusCode::OK, -107, "divide:Can not find selector, please check your configuration!", false)
     } else {
         json_response(StatusCode::NOT_FOUND, 404, "no route matches this request", false)
     }

@@ -25,10 +25,7 @@ use crate::service::Worker;
 use crate::snapshot::Snapshot;
 
 fn idempotent(m: &Method) -> bool {
-    matches!(
-        *m,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
-    )
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
 }
 
 fn hash_bytes<'a>(ctx: &'a Ctx, key: &HashKey, ip_buf: &'a mut [u8; 16]) -> Option<&'a [u8]> {
@@ -102,22 +99,15 @@ pub async fn forward(
     on_upgrade: Option<OnUpgrade>,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let max_body = plan.max_body.unwrap_or(snap.limits.max_body_bytes);
-    let content_length = ctx
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let content_length =
+        ctx.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if content_length.is_some_and(|l| l > max_body) {
         return Err(too_large());
     }
     let mut req_body = Some(match ctx.body.take() {
         Some(b) => ReqBody::Full(http_body_util::Full::new(b)),
         None if hyper::body::Body::is_end_stream(&body) => ReqBody::Empty,
-        None => ReqBody::Stream {
-            body,
-            seen: 0,
-            limit: max_body,
-        },
+        None => ReqBody::Stream { body, seen: 0, limit: max_body },
     });
     // A route's Retry filter (SCG) decides which methods and outcomes are retried; without one,
     // idempotent requests are retried on timeouts and failures. Connect failures are retried for
@@ -141,12 +131,9 @@ pub async fn forward(
         snap.config.server.add_forwarded_header,
     );
     if ctx.is_upgrade {
-        ctx.headers
-            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        ctx.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    let connect_timeout = plan
-        .connect_timeout
-        .unwrap_or(Duration::from_millis(snap.upstream.connect_timeout_ms));
+    let connect_timeout = plan.connect_timeout.unwrap_or(Duration::from_millis(snap.upstream.connect_timeout_ms));
     let mut ip_buf = [0u8; 16];
     let hash_key: Option<SmallVec<[u8; 32]>> = hash_bytes(ctx, plan.hash_key, &mut ip_buf).map(SmallVec::from_slice);
     let mut on_upgrade = on_upgrade;
@@ -163,13 +150,16 @@ pub async fn forward(
             }
         }
         let hk = hash_key.as_deref();
-        let pick = plan.upstreams.pick(hk, &tried).or_else(|| {
-            if tried.is_empty() {
-                None
-            } else {
-                plan.upstreams.pick(hk, &[])
-            }
-        });
+        let pick =
+            plan.upstreams.pick(hk, &tried).or_else(
+                || {
+                    if tried.is_empty() {
+                        None
+                    } else {
+                        plan.upstreams.pick(hk, &[])
+                    }
+                },
+            );
         let Some(i) = pick else { break };
         let peer = plan.upstreams.peer(i).clone();
         let inflight = plan.upstreams.start(i);
@@ -189,25 +179,11 @@ pub async fn forward(
         };
         let Some(body) = req_body.take() else { break };
         let may_retry = attempt < max_retries && method_retryable;
-        let replay = if may_retry || stale_resends < 2 {
-            replay_of(&body)
-        } else {
-            None
-        };
+        let replay = if may_retry || stale_resends < 2 { replay_of(&body) } else { None };
 
         let outcome = match sender {
             Sender::H1(conn) => {
-                send_h1(
-                    worker,
-                    ctx,
-                    plan,
-                    &peer,
-                    conn,
-                    body,
-                    policy.is_some() && may_retry,
-                    &mut on_upgrade,
-                )
-                .await
+                send_h1(worker, ctx, plan, &peer, conn, body, policy.is_some() && may_retry, &mut on_upgrade).await
             }
             Sender::H2(s) => send_h2(ctx, plan, &peer, s, body, policy.is_some() && may_retry).await,
         };
@@ -229,10 +205,8 @@ pub async fn forward(
             Attempt::Stale => {
                 drop(inflight);
                 stale_resends += 1;
-                last_err = GatewayError::new(
-                    ErrorKind::BadGateway,
-                    format!("upstream {} closed the connection", peer.key()),
-                );
+                last_err =
+                    GatewayError::new(ErrorKind::BadGateway, format!("upstream {} closed the connection", peer.key()));
             }
             Attempt::Fatal(e) => {
                 drop(inflight);
@@ -319,16 +293,10 @@ async fn send_h1(
                 *resp.headers_mut() = headers;
                 Attempt::Done(resp)
             }
-            _ => Attempt::Failed(GatewayError::new(
-                ErrorKind::BadGateway,
-                "upstream switched protocols unasked",
-            )),
+            _ => Attempt::Failed(GatewayError::new(ErrorKind::BadGateway, "upstream switched protocols unasked")),
         };
     }
-    resp_body.set_give_back(GiveBack {
-        pool: worker.pool.clone(),
-        peer: peer.clone(),
-    });
+    resp_body.set_give_back(GiveBack { pool: worker.pool.clone(), peer: peer.clone() });
     remove_hop_by_hop(&mut headers, false);
     let mut resp = Response::new(ProxyBody::H1(resp_body));
     *resp.status_mut() = resp_head.status;
@@ -340,20 +308,13 @@ async fn send_h1(
 }
 
 fn status_retried(plan: &ProxyPlan<'_>, status: StatusCode) -> bool {
-    plan.route
-        .as_ref()
-        .and_then(|r| r.route.retry.as_ref())
-        .is_some_and(|p| p.retry_on_status(status.as_u16()))
+    plan.route.as_ref().and_then(|r| r.route.retry.as_ref()).is_some_and(|p| p.retry_on_status(status.as_u16()))
 }
 
 fn timed_out(peer: &Peer, plan: &ProxyPlan<'_>) -> GatewayError {
     GatewayError::new(
         ErrorKind::GatewayTimeout,
-        format!(
-            "upstream {} did not answer within {:?}",
-            peer.key(),
-            plan.response_timeout
-        ),
+        format!("upstream {} did not answer within {:?}", peer.key(), plan.response_timeout),
     )
 }
 
@@ -366,25 +327,11 @@ async fn send_h2(
     retry_on_status: bool,
 ) -> Attempt {
     let target = match &ctx.query {
-        Some(q) => format!(
-            "{}://{}{}?{}",
-            peer.scheme().http_scheme(),
-            peer.authority(),
-            ctx.current_path(),
-            q
-        ),
-        None => format!(
-            "{}://{}{}",
-            peer.scheme().http_scheme(),
-            peer.authority(),
-            ctx.current_path()
-        ),
+        Some(q) => format!("{}://{}{}?{}", peer.scheme().http_scheme(), peer.authority(), ctx.current_path(), q),
+        None => format!("{}://{}{}", peer.scheme().http_scheme(), peer.authority(), ctx.current_path()),
     };
     let Ok(uri) = target.parse::<Uri>() else {
-        return Attempt::Fatal(GatewayError::new(
-            ErrorKind::BadRequest,
-            "request target cannot be forwarded",
-        ));
+        return Attempt::Fatal(GatewayError::new(ErrorKind::BadRequest, "request target cannot be forwarded"));
     };
     let mut headers: HeaderMap = ctx.headers.clone();
     headers.remove(header::HOST);
@@ -409,10 +356,7 @@ async fn send_h2(
         Ok(Err(e)) if is_body_too_large(&e) => Attempt::Fatal(too_large()),
         Ok(Err(e)) => {
             tracing::debug!(upstream = peer.key(), error = %e, "upstream h2 request failed");
-            Attempt::Failed(GatewayError::new(
-                ErrorKind::BadGateway,
-                format!("upstream {} failed: {e}", peer.key()),
-            ))
+            Attempt::Failed(GatewayError::new(ErrorKind::BadGateway, format!("upstream {} failed: {e}", peer.key())))
         }
         Err(_) => Attempt::Failed(timed_out(peer, plan)),
     }

@@ -59,15 +59,8 @@ fn forwarded_for(element: &str) -> Option<IpAddr> {
         let (k, v) = pair.split_once('=')?;
         if k.trim().eq_ignore_ascii_case("for") {
             let v = v.trim().trim_matches('"');
-            let v = v
-                .strip_prefix('[')
-                .map(|r| r.split(']').next().unwrap_or(r))
-                .unwrap_or(v);
-            let v = if v.matches(':').count() == 1 {
-                v.split(':').next().unwrap_or(v)
-            } else {
-                v
-            };
+            let v = v.strip_prefix('[').map(|r| r.split(']').next().unwrap_or(r)).unwrap_or(v);
+            let v = if v.matches(':').count() == 1 { v.split(':').next().unwrap_or(v) } else { v };
             return v.parse().ok();
         }
     }
@@ -94,10 +87,7 @@ pub fn set_forwarding_headers(
 ) {
     let peer = canonical(peer);
     let prev = if peer_trusted {
-        headers
-            .get(&X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-            .filter(|p| !p.trim().is_empty())
+        headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()).filter(|p| !p.trim().is_empty())
     } else {
         None
     };
@@ -131,11 +121,7 @@ pub fn set_forwarding_headers(
         return;
     }
     let peer_s = peer.to_string();
-    let node = if peer.is_ipv6() {
-        format!("\"[{peer_s}]\"")
-    } else {
-        peer_s
-    };
+    let node = if peer.is_ipv6() { format!("\"[{peer_s}]\"") } else { peer_s };
     let mut element = format!("for={node};proto={proto}");
     if let Some(h) = host.and_then(|h| h.to_str().ok()) {
         element.push_str(";host=\"");
@@ -204,19 +190,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(&X_FORWARDED_FOR, "1.2.3.4, 5.6.7.8, 10.0.0.2".parse().unwrap());
         let peer: IpAddr = "10.0.0.1".parse().unwrap();
-        assert_eq!(
-            client_ip(peer, &h, &nets(&["10.0.0.0/8"])),
-            "5.6.7.8".parse::<IpAddr>().unwrap()
-        );
+        assert_eq!(client_ip(peer, &h, &nets(&["10.0.0.0/8"])), "5.6.7.8".parse::<IpAddr>().unwrap());
         let mut f = HeaderMap::new();
-        f.insert(
-            &FORWARDED,
-            "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"".parse().unwrap(),
-        );
-        assert_eq!(
-            client_ip(peer, &f, &nets(&["10.0.0.0/8"])),
-            "2001:db8::1".parse::<IpAddr>().unwrap()
-        );
+        f.insert(&FORWARDED, "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"".parse().unwrap());
+        assert_eq!(client_ip(peer, &f, &nets(&["10.0.0.0/8"])), "2001:db8::1".parse::<IpAddr>().unwrap());
     }
 
     #[test]
@@ -228,10 +205,7 @@ mod tests {
         h.insert(&FORWARDED, "for=6.6.6.6".parse().unwrap());
         let mut h2 = h.clone();
         set_forwarding_headers(&mut h2, p, &peer_header_value(p), false, "http", None, false);
-        assert!(
-            !h2.contains_key(&FORWARDED),
-            "an untrusted Forwarded header must not pass"
-        );
+        assert!(!h2.contains_key(&FORWARDED), "an untrusted Forwarded header must not pass");
         let host = HeaderValue::from_static("gw.example");
         set_forwarding_headers(&mut h, p, &peer_header_value(p), false, "http", Some(&host), true);
         assert_eq!(h[&X_FORWARDED_FOR], "1.1.1.1");

@@ -78,12 +78,7 @@ pub struct H1Conn {
 
 impl H1Conn {
     pub fn new(stream: Stream) -> H1Conn {
-        H1Conn {
-            stream,
-            buf: BytesMut::with_capacity(READ_CHUNK),
-            out: Vec::with_capacity(1024),
-            reused: false,
-        }
+        H1Conn { stream, buf: BytesMut::with_capacity(READ_CHUNK), out: Vec::with_capacity(1024), reused: false }
     }
 
     /// For an idle pooled connection: false when the upstream closed it (or sent something
@@ -229,10 +224,7 @@ async fn write_request(conn: &mut H1Conn, head: &[u8], body: ReqBody, chunked: b
     match body {
         ReqBody::Empty => conn.stream.write_all(head).await.map_err(SendError::Io)?,
         ReqBody::Full(full) => {
-            let data = http_body_util::BodyExt::collect(full)
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
+            let data = http_body_util::BodyExt::collect(full).await.map(|c| c.to_bytes()).unwrap_or_default();
             if data.len() <= 16 * 1024 {
                 let mut all = Vec::with_capacity(head.len() + data.len());
                 all.extend_from_slice(head);
@@ -288,12 +280,7 @@ async fn read_response(mut conn: H1Conn, is_head: bool) -> Result<(ResponseHead,
                     continue; // 100 Continue, 103 Early Hints: the real answer follows.
                 }
                 conn.reused = true;
-                let body = H1Body {
-                    conn: Some(conn),
-                    framing,
-                    keep_alive,
-                    on_done: None,
-                };
+                let body = H1Body { conn: Some(conn), framing, keep_alive, on_done: None };
                 return Ok((head, body));
             }
             if conn.buf.len() > MAX_HEAD {
@@ -301,14 +288,14 @@ async fn read_response(mut conn: H1Conn, is_head: bool) -> Result<(ResponseHead,
             }
         }
         conn.buf.reserve(READ_CHUNK);
-        let n = std::future::poll_fn(|cx| poll_read_buf(Pin::new(&mut conn.stream), cx, &mut conn.buf))
-            .await
-            .map_err(|e| match e.kind() {
+        let n = std::future::poll_fn(|cx| poll_read_buf(Pin::new(&mut conn.stream), cx, &mut conn.buf)).await.map_err(
+            |e| match e.kind() {
                 io::ErrorKind::ConnectionReset if conn.buf.is_empty() => {
                     SendError::ClosedBeforeResponse { reused: conn.reused }
                 }
                 _ => SendError::Io(e),
-            })?;
+            },
+        )?;
         if n == 0 {
             return Err(if conn.buf.is_empty() {
                 SendError::ClosedBeforeResponse { reused: conn.reused }
@@ -344,11 +331,7 @@ fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Option<(ResponseHead,
         Err(_) => return Err(SendError::BadResponse("malformed response head")),
     };
     let status = StatusCode::from_u16(resp.code.unwrap_or(0)).map_err(|_| SendError::BadResponse("bad status code"))?;
-    let version = if resp.version == Some(0) {
-        Version::HTTP_10
-    } else {
-        Version::HTTP_11
-    };
+    let version = if resp.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
     let base = buf.as_ptr() as usize;
     // Offsets into the head, so the values can be slices of the frozen buffer.
     let mut spans: smallvec::SmallVec<[(HeaderName, usize, usize); 24]> = smallvec::SmallVec::new();
@@ -405,15 +388,7 @@ fn parse_head(buf: &mut BytesMut, is_head: bool) -> Result<Option<(ResponseHead,
     };
     let keep_alive =
         !close && !matches!(framing, Framing::UntilClose) && (version == Version::HTTP_11 || keep_alive_token);
-    Ok(Some((
-        ResponseHead {
-            status,
-            version,
-            headers,
-        },
-        framing,
-        keep_alive,
-    )))
+    Ok(Some((ResponseHead { status, version, headers }, framing, keep_alive)))
 }
 
 fn trim(mut v: &[u8]) -> &[u8] {
@@ -634,13 +609,7 @@ mod tests {
     }
 
     fn head<'a>(m: &'a Method, h: &'a HeaderMap) -> RequestHead<'a> {
-        RequestHead {
-            method: m,
-            path: "/p",
-            query: Some("a=1"),
-            headers: h,
-            host: None,
-        }
+        RequestHead { method: m, path: "/p", query: Some("a=1"), headers: h, host: None }
     }
 
     #[tokio::test]
@@ -694,24 +663,13 @@ mod tests {
         h.insert("x-a", HeaderValue::from_static("1"));
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999"));
         let m = Method::POST;
-        let rh = RequestHead {
-            method: &m,
-            path: "/x",
-            query: None,
-            headers: &h,
-            host: Some(b"up:80"),
-        };
+        let rh = RequestHead { method: &m, path: "/x", query: None, headers: &h, host: Some(b"up:80") };
         encode_head(&mut out, &rh, &ReqBody::Empty, Some(0));
         assert_eq!(
             String::from_utf8(out.clone()).unwrap(),
             "POST /x HTTP/1.1\r\nhost: up:80\r\nx-a: 1\r\ncontent-length: 0\r\n\r\n"
         );
-        encode_head(
-            &mut out,
-            &rh,
-            &ReqBody::Full(http_body_util::Full::new(Bytes::from_static(b"abc"))),
-            Some(3),
-        );
+        encode_head(&mut out, &rh, &ReqBody::Full(http_body_util::Full::new(Bytes::from_static(b"abc"))), Some(3));
         assert!(String::from_utf8(out).unwrap().contains("content-length: 3\r\n"));
     }
 }

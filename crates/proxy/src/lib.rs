@@ -13,7 +13,6 @@ pub mod error;
 pub mod forward;
 pub mod forwarded;
 pub mod h1;
-mod io;
 pub mod normalize;
 pub mod plugins;
 pub mod pool;

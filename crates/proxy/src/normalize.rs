@@ -42,11 +42,7 @@ fn hex(b: u8) -> Option<u8> {
 pub fn normalize_path(raw: &str, allow_encoded_separators: bool) -> Result<Cow<'_, str>, PathError> {
     let bytes = raw.as_bytes();
     if bytes.first() != Some(&b'/') {
-        return if raw == "*" {
-            Ok(Cow::Borrowed(raw))
-        } else {
-            Err(PathError::Malformed)
-        };
+        return if raw == "*" { Ok(Cow::Borrowed(raw)) } else { Err(PathError::Malformed) };
     }
     let needs_work = bytes.contains(&b'%') || raw.contains("//") || raw.contains("/.");
     if !needs_work {
@@ -59,10 +55,8 @@ pub fn normalize_path(raw: &str, allow_encoded_separators: bool) -> Result<Cow<'
     while i < bytes.len() {
         let b = bytes[i];
         if b == b'%' {
-            let (Some(h), Some(l)) = (
-                bytes.get(i + 1).and_then(|b| hex(*b)),
-                bytes.get(i + 2).and_then(|b| hex(*b)),
-            ) else {
+            let (Some(h), Some(l)) = (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b)))
+            else {
                 return Err(PathError::Malformed);
             };
             let v = h * 16 + l;

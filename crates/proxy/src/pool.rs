@@ -85,20 +85,13 @@ pub fn client_tls_config(ca_file: Option<&str>) -> Result<Arc<rustls::ClientConf
 
 impl Pool {
     pub fn new(max_idle_per_host: usize, idle_timeout: Duration) -> Arc<Pool> {
-        Arc::new(Pool {
-            inner: Mutex::new(Inner::default()),
-            max_idle_per_host,
-            idle_timeout,
-        })
+        Arc::new(Pool { inner: Mutex::new(Inner::default()), max_idle_per_host, idle_timeout })
     }
 
     /// Keeps a finished keep-alive connection for the next request to `key` (`scheme://host:port`).
     pub fn put_h1(&self, key: &str, conn: H1Conn) {
         let mut inner = self.inner.lock().expect("pool lock");
-        let idle = Idle {
-            conn,
-            since: Instant::now(),
-        };
+        let idle = Idle { conn, since: Instant::now() };
         match inner.h1.get_mut(key) {
             Some(list) if list.len() < self.max_idle_per_host => list.push(idle),
             Some(_) => {}
@@ -141,11 +134,7 @@ impl Pool {
             .await
             .map_err(|_| ConnectError::Timeout)??;
         if let Sender::H2(h2) = &sender {
-            self.inner
-                .lock()
-                .expect("pool lock")
-                .h2
-                .insert(peer.key().to_string(), h2.clone());
+            self.inner.lock().expect("pool lock").h2.insert(peer.key().to_string(), h2.clone());
         }
         Ok(sender)
     }
@@ -169,10 +158,7 @@ async fn connect(scheme: Scheme, authority: &str, tls: &Arc<rustls::ClientConfig
                 c.alpn_protocols = vec![b"http/1.1".to_vec()];
                 cfg = Arc::new(c);
             }
-            let stream = TlsConnector::from(cfg)
-                .connect(name, tcp)
-                .await
-                .map_err(ConnectError::Tls)?;
+            let stream = TlsConnector::from(cfg).connect(name, tcp).await.map_err(ConnectError::Tls)?;
             if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                 h2(TokioIo::new(stream)).await
             } else {
@@ -186,10 +172,8 @@ async fn h2<T>(io: TokioIo<T>) -> Result<Sender, ConnectError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-        .handshake(io)
-        .await
-        .map_err(ConnectError::Handshake)?;
+    let (sender, conn) =
+        http2::Builder::new(TokioExecutor::new()).handshake(io).await.map_err(ConnectError::Handshake)?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "upstream h2 connection ended with an error");

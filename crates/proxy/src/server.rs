@@ -3,7 +3,7 @@
 //! but the snapshot pointer. Graceful shutdown stops accepting and drains in-flight requests.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::io::{send_408, SharedTcp};
 use crate::pool::Pool;
 use crate::service::{handle, ConnInfo, Worker};
 use crate::snapshot::SnapshotStore;
@@ -33,47 +32,24 @@ pub fn listener_specs(
     default_listen: Option<SocketAddr>,
 ) -> Result<Vec<ListenerSpec>, String> {
     if let Some(addr) = default_listen {
-        return Ok(vec![ListenerSpec {
-            addr,
-            tls: None,
-            http2: true,
-        }]);
+        return Ok(vec![ListenerSpec { addr, tls: None, http2: true }]);
     }
     if cfg.server.listeners.is_empty() {
-        return Ok(vec![ListenerSpec {
-            addr: ([0, 0, 0, 0], 9195).into(),
-            tls: None,
-            http2: true,
-        }]);
+        return Ok(vec![ListenerSpec { addr: ([0, 0, 0, 0], 9195).into(), tls: None, http2: true }]);
     }
     cfg.server
         .listeners
         .iter()
         .map(|l| {
-            let addr = l
-                .address
-                .parse()
-                .map_err(|_| format!("bad listener address {:?}", l.address))?;
-            let tls = l
-                .tls
-                .as_ref()
-                .map(|t| crate::tls::server_config(t, l.http2))
-                .transpose()?;
-            Ok(ListenerSpec {
-                addr,
-                tls,
-                http2: l.http2,
-            })
+            let addr = l.address.parse().map_err(|_| format!("bad listener address {:?}", l.address))?;
+            let tls = l.tls.as_ref().map(|t| crate::tls::server_config(t, l.http2)).transpose()?;
+            Ok(ListenerSpec { addr, tls, http2: l.http2 })
         })
         .collect()
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let domain = if addr.is_ipv6() {
-        socket2::Domain::IPV6
-    } else {
-        socket2::Domain::IPV4
-    };
+    let domain = if addr.is_ipv6() { socket2::Domain::IPV6 } else { socket2::Domain::IPV4 };
     let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     s.set_reuse_address(true)?;
     #[cfg(unix)]
@@ -115,22 +91,13 @@ impl Gateway {
         for (i, socks) in per_worker.into_iter().enumerate() {
             let store = store.clone();
             let rx = rx.clone();
-            let t = std::thread::Builder::new()
-                .name(format!("tigw-worker-{i}"))
-                .spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("tokio runtime");
-                    rt.block_on(run_worker(store, socks, rx));
-                })?;
+            let t = std::thread::Builder::new().name(format!("tigw-worker-{i}")).spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+                rt.block_on(run_worker(store, socks, rx));
+            })?;
             threads.push(t);
         }
-        Ok(Gateway {
-            shutdown: tx,
-            threads,
-            local_addrs: addrs,
-        })
+        Ok(Gateway { shutdown: tx, threads, local_addrs: addrs })
     }
 
     /// Stops accepting, waits for in-flight requests up to the config's shutdown timeout, then returns.
@@ -148,14 +115,8 @@ async fn run_worker(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let up = store.load().upstream.clone();
-    let pool = Pool::new(
-        up.pool_max_idle_per_host,
-        Duration::from_millis(up.pool_idle_timeout_ms),
-    );
-    let worker = Arc::new(Worker {
-        store: store.clone(),
-        pool,
-    });
+    let pool = Pool::new(up.pool_max_idle_per_host, Duration::from_millis(up.pool_idle_timeout_ms));
+    let worker = Arc::new(Worker { store: store.clone(), pool });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut accept_tasks = Vec::new();
     let (conn_tx, mut conn_rx) = tokio::sync::mpsc::unbounded_channel::<(TcpStream, SocketAddr, ListenerSpec)>();
@@ -213,13 +174,21 @@ fn builder(store: &SnapshotStore, http2: bool) -> auto::Builder<TokioExecutor> {
         .max_buf_size((limits.max_header_bytes + limits.max_uri_bytes + 1024).max(8192))
         .max_headers(limits.max_headers)
         .keep_alive(true);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size((limits.max_header_bytes + limits.max_uri_bytes) as u32);
+    b.http2().timer(TokioTimer::new()).max_header_list_size((limits.max_header_bytes + limits.max_uri_bytes) as u32);
     if !http2 {
         b = b.http1_only();
     }
     b
+}
+
+/// Best-effort 408 on a connection whose request head did not arrive in time.
+fn send_408(sock: socket2::Socket) {
+    use std::io::Write;
+    const RESP: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 47\r\n\r\n{\"code\":408,\"message\":\"request head timed out\"}";
+    // The socket is non-blocking (shared with the runtime's copy); a 150-byte answer fits the send
+    // buffer of a connection that has not been answered yet.
+    let _ = (&sock).write(RESP);
+    let _ = sock.shutdown(std::net::Shutdown::Write);
 }
 
 fn serve_conn(
@@ -243,21 +212,20 @@ fn serve_conn(
     let svc = service_fn(move |req| handle(req, w.clone(), conn_info.clone()));
     match spec.tls {
         None => {
-            let stream = Arc::new(stream);
-            let partial = Arc::new(AtomicBool::new(false));
-            let io = SharedTcp {
-                stream: stream.clone(),
-                partial: partial.clone(),
-            };
-            let conn = b
-                .serve_connection_with_upgrades(TokioIo::new(Sniff::new(io, conflict)), svc)
-                .into_owned();
+            // hyper only closes a connection whose request head is too slow; a duplicate of the
+            // socket lets the server still answer 408 (one dup per connection, nothing per request).
+            let spare = socket2::SockRef::from(&stream).try_clone().ok();
+            let sniff = Sniff::new(stream, conflict);
+            let head_in_progress = sniff.head_in_progress();
+            let conn = b.serve_connection_with_upgrades(TokioIo::new(sniff), svc).into_owned();
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     let timed_out = e.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_timeout());
-                    if timed_out && partial.load(std::sync::atomic::Ordering::Relaxed) {
-                        send_408(&stream).await;
+                    if timed_out && head_in_progress.load(std::sync::atomic::Ordering::Relaxed) {
+                        if let Some(s) = spare {
+                            send_408(s);
+                        }
                     }
                     tracing::debug!(error = %e, %peer, "connection ended with an error");
                 }
@@ -276,9 +244,7 @@ fn serve_conn(
                     }
                     Err(_) => return,
                 };
-                let conn = b
-                    .serve_connection_with_upgrades(TokioIo::new(Sniff::new(tls, conflict)), svc)
-                    .into_owned();
+                let conn = b.serve_connection_with_upgrades(TokioIo::new(Sniff::new(tls, conflict)), svc).into_owned();
                 if let Err(e) = watcher.watch(conn).await {
                     tracing::debug!(error = %e, %peer, "TLS connection ended with an error");
                 }

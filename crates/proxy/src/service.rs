@@ -88,12 +88,11 @@ fn check_framing(req: &Request<Incoming>, conn: &ConnInfo) -> Result<(), Gateway
 }
 
 fn host_of(req: &Request<Incoming>) -> (String, Option<HeaderValue>) {
-    let raw = req.uri().authority().map(|a| a.as_str().to_string()).or_else(|| {
-        req.headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    });
+    let raw = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_string));
     let header = match req.headers().get(header::HOST) {
         Some(h) => Some(h.clone()),
         None => raw.as_deref().and_then(|r| HeaderValue::from_str(r).ok()),
@@ -174,7 +173,7 @@ async fn serve(
             Ok(b) => ctx.body = Some(b),
             Err(true) => {
                 return Err(
-                    GatewayError::new(ErrorKind::PayloadTooLarge, "request body larger than the limit").closing(),
+                    GatewayError::new(ErrorKind::PayloadTooLarge, "request body larger than the limit").closing()
                 )
             }
             Err(false) => {
@@ -209,9 +208,7 @@ async fn serve(
                         request_host: ctx.host_header.as_ref().and_then(|h| h.to_str().ok()),
                         request_path: &ctx.path,
                     };
-                    route
-                        .route
-                        .apply_response(route, &mut parts.status, &mut parts.headers, &info);
+                    route.route.apply_response(route, &mut parts.status, &mut parts.headers, &info);
                 }
                 run_response_phases(snap, &ctx, &mut parts.status, &mut parts.headers);
                 resp = Response::from_parts(parts, b);

@@ -82,10 +82,7 @@ pub fn build_snapshot(
             None => cfg.plugins.is_empty() && has_selectors,
         };
         if on {
-            let order = row
-                .and_then(|r| r.sort)
-                .or_else(|| builtin_plugin_order(name))
-                .unwrap_or(0);
+            let order = row.and_then(|r| r.sort).or_else(|| builtin_plugin_order(name)).unwrap_or(0);
             wanted.push((name, order, row));
         }
     }
@@ -115,17 +112,10 @@ pub fn build_snapshot(
     let mut chain = Vec::new();
     let mut needs_body = false;
     for (name, order, row) in wanted {
-        let factory = factories
-            .iter()
-            .find(|f| f.name() == name)
-            .expect("wanted comes from factories");
+        let factory = factories.iter().find(|f| f.name() == name).expect("wanted comes from factories");
         let selectors: Vec<_> = cfg.selectors.iter().filter(|s| s.plugin_name == name).collect();
         let selector_ids: std::collections::HashSet<&str> = selectors.iter().map(|s| s.id.as_str()).collect();
-        let rules: Vec<_> = cfg
-            .rules
-            .iter()
-            .filter(|r| selector_ids.contains(r.selector_id.as_str()))
-            .collect();
+        let rules: Vec<_> = cfg.rules.iter().filter(|r| selector_ids.contains(r.selector_id.as_str())).collect();
         let table = if factory.uses_selectors() {
             match PluginTable::compile(&selectors, &rules) {
                 Ok(t) => {
@@ -140,21 +130,10 @@ pub fn build_snapshot(
         } else {
             None
         };
-        let input = BuildInput {
-            row,
-            selectors: &selectors,
-            rules: &rules,
-            config: cfg,
-            registry,
-            services: &services,
-        };
+        let input =
+            BuildInput { row, selectors: &selectors, rules: &rules, config: cfg, registry, services: &services };
         match factory.build(&input) {
-            Ok(plugin) => chain.push(ChainEntry {
-                name,
-                order,
-                table,
-                plugin,
-            }),
+            Ok(plugin) => chain.push(ChainEntry { name, order, table, plugin }),
             Err(e) => errs.extend(e),
         }
     }
@@ -167,12 +146,8 @@ pub fn build_snapshot(
             None
         }
     };
-    let trusted_proxies = cfg
-        .server
-        .trusted_proxies
-        .iter()
-        .filter_map(|p| tigateway_model::validate::parse_cidr(p))
-        .collect();
+    let trusted_proxies =
+        cfg.server.trusted_proxies.iter().filter_map(|p| tigateway_model::validate::parse_cidr(p)).collect();
     if !errs.is_empty() {
         return Err(ValidationErrors(errs));
     }
@@ -201,11 +176,7 @@ pub struct SnapshotStore {
 impl SnapshotStore {
     pub fn new(config: Config, registry: Arc<Registry>) -> Result<Arc<SnapshotStore>, ValidationErrors> {
         let snap = build_snapshot(Arc::new(config), &registry, 1)?;
-        Ok(Arc::new(SnapshotStore {
-            current: ArcSwap::from_pointee(snap),
-            registry,
-            version: 1.into(),
-        }))
+        Ok(Arc::new(SnapshotStore { current: ArcSwap::from_pointee(snap), registry, version: 1.into() }))
     }
 
     pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
@@ -231,11 +202,7 @@ impl SnapshotStore {
         let version = self.version.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let started = std::time::Instant::now();
         let snap = build_snapshot(Arc::new(config), &self.registry, version)?;
-        tracing::debug!(
-            version,
-            build_ms = started.elapsed().as_secs_f64() * 1e3,
-            "snapshot built"
-        );
+        tracing::debug!(version, build_ms = started.elapsed().as_secs_f64() * 1e3, "snapshot built");
         Ok(snap)
     }
 

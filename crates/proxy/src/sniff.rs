@@ -9,7 +9,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -39,6 +39,8 @@ pub struct Framing {
     head: Vec<u8>,
     heads: u64,
     conflict: Arc<AtomicU64>,
+    /// Part of a request head has arrived and not all of it (for the 408 on a slow head).
+    head_in_progress: Arc<AtomicBool>,
 }
 
 impl Framing {
@@ -48,10 +50,17 @@ impl Framing {
             head: Vec::new(),
             heads: 0,
             conflict,
+            head_in_progress: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    pub fn feed(&mut self, mut data: &[u8]) {
+    pub fn feed(&mut self, data: &[u8]) {
+        self.feed_inner(data);
+        let partial = matches!(self.state, State::Head) && !trim_leading_crlf(&self.head).is_empty();
+        self.head_in_progress.store(partial, Ordering::Relaxed);
+    }
+
+    fn feed_inner(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             match &mut self.state {
                 State::Off => return,
@@ -133,11 +142,7 @@ impl Framing {
                         self.state = State::Off;
                         return data.len();
                     }
-                    *c = if *size == 0 {
-                        Chunk::Trailer { line_len: 0 }
-                    } else {
-                        Chunk::Data(*size)
-                    };
+                    *c = if *size == 0 { Chunk::Trailer { line_len: 0 } } else { Chunk::Data(*size) };
                 }
                 Chunk::DataCr => {
                     *c = if b == b'\r' {
@@ -246,10 +251,12 @@ pub struct Sniff<T> {
 
 impl<T> Sniff<T> {
     pub fn new(inner: T, conflict: Arc<AtomicU64>) -> Self {
-        Sniff {
-            inner,
-            framing: Framing::new(conflict),
-        }
+        Sniff { inner, framing: Framing::new(conflict) }
+    }
+
+    /// True while part, not all, of a request head has arrived.
+    pub fn head_in_progress(&self) -> Arc<AtomicBool> {
+        self.framing.head_in_progress.clone()
     }
 }
 

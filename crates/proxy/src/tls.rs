@@ -36,10 +36,7 @@ fn load_key(cert: &str, key: &str, provider: &rustls::crypto::CryptoProvider) ->
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .map_err(|e| format!("parsing key {key}: {e}"))?
         .ok_or_else(|| format!("no private key in {key}"))?;
-    let signing = provider
-        .key_provider
-        .load_private_key(key)
-        .map_err(|e| format!("unsupported key: {e}"))?;
+    let signing = provider.key_provider.load_private_key(key).map_err(|e| format!("unsupported key: {e}"))?;
     Ok(Arc::new(CertifiedKey::new(chain, signing)))
 }
 
@@ -48,20 +45,13 @@ pub fn server_config(cfg: &TlsConfig, http2: bool) -> Result<Arc<rustls::ServerC
     let default = load_key(&cfg.cert, &cfg.key, &provider)?;
     let mut by_name = HashMap::new();
     for s in &cfg.sni {
-        by_name.insert(
-            s.server_name.to_ascii_lowercase(),
-            load_key(&s.cert, &s.key, &provider)?,
-        );
+        by_name.insert(s.server_name.to_ascii_lowercase(), load_key(&s.cert, &s.key, &provider)?);
     }
     let mut sc = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver { default, by_name }));
-    sc.alpn_protocols = if http2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
+    sc.alpn_protocols = if http2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
     Ok(Arc::new(sc))
 }

@@ -71,72 +71,31 @@ impl HeaderTemplate {
 pub(crate) enum RequestFilter {
     StripPrefix(usize),
     PrefixPath(Template),
-    RewritePath {
-        re: Regex,
-        replacement: String,
-    },
+    RewritePath { re: Regex, replacement: String },
     SetPath(Template),
-    AddHeader {
-        name: HeaderName,
-        value: HeaderTemplate,
-    },
-    SetHeader {
-        name: HeaderName,
-        value: HeaderTemplate,
-    },
+    AddHeader { name: HeaderName, value: HeaderTemplate },
+    SetHeader { name: HeaderName, value: HeaderTemplate },
     RemoveHeader(HeaderName),
-    MapHeader {
-        from: HeaderName,
-        to: HeaderName,
-    },
+    MapHeader { from: HeaderName, to: HeaderName },
     AddHeadersIfNotPresent(Vec<(HeaderName, Vec<HeaderTemplate>)>),
-    AddParameter {
-        name: String,
-        value: Template,
-    },
+    AddParameter { name: String, value: Template },
     RemoveParameter(String),
     SetHost(HeaderTemplate),
     PreserveHost,
-    HeaderSize {
-        max: u64,
-        error_header: HeaderName,
-    },
-    RedirectTo {
-        status: StatusCode,
-        url: String,
-        include_params: bool,
-    },
+    HeaderSize { max: u64, error_header: HeaderName },
+    RedirectTo { status: StatusCode, url: String, include_params: bool },
 }
 
 #[derive(Debug, Clone)]
 pub(crate) enum ResponseFilter {
-    AddHeader {
-        name: HeaderName,
-        value: HeaderTemplate,
-        override_existing: bool,
-    },
-    SetHeader {
-        name: HeaderName,
-        value: HeaderTemplate,
-    },
+    AddHeader { name: HeaderName, value: HeaderTemplate, override_existing: bool },
+    SetHeader { name: HeaderName, value: HeaderTemplate },
     RemoveHeader(HeaderName),
-    RewriteHeader {
-        name: HeaderName,
-        re: Regex,
-        replacement: String,
-    },
-    Dedupe {
-        names: Vec<HeaderName>,
-        strategy: DedupeStrategy,
-    },
+    RewriteHeader { name: HeaderName, re: Regex, replacement: String },
+    Dedupe { names: Vec<HeaderName>, strategy: DedupeStrategy },
     Secure(Vec<(HeaderName, HeaderValue)>),
     SetStatus(StatusCode),
-    RewriteLocation {
-        strip: StripVersion,
-        header: HeaderName,
-        host_value: Option<String>,
-        protocols: Regex,
-    },
+    RewriteLocation { strip: StripVersion, header: HeaderName, host_value: Option<String>, protocols: Regex },
 }
 
 /// A filter after compilation: which phase it acts in, or a route-level setting.
@@ -159,19 +118,16 @@ impl Compiled {
     pub(crate) fn compile(f: &Filter) -> Result<Compiled, String> {
         use Compiled::{Request as Q, Response as S};
         Ok(match f {
-            Filter::AddRequestHeader { name, value } => Q(RequestFilter::AddHeader {
-                name: header_name(name)?,
-                value: HeaderTemplate::new(value)?,
-            }),
-            Filter::SetRequestHeader { name, value } => Q(RequestFilter::SetHeader {
-                name: header_name(name)?,
-                value: HeaderTemplate::new(value)?,
-            }),
+            Filter::AddRequestHeader { name, value } => {
+                Q(RequestFilter::AddHeader { name: header_name(name)?, value: HeaderTemplate::new(value)? })
+            }
+            Filter::SetRequestHeader { name, value } => {
+                Q(RequestFilter::SetHeader { name: header_name(name)?, value: HeaderTemplate::new(value)? })
+            }
             Filter::RemoveRequestHeader { name } => Q(RequestFilter::RemoveHeader(header_name(name)?)),
-            Filter::MapRequestHeader { from_header, to_header } => Q(RequestFilter::MapHeader {
-                from: header_name(from_header)?,
-                to: header_name(to_header)?,
-            }),
+            Filter::MapRequestHeader { from_header, to_header } => {
+                Q(RequestFilter::MapHeader { from: header_name(from_header)?, to: header_name(to_header)? })
+            }
             Filter::AddRequestHeadersIfNotPresent(pairs) => {
                 // SCG groups the values by name first, then decides per name.
                 let mut grouped: Vec<(HeaderName, Vec<HeaderTemplate>)> = Vec::new();
@@ -185,10 +141,9 @@ impl Compiled {
                 }
                 Q(RequestFilter::AddHeadersIfNotPresent(grouped))
             }
-            Filter::AddRequestParameter { name, value } => Q(RequestFilter::AddParameter {
-                name: name.clone(),
-                value: Template::parse(value),
-            }),
+            Filter::AddRequestParameter { name, value } => {
+                Q(RequestFilter::AddParameter { name: name.clone(), value: Template::parse(value) })
+            }
             Filter::RemoveRequestParameter { name } => Q(RequestFilter::RemoveParameter(name.clone())),
             Filter::StripPrefix { parts } => Q(RequestFilter::StripPrefix(*parts)),
             Filter::PrefixPath { prefix } => Q(RequestFilter::PrefixPath(Template::parse(prefix))),
@@ -200,18 +155,10 @@ impl Compiled {
             }
             Filter::SetRequestHostHeader { host } => Q(RequestFilter::SetHost(HeaderTemplate::new(host)?)),
             Filter::PreserveHostHeader => Q(RequestFilter::PreserveHost),
-            Filter::RequestHeaderSize {
-                max_size,
-                error_header_name,
-            } => Q(RequestFilter::HeaderSize {
-                max: *max_size,
-                error_header: header_name(error_header_name)?,
-            }),
-            Filter::RedirectTo {
-                status: s,
-                url,
-                include_request_params,
-            } => {
+            Filter::RequestHeaderSize { max_size, error_header_name } => {
+                Q(RequestFilter::HeaderSize { max: *max_size, error_header: header_name(error_header_name)? })
+            }
+            Filter::RedirectTo { status: s, url, include_request_params } => {
                 HeaderValue::from_str(url).map_err(|_| format!("not a valid Location: {url:?}"))?;
                 Q(RequestFilter::RedirectTo {
                     status: status(*s)?,
@@ -219,32 +166,19 @@ impl Compiled {
                     include_params: *include_request_params,
                 })
             }
-            Filter::AddResponseHeader {
-                name,
-                value,
-                override_existing,
-            } => S(ResponseFilter::AddHeader {
+            Filter::AddResponseHeader { name, value, override_existing } => S(ResponseFilter::AddHeader {
                 name: header_name(name)?,
                 value: HeaderTemplate::new(value)?,
                 override_existing: *override_existing,
             }),
-            Filter::SetResponseHeader { name, value } => S(ResponseFilter::SetHeader {
-                name: header_name(name)?,
-                value: HeaderTemplate::new(value)?,
-            }),
+            Filter::SetResponseHeader { name, value } => {
+                S(ResponseFilter::SetHeader { name: header_name(name)?, value: HeaderTemplate::new(value)? })
+            }
             Filter::RemoveResponseHeader { name } => S(ResponseFilter::RemoveHeader(header_name(name)?)),
-            Filter::RewriteResponseHeader {
-                name,
-                regexp,
-                replacement,
-            } => {
+            Filter::RewriteResponseHeader { name, regexp, replacement } => {
                 let re = search_regex(regexp)?;
                 let replacement = java_replacement(&re, replacement)?;
-                S(ResponseFilter::RewriteHeader {
-                    name: header_name(name)?,
-                    re,
-                    replacement,
-                })
+                S(ResponseFilter::RewriteHeader { name: header_name(name)?, re, replacement })
             }
             Filter::DedupeResponseHeader { names, strategy } => S(ResponseFilter::Dedupe {
                 names: names.iter().map(|n| header_name(n)).collect::<Result<_, _>>()?,
@@ -254,25 +188,19 @@ impl Compiled {
                 headers
                     .iter()
                     .map(|(n, v)| {
-                        Ok((
-                            header_name(n)?,
-                            HeaderValue::from_str(v).map_err(|_| format!("bad header value {v:?}"))?,
-                        ))
+                        Ok((header_name(n)?, HeaderValue::from_str(v).map_err(|_| format!("bad header value {v:?}"))?))
                     })
                     .collect::<Result<_, String>>()?,
             )),
             Filter::SetStatus { status: s } => S(ResponseFilter::SetStatus(status(*s)?)),
-            Filter::RewriteLocationResponseHeader {
-                strip_version,
-                location_header_name,
-                host_value,
-                protocols,
-            } => S(ResponseFilter::RewriteLocation {
-                strip: *strip_version,
-                header: header_name(location_header_name)?,
-                host_value: host_value.clone(),
-                protocols: full_match_regex(protocols)?,
-            }),
+            Filter::RewriteLocationResponseHeader { strip_version, location_header_name, host_value, protocols } => {
+                S(ResponseFilter::RewriteLocation {
+                    strip: *strip_version,
+                    header: header_name(location_header_name)?,
+                    host_value: host_value.clone(),
+                    protocols: full_match_regex(protocols)?,
+                })
+            }
             Filter::RequestSize { max_size } => Compiled::MaxBody(*max_size),
             Filter::Retry(r) => Compiled::Retry(r.clone()),
         })
@@ -291,10 +219,9 @@ impl Compiled {
             | Compiled::Response(ResponseFilter::AddHeader { value, .. } | ResponseFilter::SetHeader { value, .. }) => {
                 value.var_names().collect()
             }
-            Compiled::Request(RequestFilter::AddHeadersIfNotPresent(g)) => g
-                .iter()
-                .flat_map(|(_, vals)| vals.iter().flat_map(|v| v.var_names()))
-                .collect(),
+            Compiled::Request(RequestFilter::AddHeadersIfNotPresent(g)) => {
+                g.iter().flat_map(|(_, vals)| vals.iter().flat_map(|v| v.var_names())).collect()
+            }
             _ => Vec::new(),
         }
     }
@@ -338,11 +265,8 @@ impl RequestFilter {
             }
             RequestFilter::AddHeadersIfNotPresent(groups) => {
                 for (name, values) in groups {
-                    let blank = req
-                        .headers
-                        .get_all(name)
-                        .iter()
-                        .all(|v| v.as_bytes().iter().all(u8::is_ascii_whitespace));
+                    let blank =
+                        req.headers.get_all(name).iter().all(|v| v.as_bytes().iter().all(u8::is_ascii_whitespace));
                     if blank {
                         for v in values.iter().filter_map(|v| v.value(vars)) {
                             req.headers.append(name.clone(), v);
@@ -384,11 +308,7 @@ impl RequestFilter {
                 }
             }
             RequestFilter::HeaderSize { max, error_header } => header_size(req, *max, error_header)?,
-            RequestFilter::RedirectTo {
-                status,
-                url,
-                include_params,
-            } => {
+            RequestFilter::RedirectTo { status, url, include_params } => {
                 let mut location = url.clone();
                 if *include_params {
                     if let Some(q) = req.query.as_deref().filter(|q| !q.is_empty()) {
@@ -400,11 +320,7 @@ impl RequestFilter {
                 if let Ok(v) = HeaderValue::from_str(&location) {
                     headers.insert(LOCATION, v);
                 }
-                return Err(ShortCircuit {
-                    status: *status,
-                    headers,
-                    body: Bytes::new(),
-                });
+                return Err(ShortCircuit { status: *status, headers, body: Bytes::new() });
             }
         }
         Ok(())
@@ -447,11 +363,7 @@ fn header_size(req: &RouteRequest, max: u64, error_header: &HeaderName) -> Resul
     if let Ok(v) = HeaderValue::from_str(&msg) {
         headers.insert(error_header.clone(), v);
     }
-    Err(ShortCircuit {
-        status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        headers,
-        body: Bytes::new(),
-    })
+    Err(ShortCircuit { status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, headers, body: Bytes::new() })
 }
 
 /// SCG's `RequestSize` message, sizes in decimal units with one decimal (`6.0 MB`).
@@ -481,17 +393,10 @@ impl ResponseFilter {
         info: &ResponseInfo<'_>,
     ) {
         match self {
-            ResponseFilter::AddHeader {
-                name,
-                value,
-                override_existing,
-            } => {
+            ResponseFilter::AddHeader { name, value, override_existing } => {
                 let Some(v) = value.value(vars) else { return };
                 if *override_existing
-                    || headers
-                        .get_all(name)
-                        .iter()
-                        .all(|h| h.as_bytes().iter().all(u8::is_ascii_whitespace))
+                    || headers.get_all(name).iter().all(|h| h.as_bytes().iter().all(u8::is_ascii_whitespace))
                 {
                     headers.append(name.clone(), v);
                 }
@@ -531,12 +436,7 @@ impl ResponseFilter {
                 }
             }
             ResponseFilter::SetStatus(s) => *status = *s,
-            ResponseFilter::RewriteLocation {
-                strip,
-                header,
-                host_value,
-                protocols,
-            } => {
+            ResponseFilter::RewriteLocation { strip, header, host_value, protocols } => {
                 let host = host_value.as_deref().or(info.request_host);
                 let (Some(host), Some(loc)) = (host, headers.get(header).and_then(|v| v.to_str().ok())) else {
                     return;
@@ -659,14 +559,8 @@ mod tests {
             f("https://object-service.prod.example.net/v2/some/object/id", false).unwrap(),
             "https://api.example.com:443/v2/some/object/id"
         );
-        assert_eq!(
-            f("http://backend:8080/v1", true).unwrap(),
-            "http://api.example.com:443/v1"
-        );
-        assert_eq!(
-            f("http://backend:8080/x", true).unwrap(),
-            "http://api.example.com:443/x"
-        );
+        assert_eq!(f("http://backend:8080/v1", true).unwrap(), "http://api.example.com:443/v1");
+        assert_eq!(f("http://backend:8080/x", true).unwrap(), "http://api.example.com:443/x");
         assert!(f("http://backend:8080", true).is_none());
         assert!(f("http://backend:80a/x", true).is_none());
         assert!(f("gopher://backend/x", true).is_none());

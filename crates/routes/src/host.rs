@@ -43,10 +43,7 @@ impl HostPattern {
         if toks.is_empty() {
             return Err(format!("empty host pattern {p:?}"));
         }
-        Ok(HostPattern {
-            toks,
-            with_port: p.contains(':'),
-        })
+        Ok(HostPattern { toks, with_port: p.contains(':') })
     }
 
     pub(crate) fn wants_port(&self) -> bool {
@@ -145,9 +142,7 @@ fn parse_glob(label: &str) -> Result<Tok, String> {
     re.push('$');
     let compiled = Regex::new(&re).map_err(|e| e.to_string())?;
     if compiled.captures_len() - 1 != vars.len() {
-        return Err(format!(
-            "the regex in {label:?} has capturing groups; use non-capturing groups (?:...)"
-        ));
+        return Err(format!("the regex in {label:?} has capturing groups; use non-capturing groups (?:...)"));
     }
     Ok(Tok::Glob { re: compiled, vars })
 }
@@ -182,10 +177,7 @@ mod tests {
 
     #[test]
     fn variables_are_captured() {
-        assert_eq!(
-            m("{sub}.myhost.org", "www.myhost.org").unwrap(),
-            vec![("sub".to_string(), "www".to_string())]
-        );
+        assert_eq!(m("{sub}.myhost.org", "www.myhost.org").unwrap(), vec![("sub".to_string(), "www".to_string())]);
         assert_eq!(
             m("{sub:[a-z]+}-{env}.x.org", "api-prod.x.org").unwrap(),
             vec![("sub".into(), "api".into()), ("env".into(), "prod".into())]

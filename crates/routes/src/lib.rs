@@ -180,15 +180,8 @@ pub fn compile(routes: &[RouteDefinition]) -> Result<RouteTable, Vec<ValidationE
             None => builder.insert_fallback(t as u32),
         }
     }
-    let uses_clock = compiled
-        .iter()
-        .any(|r| r.predicates.iter().any(CompiledPredicate::uses_clock));
-    Ok(RouteTable {
-        routes: compiled,
-        index: builder.build(),
-        groups,
-        uses_clock,
-    })
+    let uses_clock = compiled.iter().any(|r| r.predicates.iter().any(CompiledPredicate::uses_clock));
+    Ok(RouteTable { routes: compiled, index: builder.build(), groups, uses_clock })
 }
 
 fn compile_route(
@@ -323,11 +316,7 @@ impl RouteTable {
     /// The winning route for `req`, if any (SCG: first by `order`, then position, whose
     /// predicates all match).
     pub fn find(&self, req: &RequestView<'_>) -> Option<RouteMatch<'_>> {
-        let now = if self.uses_clock {
-            Utc::now()
-        } else {
-            DateTime::<Utc>::UNIX_EPOCH
-        };
+        let now = if self.uses_clock { Utc::now() } else { DateTime::<Utc>::UNIX_EPOCH };
         self.find_at(req, now, &mut || rand::random::<f64>())
     }
 
@@ -350,11 +339,7 @@ impl RouteTable {
                 let group = self.groups.get(g)?;
                 *chosen[g].get_or_insert_with(|| group.pick(random()))
             };
-            let mut ctx = EvalCtx {
-                now,
-                chosen: &mut choose,
-                route: t,
-            };
+            let mut ctx = EvalCtx { now, chosen: &mut choose, route: t };
             if route.predicates.iter().all(|p| p.test(req, &mut ctx, &mut vars)) {
                 return Some(RouteMatch { route, vars });
             }
@@ -411,11 +396,7 @@ impl CompiledRoute {
                 if let Ok(v) = HeaderValue::from_str(&filter::request_size_message(len, limit)) {
                     headers.insert("errormessage", v);
                 }
-                Err(ShortCircuit {
-                    status: StatusCode::PAYLOAD_TOO_LARGE,
-                    headers,
-                    body: Bytes::new(),
-                })
+                Err(ShortCircuit { status: StatusCode::PAYLOAD_TOO_LARGE, headers, body: Bytes::new() })
             }
             _ => Ok(()),
         }

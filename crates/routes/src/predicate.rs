@@ -59,26 +59,19 @@ impl CompiledPredicate {
             Predicate::After(t) => CompiledPredicate::After(t.to_utc()),
             Predicate::Before(t) => CompiledPredicate::Before(t.to_utc()),
             Predicate::Between(a, b) => CompiledPredicate::Between(a.to_utc(), b.to_utc()),
-            Predicate::Cookie { name, regexp } => CompiledPredicate::Cookie {
-                name: name.clone(),
-                re: full_match_regex(regexp)?,
-            },
+            Predicate::Cookie { name, regexp } => {
+                CompiledPredicate::Cookie { name: name.clone(), re: full_match_regex(regexp)? }
+            }
             Predicate::Header { header, regexp } => CompiledPredicate::Header {
                 name: http::HeaderName::from_bytes(header.as_bytes())
                     .map_err(|_| format!("bad header name {header:?}"))?,
                 re: regexp.as_deref().map(full_match_regex).transpose()?,
             },
-            Predicate::Host { patterns } => CompiledPredicate::Host(
-                patterns
-                    .iter()
-                    .map(|p| HostPattern::parse(p))
-                    .collect::<Result<_, _>>()?,
-            ),
+            Predicate::Host { patterns } => {
+                CompiledPredicate::Host(patterns.iter().map(|p| HostPattern::parse(p)).collect::<Result<_, _>>()?)
+            }
             Predicate::Method { methods } => CompiledPredicate::Method(methods.clone()),
-            Predicate::Path {
-                patterns,
-                match_trailing_slash,
-            } => CompiledPredicate::Path(
+            Predicate::Path { patterns, match_trailing_slash } => CompiledPredicate::Path(
                 patterns
                     .iter()
                     .map(|p| PathPattern::parse(p).map(|pp| pp.with_trailing_slash(*match_trailing_slash)))
@@ -89,10 +82,7 @@ impl CompiledPredicate {
                 re: regexp.as_deref().map(full_match_regex).transpose()?,
             },
             Predicate::RemoteAddr { sources } => CompiledPredicate::RemoteAddr(sources.clone()),
-            Predicate::XForwardedRemoteAddr {
-                sources,
-                max_trusted_index,
-            } => CompiledPredicate::XForwardedRemoteAddr {
+            Predicate::XForwardedRemoteAddr { sources, max_trusted_index } => CompiledPredicate::XForwardedRemoteAddr {
                 sources: sources.clone(),
                 max_trusted_index: *max_trusted_index,
             },
@@ -101,10 +91,7 @@ impl CompiledPredicate {
     }
 
     pub(crate) fn uses_clock(&self) -> bool {
-        matches!(
-            self,
-            CompiledPredicate::After(_) | CompiledPredicate::Before(_) | CompiledPredicate::Between(..)
-        )
+        matches!(self, CompiledPredicate::After(_) | CompiledPredicate::Before(_) | CompiledPredicate::Between(..))
     }
 
     /// Evaluates against `req`; URI template variables of a match are appended to `vars`.
@@ -125,14 +112,8 @@ impl CompiledPredicate {
                 }
             }
             CompiledPredicate::Host(patterns) => {
-                let with_port = req
-                    .headers
-                    .get(http::header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .unwrap_or(req.host);
-                patterns
-                    .iter()
-                    .any(|p| p.matches(if p.wants_port() { with_port } else { req.host }, vars))
+                let with_port = req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(req.host);
+                patterns.iter().any(|p| p.matches(if p.wants_port() { with_port } else { req.host }, vars))
             }
             CompiledPredicate::Method(methods) => methods.contains(req.method),
             CompiledPredicate::Path(patterns) => {
@@ -146,23 +127,20 @@ impl CompiledPredicate {
                 false
             }
             CompiledPredicate::Query { param, re } => {
-                let mut values = query_pairs(req.query.unwrap_or(""))
-                    .filter(|(n, _)| n == param)
-                    .map(|(_, v)| v);
+                let mut values = query_pairs(req.query.unwrap_or("")).filter(|(n, _)| n == param).map(|(_, v)| v);
                 match re {
                     None => values.next().is_some(),
                     Some(re) => values.any(|v| v.is_some_and(|v| re.is_match(&v))),
                 }
             }
             CompiledPredicate::RemoteAddr(sources) => sources.iter().any(|n| n.contains(&req.client_ip)),
-            CompiledPredicate::XForwardedRemoteAddr {
-                sources,
-                max_trusted_index,
-            } => match x_forwarded_address(req.headers, *max_trusted_index) {
-                XffAddress::Ip(ip) => sources.iter().any(|n| n.contains(&ip)),
-                XffAddress::Unparsable => false,
-                XffAddress::Absent => sources.iter().any(|n| n.contains(&req.peer_ip)),
-            },
+            CompiledPredicate::XForwardedRemoteAddr { sources, max_trusted_index } => {
+                match x_forwarded_address(req.headers, *max_trusted_index) {
+                    XffAddress::Ip(ip) => sources.iter().any(|n| n.contains(&ip)),
+                    XffAddress::Unparsable => false,
+                    XffAddress::Absent => sources.iter().any(|n| n.contains(&req.peer_ip)),
+                }
+            }
             CompiledPredicate::Weight { group } => (ctx.chosen)(*group) == Some(ctx.route),
         }
     }
@@ -178,17 +156,14 @@ impl CompiledPredicate {
 
 /// `name=value` pairs of every Cookie header; quoted values are unquoted as Netty's lax decoder does.
 fn cookies(headers: &http::HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| {
+    headers.get_all(http::header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).filter_map(
+        |pair| {
             let (n, v) = pair.split_once('=')?;
             let v = v.trim();
             let v = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v);
             Some((n.trim(), v))
-        })
+        },
+    )
 }
 
 /// Splits a header value into its comma-separated items the way Spring's
@@ -249,11 +224,7 @@ pub(crate) fn form_decode(s: &str) -> Cow<'_, str> {
         return Cow::Borrowed(s);
     }
     let plus = s.replace('+', " ");
-    Cow::Owned(
-        percent_encoding::percent_decode_str(&plus)
-            .decode_utf8_lossy()
-            .into_owned(),
-    )
+    Cow::Owned(percent_encoding::percent_decode_str(&plus).decode_utf8_lossy().into_owned())
 }
 
 enum XffAddress {
@@ -280,9 +251,7 @@ fn x_forwarded_address(headers: &http::HeaderMap, max_trusted_index: u32) -> Xff
     let idx = items.len().saturating_sub(max_trusted_index as usize);
     let raw = items[idx];
     let raw = raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(raw);
-    raw.parse::<IpAddr>()
-        .map(XffAddress::Ip)
-        .unwrap_or(XffAddress::Unparsable)
+    raw.parse::<IpAddr>().map(XffAddress::Ip).unwrap_or(XffAddress::Unparsable)
 }
 
 #[cfg(test)]

@@ -79,12 +79,7 @@ impl Template {
             match p {
                 Part::Lit(l) => out.push_str(l),
                 Part::Var(name) => {
-                    let v = vars
-                        .iter()
-                        .rev()
-                        .find(|(n, _)| n == name)
-                        .map(|(_, v)| v.as_str())
-                        .unwrap_or("");
+                    let v = vars.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).unwrap_or("");
                     if encode_for_path {
                         out.extend(utf8_percent_encode(v, PATH_VALUE));
                     } else {
@@ -99,10 +94,7 @@ impl Template {
 
 /// Names of the variables a Path/Host pattern captures (`{v}`, `{v:re}`, `{*v}`).
 pub(crate) fn pattern_vars(pattern: &str) -> Vec<String> {
-    Template::parse(pattern)
-        .var_names()
-        .map(|v| v.trim_start_matches('*').to_string())
-        .collect()
+    Template::parse(pattern).var_names().map(|v| v.trim_start_matches('*').to_string()).collect()
 }
 
 #[cfg(test)]

@@ -71,8 +71,7 @@ fn table(v: Value) -> RouteTable {
 
 /// Id of the route `req` goes to, with a fixed clock and weight draw.
 fn winner(t: &RouteTable, req: &Req) -> Option<String> {
-    t.find_at(&req.view(), Utc::now(), &mut || 0.0)
-        .map(|m| m.route.id.clone())
+    t.find_at(&req.view(), Utc::now(), &mut || 0.0).map(|m| m.route.id.clone())
 }
 
 fn one_route(predicates: Value) -> RouteTable {
@@ -98,23 +97,12 @@ fn run_response(filters: Value, predicates: Value, req: &Req, headers: &mut Head
     let m = t.find_at(&req.view(), Utc::now(), &mut || 0.0).expect("route matches");
     let mut status = StatusCode::OK;
     let host = req.headers.get("host").and_then(|h| h.to_str().ok());
-    m.route.apply_response(
-        &m,
-        &mut status,
-        headers,
-        &ResponseInfo {
-            request_host: host,
-            request_path: &req.path,
-        },
-    );
+    m.route.apply_response(&m, &mut status, headers, &ResponseInfo { request_host: host, request_path: &req.path });
     status
 }
 
 fn all(h: &HeaderMap, name: &str) -> Vec<String> {
-    h.get_all(name)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect()
+    h.get_all(name).iter().map(|v| v.to_str().unwrap().to_string()).collect()
 }
 
 #[test]
@@ -124,12 +112,7 @@ fn seed_example_strips_two_segments() {
     );
     let req = Req::get("/api/users/42");
     let m = t.find(&req.view()).unwrap();
-    assert_eq!(
-        m.route.target,
-        RouteTarget::Lb {
-            service: "user-service".into()
-        }
-    );
+    assert_eq!(m.route.target, RouteTarget::Lb { service: "user-service".into() });
     let mut rr = req.route_request();
     m.route.apply_request(&m, &mut rr).unwrap();
     assert_eq!(rr.path, "/42");
@@ -150,10 +133,7 @@ fn overlapping_routes_lowest_order_wins_and_only_its_filters_apply() {
     assert_eq!(all(&rr.headers, "x-route"), vec!["narrow"]);
     assert_eq!(rr.path, "/users/1");
     assert_eq!(winner(&t, &Req::get("/api/orders")).as_deref(), Some("broad"));
-    assert_eq!(
-        t.routes().iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-        vec!["narrow", "broad"]
-    );
+    assert_eq!(t.routes().iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["narrow", "broad"]);
 }
 
 #[test]
@@ -179,10 +159,7 @@ fn negative_order_beats_later_fallback_routes() {
         {"id": "path", "uri": "http://a:1", "order": 5, "predicates": ["Path=/x/**"]},
         {"id": "header", "uri": "http://b:2", "order": -1, "predicates": ["Header=X-Canary"]}
     ]));
-    assert_eq!(
-        winner(&t, &Req::get("/x/1").header("x-canary", "1")).as_deref(),
-        Some("header")
-    );
+    assert_eq!(winner(&t, &Req::get("/x/1").header("x-canary", "1")).as_deref(), Some("header"));
     assert_eq!(winner(&t, &Req::get("/x/1")).as_deref(), Some("path"));
 }
 
@@ -195,8 +172,7 @@ fn time_predicates() {
     ]));
     let at = |s: &str| {
         let now = spring::parse_zoned_date_time(s).unwrap().to_utc();
-        t.find_at(&Req::get("/").view(), now, &mut || 0.0)
-            .map(|m| m.route.id.clone())
+        t.find_at(&Req::get("/").view(), now, &mut || 0.0).map(|m| m.route.id.clone())
     };
     assert_eq!(at("2031-06-01T00:00:00Z").as_deref(), Some("after"));
     assert_eq!(at("2020-06-01T00:00:00Z").as_deref(), Some("between"));
@@ -208,14 +184,8 @@ fn time_predicates() {
 #[test]
 fn cookie_predicate() {
     let p = json!(["Cookie=chocolate, ch.p"]);
-    assert!(matches(
-        p.clone(),
-        &Req::get("/").header("cookie", "a=b; chocolate=chip")
-    ));
-    assert!(matches(
-        p.clone(),
-        &Req::get("/").header("cookie", "chocolate=\"chop\"")
-    ));
+    assert!(matches(p.clone(), &Req::get("/").header("cookie", "a=b; chocolate=chip")));
+    assert!(matches(p.clone(), &Req::get("/").header("cookie", "chocolate=\"chop\"")));
     assert!(!matches(p.clone(), &Req::get("/").header("cookie", "chocolate=chips")));
     assert!(!matches(p, &Req::get("/").header("cookie", "vanilla=chip")));
 }
@@ -234,10 +204,8 @@ fn header_predicate() {
 
 #[test]
 fn host_predicate_and_its_variables() {
-    let t = table(
-        json!([{"id": "h", "uri": "http://a:1", "predicates": ["Host={sub}.myhost.org,**.other.org"],
-                         "filters": ["SetRequestHeader=X-Sub, {sub}"]}]),
-    );
+    let t = table(json!([{"id": "h", "uri": "http://a:1", "predicates": ["Host={sub}.myhost.org,**.other.org"],
+                         "filters": ["SetRequestHeader=X-Sub, {sub}"]}]));
     let mut req = Req::get("/");
     req.host = "www.myhost.org".into();
     let m = t.find(&req.view()).unwrap();
@@ -332,9 +300,7 @@ fn weight_group_splits_with_one_draw_per_group() {
 
     let req = Req::get("/w/x");
     let n = 20_000;
-    let high = (0..n)
-        .filter(|_| t.find(&req.view()).unwrap().route.id == "high")
-        .count();
+    let high = (0..n).filter(|_| t.find(&req.view()).unwrap().route.id == "high").count();
     assert!((15_000..17_000).contains(&high), "high got {high} of {n}");
 }
 
@@ -345,10 +311,7 @@ fn weight_decides_before_the_other_predicates() {
         {"id": "stable", "uri": "http://b:2", "predicates": ["Weight=g, 1"]},
         {"id": "fallback", "uri": "http://c:3"}
     ]));
-    let go = |r: f64, req: &Req| {
-        t.find_at(&req.view(), Utc::now(), &mut || r)
-            .map(|m| m.route.id.clone())
-    };
+    let go = |r: f64, req: &Req| t.find_at(&req.view(), Utc::now(), &mut || r).map(|m| m.route.id.clone());
     // Chosen canary without the header: the group yields nothing, stable is not tried instead.
     assert_eq!(go(0.1, &Req::get("/")).as_deref(), Some("fallback"));
     assert_eq!(go(0.1, &Req::get("/").header("x-beta", "1")).as_deref(), Some("canary"));
@@ -357,11 +320,7 @@ fn weight_decides_before_the_other_predicates() {
 
 #[test]
 fn request_header_filters() {
-    let req = Req::get("/")
-        .header("x-existing", "1")
-        .header("blue", "b1")
-        .header("blue", "b2")
-        .header("x-gone", "z");
+    let req = Req::get("/").header("x-existing", "1").header("blue", "b1").header("blue", "b2").header("x-gone", "z");
     let rr = run_request(
         json!([
             "AddRequestHeader=X-Existing, 2",
@@ -379,12 +338,8 @@ fn request_header_filters() {
     assert!(rr.headers.get("x-gone").is_none());
     assert_eq!(all(&rr.headers, "x-request-red"), vec!["b1", "b2"]);
     assert_eq!(all(&rr.headers, "x-new"), vec!["n1", "n2"]);
-    let rr = run_request(
-        json!(["SetRequestHeader=X-Set, s"]),
-        json!([]),
-        &Req::get("/").header("x-set", "old"),
-    )
-    .unwrap();
+    let rr =
+        run_request(json!(["SetRequestHeader=X-Set, s"]), json!([]), &Req::get("/").header("x-set", "old")).unwrap();
     assert_eq!(all(&rr.headers, "x-set"), vec!["s"]);
 }
 
@@ -392,67 +347,35 @@ fn request_header_filters() {
 fn path_filters_in_declared_order() {
     let rr = run_request(json!(["PrefixPath=/mypath"]), json!([]), &Req::get("/hello")).unwrap();
     assert_eq!(rr.path, "/mypath/hello");
-    let rr = run_request(
-        json!([r"RewritePath=/red/?(?<segment>.*), /$\{segment}"]),
-        json!([]),
-        &Req::get("/red/blue"),
-    )
-    .unwrap();
+    let rr = run_request(json!([r"RewritePath=/red/?(?<segment>.*), /$\{segment}"]), json!([]), &Req::get("/red/blue"))
+        .unwrap();
     assert_eq!(rr.path, "/blue");
-    let rr = run_request(
-        json!([r"RewritePath=/red/?(?<segment>.*), /$\{segment}"]),
-        json!([]),
-        &Req::get("/red"),
-    )
-    .unwrap();
+    let rr =
+        run_request(json!([r"RewritePath=/red/?(?<segment>.*), /$\{segment}"]), json!([]), &Req::get("/red")).unwrap();
     assert_eq!(rr.path, "/");
-    let rr = run_request(
-        json!(["SetPath=/{segment}"]),
-        json!(["Path=/red/{segment}"]),
-        &Req::get("/red/blue"),
-    )
-    .unwrap();
+    let rr =
+        run_request(json!(["SetPath=/{segment}"]), json!(["Path=/red/{segment}"]), &Req::get("/red/blue")).unwrap();
     assert_eq!(rr.path, "/blue");
-    let rr = run_request(
-        json!(["StripPrefix=1", "PrefixPath=/v2"]),
-        json!(["Path=/api/**"]),
-        &Req::get("/api/x/"),
-    )
-    .unwrap();
+    let rr =
+        run_request(json!(["StripPrefix=1", "PrefixPath=/v2"]), json!(["Path=/api/**"]), &Req::get("/api/x/")).unwrap();
     assert_eq!(rr.path, "/v2/x/");
-    let rr = run_request(
-        json!(["PrefixPath=/v2", "StripPrefix=1"]),
-        json!(["Path=/api/**"]),
-        &Req::get("/api/x"),
-    )
-    .unwrap();
+    let rr =
+        run_request(json!(["PrefixPath=/v2", "StripPrefix=1"]), json!(["Path=/api/**"]), &Req::get("/api/x")).unwrap();
     assert_eq!(rr.path, "/api/x");
 }
 
 #[test]
 fn query_parameter_filters() {
-    let rr = run_request(
-        json!(["AddRequestParameter=red, blue green"]),
-        json!([]),
-        &Req::get("/p?a=1"),
-    )
-    .unwrap();
+    let rr = run_request(json!(["AddRequestParameter=red, blue green"]), json!([]), &Req::get("/p?a=1")).unwrap();
     assert_eq!(rr.query.as_deref(), Some("a=1&red=blue%20green"));
     let rr = run_request(json!(["AddRequestParameter=red, a&b"]), json!([]), &Req::get("/p")).unwrap();
     assert_eq!(rr.query.as_deref(), Some("red=a%26b"));
-    let rr = run_request(
-        json!(["AddRequestParameter=seg, {segment}"]),
-        json!(["Path=/p/{segment}"]),
-        &Req::get("/p/x?z=&"),
-    )
-    .unwrap();
+    let rr =
+        run_request(json!(["AddRequestParameter=seg, {segment}"]), json!(["Path=/p/{segment}"]), &Req::get("/p/x?z=&"))
+            .unwrap();
     assert_eq!(rr.query.as_deref(), Some("z=&seg=x"));
-    let rr = run_request(
-        json!(["RemoveRequestParameter=red"]),
-        json!([]),
-        &Req::get("/p?red=1&green=2&r%65d=3"),
-    )
-    .unwrap();
+    let rr =
+        run_request(json!(["RemoveRequestParameter=red"]), json!([]), &Req::get("/p?red=1&green=2&r%65d=3")).unwrap();
     assert_eq!(rr.query.as_deref(), Some("green=2"));
     let rr = run_request(json!(["RemoveRequestParameter=red"]), json!([]), &Req::get("/p?red=1")).unwrap();
     assert_eq!(rr.query, None);
@@ -480,18 +403,11 @@ fn redirect_short_circuits() {
     .unwrap_err();
     assert_eq!(sc.status, StatusCode::FOUND);
     assert_eq!(all(&sc.headers, "location"), vec!["https://acme.org"]);
-    let sc = run_request(
-        json!(["RedirectTo=301, https://acme.org/p?k=v, true"]),
-        json!([]),
-        &Req::get("/a?x=1"),
-    )
-    .unwrap_err();
+    let sc = run_request(json!(["RedirectTo=301, https://acme.org/p?k=v, true"]), json!([]), &Req::get("/a?x=1"))
+        .unwrap_err();
     assert_eq!(
         (sc.status, all(&sc.headers, "location")),
-        (
-            StatusCode::MOVED_PERMANENTLY,
-            vec!["https://acme.org/p?k=v&x=1".to_string()]
-        )
+        (StatusCode::MOVED_PERMANENTLY, vec!["https://acme.org/p?k=v&x=1".to_string()])
     );
 }
 
@@ -526,13 +442,7 @@ fn request_size_retry_and_timeouts_are_route_settings() {
         "id": "no-timeout", "uri": "https://secure", "metadata": {"response-timeout": -1}
     }]));
     let r = &t.routes()[0];
-    assert_eq!(
-        r.target,
-        RouteTarget::Url {
-            scheme: Scheme::Http,
-            authority: "up:9000".into()
-        }
-    );
+    assert_eq!(r.target, RouteTarget::Url { scheme: Scheme::Http, authority: "up:9000".into() });
     assert_eq!(r.max_body, Some(5_000_000));
     assert_eq!(
         (r.response_timeout, r.connect_timeout),
@@ -549,13 +459,7 @@ fn request_size_retry_and_timeouts_are_route_settings() {
     assert!(r.check_request_size(Some(5_000_000)).is_ok() && r.check_request_size(None).is_ok());
     let r = &t.routes()[1];
     assert!(r.disable_response_timeout && r.response_timeout.is_none());
-    assert_eq!(
-        r.target,
-        RouteTarget::Url {
-            scheme: Scheme::Https,
-            authority: "secure:443".into()
-        }
-    );
+    assert_eq!(r.target, RouteTarget::Url { scheme: Scheme::Https, authority: "secure:443".into() });
 }
 
 #[test]
@@ -563,10 +467,7 @@ fn response_header_filters() {
     let mut h = HeaderMap::new();
     h.append("x-upstream", "1".parse().unwrap());
     h.append("x-drop", "1".parse().unwrap());
-    h.append(
-        "x-response-red",
-        "/42?user=ford&password=omg!what&flag=true".parse().unwrap(),
-    );
+    h.append("x-response-red", "/42?user=ford&password=omg!what&flag=true".parse().unwrap());
     let status = run_response(
         json!([
             "AddResponseHeader=X-Upstream, 2",
@@ -617,15 +518,9 @@ fn response_filters_run_last_declared_first() {
         &m,
         &mut status,
         &mut HeaderMap::new(),
-        &ResponseInfo {
-            request_host: None,
-            request_path: "/",
-        },
+        &ResponseInfo { request_host: None, request_path: "/" },
     );
-    assert_eq!(
-        (status, m.route.set_status),
-        (StatusCode::UNAUTHORIZED, Some(StatusCode::UNAUTHORIZED))
-    );
+    assert_eq!((status, m.route.set_status), (StatusCode::UNAUTHORIZED, Some(StatusCode::UNAUTHORIZED)));
 }
 
 #[test]
@@ -644,15 +539,9 @@ fn dedupe_response_header_strategies() {
         let f =
             format!("DedupeResponseHeader=Access-Control-Allow-Credentials Access-Control-Allow-Origin, {strategy}");
         run_response(json!([f]), json!([]), &Req::get("/"), &mut h);
-        (
-            all(&h, "access-control-allow-credentials"),
-            all(&h, "access-control-allow-origin"),
-        )
+        (all(&h, "access-control-allow-credentials"), all(&h, "access-control-allow-origin"))
     };
-    assert_eq!(
-        run("RETAIN_FIRST"),
-        (vec!["true".into()], vec!["https://musk.mars".into()])
-    );
+    assert_eq!(run("RETAIN_FIRST"), (vec!["true".into()], vec!["https://musk.mars".into()]));
     assert_eq!(run("RETAIN_LAST").0, vec!["true"]);
     assert_eq!(run("RETAIN_UNIQUE").0, vec!["true", "false"]);
     let mut h = make();
@@ -692,29 +581,13 @@ fn secure_headers_keep_upstream_values() {
 fn rewrite_location_response_header_modes() {
     let run = |filter: Value, path: &str| {
         let mut h = HeaderMap::new();
-        h.insert(
-            "location",
-            "https://object-service.prod.example.net/v2/some/object/id"
-                .parse()
-                .unwrap(),
-        );
-        run_response(
-            json!([filter]),
-            json!([]),
-            &Req::get(path).header("host", "api.example.com:443"),
-            &mut h,
-        );
+        h.insert("location", "https://object-service.prod.example.net/v2/some/object/id".parse().unwrap());
+        run_response(json!([filter]), json!([]), &Req::get(path).header("host", "api.example.com:443"), &mut h);
         all(&h, "location")[0].clone()
     };
     let default = json!("RewriteLocationResponseHeader=AS_IN_REQUEST, Location, ,");
-    assert_eq!(
-        run(default.clone(), "/some/object/name"),
-        "https://api.example.com:443/some/object/id"
-    );
-    assert_eq!(
-        run(default, "/v1/some/object/name"),
-        "https://api.example.com:443/v2/some/object/id"
-    );
+    assert_eq!(run(default.clone(), "/some/object/name"), "https://api.example.com:443/some/object/id");
+    assert_eq!(run(default, "/v1/some/object/name"), "https://api.example.com:443/v2/some/object/id");
     assert_eq!(
         run(json!("RewriteLocationResponseHeader=ALWAYS_STRIP"), "/v1/x"),
         "https://api.example.com:443/some/object/id"
@@ -726,10 +599,7 @@ fn rewrite_location_response_header_modes() {
     let host = json!({"name": "RewriteLocationResponseHeader", "args": {"stripVersion": "ALWAYS_STRIP", "hostValue": "example-api.com"}});
     assert_eq!(run(host, "/x"), "https://example-api.com/some/object/id");
     let ftp_only = json!({"name": "RewriteLocationResponseHeader", "args": {"protocols": "ftps?"}});
-    assert_eq!(
-        run(ftp_only, "/x"),
-        "https://object-service.prod.example.net/v2/some/object/id"
-    );
+    assert_eq!(run(ftp_only, "/x"), "https://object-service.prod.example.net/v2/some/object/id");
 }
 
 #[test]
@@ -741,25 +611,11 @@ fn compile_reports_every_problem_with_its_path() {
     ])))
     .unwrap_err();
     let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-    assert!(
-        text.contains(&r#"routes[1].predicates[0]: unknown predicate "Pathh""#.to_string()),
-        "{text:?}"
-    );
-    assert!(
-        text.contains(&r#"routes[1].filters[0]: unknown filter "StripPrefixx""#.to_string()),
-        "{text:?}"
-    );
-    assert!(
-        text.iter()
-            .any(|t| t.starts_with("routes[1].filters[1]: filter \"SetPath\" uses {nope}")),
-        "{text:?}"
-    );
+    assert!(text.contains(&r#"routes[1].predicates[0]: unknown predicate "Pathh""#.to_string()), "{text:?}");
+    assert!(text.contains(&r#"routes[1].filters[0]: unknown filter "StripPrefixx""#.to_string()), "{text:?}");
+    assert!(text.iter().any(|t| t.starts_with("routes[1].filters[1]: filter \"SetPath\" uses {nope}")), "{text:?}");
     assert!(text.iter().any(|t| t.starts_with("routes[2].uri: ")), "{text:?}");
-    assert!(
-        text.iter()
-            .any(|t| t.starts_with("routes[2].predicates[0]: predicate \"Path\": ")),
-        "{text:?}"
-    );
+    assert!(text.iter().any(|t| t.starts_with("routes[2].predicates[0]: predicate \"Path\": ")), "{text:?}");
     assert!(
         text.iter()
             .any(|t| t.starts_with("routes[2].filters[0]: filter \"RewritePath\": ") && t.contains("look-around")),

@@ -49,10 +49,7 @@ spring:
 /// The seed's `application.yml` with the discovery block under the same `spring.cloud`, as a user
 /// would add it.
 fn seed_with_discovery() -> String {
-    format!(
-        "{SEED_APPLICATION_YML}{}",
-        DISCOVERY.strip_prefix("spring:\n  cloud:\n").unwrap()
-    )
+    format!("{SEED_APPLICATION_YML}{}", DISCOVERY.strip_prefix("spring:\n  cloud:\n").unwrap())
 }
 
 fn no_env(_: &str) -> Option<String> {
@@ -108,11 +105,8 @@ routes:
 #[test]
 fn typo_in_native_yaml_names_key_path_and_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let p = write(
-        tmp.path(),
-        "gw.yaml",
-        "routes:\n  - id: a\n    uri: http://127.0.0.1:1\n    predicatez: [Path=/a]\n",
-    );
+    let p =
+        write(tmp.path(), "gw.yaml", "routes:\n  - id: a\n    uri: http://127.0.0.1:1\n    predicatez: [Path=/a]\n");
     let e = load_file(&p).unwrap_err();
     assert_eq!(e.errors.len(), 1, "{e}");
     let err = &e.errors[0];
@@ -120,21 +114,11 @@ fn typo_in_native_yaml_names_key_path_and_line() {
     assert_eq!(err.path, "routes[0].predicatez");
     assert_eq!(err.location, Some((4, 5)));
     assert!(err.message.contains("unknown field `predicatez`"), "{e}");
-    assert_eq!(
-        lines(&e),
-        vec![format!(
-            "{}: routes[0].predicatez: {} at line 4 column 5",
-            p.display(),
-            err.message
-        )]
-    );
+    assert_eq!(lines(&e), vec![format!("{}: routes[0].predicatez: {} at line 4 column 5", p.display(), err.message)]);
 
     let e = parse_config("serverr:\n  listeners: []\n", "top.yaml").unwrap_err();
     assert_eq!(e.errors[0].path, "serverr");
-    assert!(
-        e.to_string().starts_with("top.yaml: serverr: unknown field `serverr`"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("top.yaml: serverr: unknown field `serverr`"), "{e}");
 }
 
 #[test]
@@ -303,10 +287,7 @@ spring:
     let paths: Vec<&str> = e.errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
         paths,
-        vec![
-            "spring.cloud.gateway.routes[0].predicatez",
-            "spring.cloud.gateway.server.webflux.routes[0].filtres"
-        ],
+        vec!["spring.cloud.gateway.routes[0].predicatez", "spring.cloud.gateway.server.webflux.routes[0].filtres"],
         "{e}"
     );
     assert!(e.errors[0].message.contains("\"predicatez\""), "{e}");
@@ -439,15 +420,10 @@ spring.cloud.discovery.client.simple.instances:
         ],
         "{e}"
     );
-    let fixed = text
-        .replace("{weight: heavy}", "{weight: 2}")
-        .replace("      zone: b\n", "");
+    let fixed = text.replace("{weight: heavy}", "{weight: 2}").replace("      zone: b\n", "");
     let e = parse_config_with_env(&fixed, "application.yml", &no_env).unwrap_err();
     assert_eq!(e.errors.len(), 1, "{e}");
-    assert_eq!(
-        e.errors[0].path, "spring.cloud.discovery.client.simple.instances.users[0].uri",
-        "{e}"
-    );
+    assert_eq!(e.errors[0].path, "spring.cloud.discovery.client.simple.instances.users[0].uri", "{e}");
     let ok = fixed.replace("/with/path", "");
     let cfg = parse_config_with_env(&ok, "application.yml", &no_env).unwrap();
     assert_eq!(cfg.services["users"][2].url, "https://127.0.0.1:8083");
@@ -486,16 +462,8 @@ routes:
     let e = parse_config(text, "gw.yaml").unwrap_err();
     let shown = lines(&e);
     assert_eq!(shown.len(), 3, "{e}");
-    assert!(
-        shown
-            .iter()
-            .any(|l| l.starts_with("gw.yaml: server.listeners[0].address: ")),
-        "{e}"
-    );
-    assert!(
-        shown.iter().any(|l| l.starts_with("gw.yaml: services.a[0].url: ")),
-        "{e}"
-    );
+    assert!(shown.iter().any(|l| l.starts_with("gw.yaml: server.listeners[0].address: ")), "{e}");
+    assert!(shown.iter().any(|l| l.starts_with("gw.yaml: services.a[0].url: ")), "{e}");
     assert!(shown.iter().any(|l| l.starts_with("gw.yaml: routes[0].uri: ")), "{e}");
 }
 
@@ -513,11 +481,7 @@ fn directory_like_a_mounted_configmap() {
     write(dir, "application-dev.yml", "this is: [not even valid");
     write(dir, ".hidden.yaml", "also: [broken");
     write(dir, "README.txt", "ignored");
-    write(
-        dir,
-        "listeners.yaml",
-        "server:\n  listeners: [{address: '127.0.0.1:9001'}]\n",
-    );
+    write(dir, "listeners.yaml", "server:\n  listeners: [{address: '127.0.0.1:9001'}]\n");
     let cfg = load_dir(dir).unwrap();
     let ids: Vec<&str> = cfg.routes.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, vec!["user-service", "health"]);
@@ -540,10 +504,7 @@ fn seed_configmap_defines_the_route_twice() {
     assert_eq!(err.file, dir.join("routes.json").display().to_string());
     assert_eq!(err.path, "[0].id");
     assert!(
-        err.message.contains(&format!(
-            "{}: spring.cloud.gateway.routes[0]",
-            dir.join("application.yml").display()
-        )),
+        err.message.contains(&format!("{}: spring.cloud.gateway.routes[0]", dir.join("application.yml").display())),
         "{e}"
     );
 }
@@ -553,17 +514,10 @@ fn server_settings_come_from_one_file() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     write(dir, "a.yaml", "server:\n  trustedProxies: [10.0.0.0/8]\n");
-    write(
-        dir,
-        "b.yaml",
-        "server:\n  shutdownTimeoutMs: 5\n  listeners: [{address: '127.0.0.1:1'}]\n",
-    );
+    write(dir, "b.yaml", "server:\n  shutdownTimeoutMs: 5\n  listeners: [{address: '127.0.0.1:1'}]\n");
     let e = load_dir(dir).unwrap_err();
     assert_eq!(e.errors.len(), 1, "{e}");
-    assert!(
-        e.errors[0].file.ends_with("b.yaml") && e.errors[0].path == "server",
-        "{e}"
-    );
+    assert!(e.errors[0].file.ends_with("b.yaml") && e.errors[0].path == "server", "{e}");
     assert!(e.errors[0].message.contains("a.yaml"), "{e}");
     fs::remove_file(dir.join("a.yaml")).unwrap();
     let cfg = load_dir(dir).unwrap();
@@ -575,11 +529,7 @@ fn server_settings_come_from_one_file() {
 fn made_up_ids_use_positions_in_the_merged_config() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    write(
-        dir,
-        "application.yml",
-        "spring.cloud.gateway.routes:\n  - uri: http://127.0.0.1:1\n",
-    );
+    write(dir, "application.yml", "spring.cloud.gateway.routes:\n  - uri: http://127.0.0.1:1\n");
     write(dir, "routes.json", r#"[{"uri": "http://127.0.0.1:2"}]"#);
     let cfg = load_dir(dir).unwrap();
     let ids: Vec<&str> = cfg.routes.iter().map(|r| r.id.as_str()).collect();
@@ -590,24 +540,14 @@ fn made_up_ids_use_positions_in_the_merged_config() {
 fn errors_from_several_files_of_a_directory_come_together() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    write(
-        dir,
-        "application.yml",
-        "spring.cloud.gateway.routes:\n  - id: a\n    uri: nowhere\n",
-    );
+    write(dir, "application.yml", "spring.cloud.gateway.routes:\n  - id: a\n    uri: nowhere\n");
     write(dir, "a.yaml", "services:\n  s: [{url: 'http://127.0.0.1:1/x'}]\n");
     write(dir, "b.yaml", "services:\n  s: [{url: 'http://127.0.0.1:2'}]\n");
     let e = load_dir(dir).unwrap_err();
     let shown = e.to_string();
-    assert!(
-        shown.contains("application.yml: spring.cloud.gateway.routes[0].uri: "),
-        "{shown}"
-    );
+    assert!(shown.contains("application.yml: spring.cloud.gateway.routes[0].uri: "), "{shown}");
     assert!(shown.contains("a.yaml: services.s[0].url: "), "{shown}");
-    assert!(
-        shown.contains("b.yaml: services.s: service \"s\" is also defined in"),
-        "{shown}"
-    );
+    assert!(shown.contains("b.yaml: services.s: service \"s\" is also defined in"), "{shown}");
     assert_eq!(e.errors.len(), 3, "{shown}");
 }
 

@@ -16,9 +16,7 @@ const NO_POLL: Duration = Duration::from_secs(60);
 fn native(ids: &[&str]) -> String {
     let mut s = String::from("routes:\n");
     for id in ids {
-        s.push_str(&format!(
-            "  - id: {id}\n    uri: http://127.0.0.1:8081\n    predicates: [Path=/{id}/**]\n"
-        ));
+        s.push_str(&format!("  - id: {id}\n    uri: http://127.0.0.1:8081\n    predicates: [Path=/{id}/**]\n"));
     }
     s
 }
@@ -71,12 +69,7 @@ fn initial_config_then_a_valid_change_is_applied() {
     let file = tmp.path().join("gw.yaml");
     fs::write(&file, native(&["a"])).unwrap();
     let (_h, rx) = start(&file, NO_POLL);
-    assert_eq!(
-        ids(&rx
-            .try_recv()
-            .expect("the initial config is applied before watch returns")),
-        vec!["a"]
-    );
+    assert_eq!(ids(&rx.try_recv().expect("the initial config is applied before watch returns")), vec!["a"]);
 
     let t = Instant::now();
     fs::write(&file, native(&["a", "b"])).unwrap();
@@ -133,11 +126,7 @@ fn configmap_data_symlink_swap_is_picked_up() {
             format!("spring.cloud.gateway.routes:\n  - id: {app}\n    uri: http://127.0.0.1:1\n"),
         )
         .unwrap();
-        fs::write(
-            d.join("routes.json"),
-            format!(r#"[{{"id": "{route}", "uri": "http://127.0.0.1:2"}}]"#),
-        )
-        .unwrap();
+        fs::write(d.join("routes.json"), format!(r#"[{{"id": "{route}", "uri": "http://127.0.0.1:2"}}]"#)).unwrap();
     };
     // The layout the kubelet makes for a ConfigMap volume.
     version("..2024_01", "app1", "json1");
@@ -217,21 +206,13 @@ fn dropping_the_handle_stops_watching() {
 fn an_invalid_config_at_start_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("gw.yaml");
-    fs::write(
-        &file,
-        "routes:\n  - id: a\n    uri: http://127.0.0.1:1\n    filterz: []\n",
-    )
-    .unwrap();
+    fs::write(&file, "routes:\n  - id: a\n    uri: http://127.0.0.1:1\n    filterz: []\n").unwrap();
     let e = watch(file.clone(), |_| Ok(()), |_| panic!("must not be applied")).unwrap_err();
     assert_eq!(e.errors[0].path, "routes[0].filterz", "{e}");
 
     fs::write(&file, native(&["forbidden"])).unwrap();
-    let e = watch(
-        file.clone(),
-        |_| Err("no: forbidden\nsecond line".into()),
-        |_| panic!("must not be applied"),
-    )
-    .unwrap_err();
+    let e = watch(file.clone(), |_| Err("no: forbidden\nsecond line".into()), |_| panic!("must not be applied"))
+        .unwrap_err();
     assert_eq!(e.errors.len(), 2, "{e}");
     assert!(e.to_string().contains("gw.yaml: no: forbidden"), "{e}");
 
@@ -262,10 +243,7 @@ fn start_with_hands_over_what_the_check_built() {
         .unwrap();
     assert_eq!(rx.recv_timeout(WAIT).unwrap(), 1);
     fs::write(&file, native(&["a", "b", "c"])).unwrap();
-    assert_eq!(
-        rx.recv_timeout(Duration::from_millis(1500)).unwrap_err(),
-        RecvTimeoutError::Timeout
-    );
+    assert_eq!(rx.recv_timeout(Duration::from_millis(1500)).unwrap_err(), RecvTimeoutError::Timeout);
     fs::write(&file, native(&["a", "b"])).unwrap();
     assert_eq!(rx.recv_timeout(WAIT).unwrap(), 2);
 }

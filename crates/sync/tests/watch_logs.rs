@@ -30,10 +30,7 @@ impl Buffer {
 fn every_error_of_a_rejected_reload_is_logged() {
     let logs = Buffer::default();
     let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).init();
 
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("gw.yaml");
@@ -54,23 +51,8 @@ fn every_error_of_a_rejected_reload_is_logged() {
     let text = logs.text();
     let shown = file.display().to_string();
     let error_lines: Vec<&str> = text.lines().filter(|l| l.contains("ERROR")).collect();
-    assert!(
-        error_lines
-            .iter()
-            .any(|l| l.contains(&format!("{shown}: server.listeners[0].address: "))),
-        "{text}"
-    );
-    assert!(
-        error_lines
-            .iter()
-            .any(|l| l.contains(&format!("{shown}: routes[0].uri: "))),
-        "{text}"
-    );
-    assert!(
-        error_lines
-            .iter()
-            .any(|l| l.contains("rejected; keeping the running config")),
-        "{text}"
-    );
+    assert!(error_lines.iter().any(|l| l.contains(&format!("{shown}: server.listeners[0].address: "))), "{text}");
+    assert!(error_lines.iter().any(|l| l.contains(&format!("{shown}: routes[0].uri: "))), "{text}");
+    assert!(error_lines.iter().any(|l| l.contains("rejected; keeping the running config")), "{text}");
     assert!(rx.try_recv().is_err(), "the rejected config must not be applied");
 }

@@ -27,11 +27,7 @@ pub struct UpstreamBehavior {
 
 impl UpstreamBehavior {
     pub fn named(name: &str) -> Self {
-        UpstreamBehavior {
-            name: name.to_string(),
-            status: 200,
-            delay: Duration::ZERO,
-        }
+        UpstreamBehavior { name: name.to_string(), status: 200, delay: Duration::ZERO }
     }
 }
 
@@ -75,10 +71,8 @@ async fn answer(
     let out = tigateway_proxy::demo::describe(&parts, &body, &b.name);
     let mut resp = Response::new(Full::new(Bytes::from(out.to_string())));
     *resp.status_mut() = StatusCode::from_u16(b.status).unwrap_or(StatusCode::OK);
-    resp.headers_mut()
-        .insert("content-type", "application/json".parse().expect("static"));
-    resp.headers_mut()
-        .insert("x-upstream", b.name.parse().expect("name is a valid header value"));
+    resp.headers_mut().insert("content-type", "application/json".parse().expect("static"));
+    resp.headers_mut().insert("x-upstream", b.name.parse().expect("name is a valid header value"));
     Ok(resp)
 }
 
@@ -180,12 +174,7 @@ impl TestGateway {
             let _g = h.enter();
             tigateway_proxy::spawn_health_checks(store.clone())
         });
-        TestGateway {
-            addr: gateway.local_addrs[0],
-            store,
-            gateway: Some(gateway),
-            health,
-        }
+        TestGateway { addr: gateway.local_addrs[0], store, gateway: Some(gateway), health }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -234,12 +223,8 @@ pub fn status_of(raw: &str) -> u16 {
 
 /// An HTTPS upstream (TLS with ALPN h2 and http/1.1) answering like [`upstream`].
 pub async fn upstream_tls(b: UpstreamBehavior, cert_pem: &str, key_pem: &str) -> Upstream {
-    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .expect("cert pem");
-    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
-        .expect("key pem")
-        .expect("a key");
+    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_bytes()).collect::<Result<_, _>>().expect("cert pem");
+    let key = rustls_pemfile::private_key(&mut key_pem.as_bytes()).expect("key pem").expect("a key");
     let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .expect("versions")
@@ -248,10 +233,5 @@ pub async fn upstream_tls(b: UpstreamBehavior, cert_pem: &str, key_pem: &str) ->
         .expect("server cert");
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    serve_upstream(
-        TcpListener::bind("127.0.0.1:0").await.expect("bind upstream"),
-        Some(acceptor),
-        b,
-    )
-    .await
+    serve_upstream(TcpListener::bind("127.0.0.1:0").await.expect("bind upstream"), Some(acceptor), b).await
 }

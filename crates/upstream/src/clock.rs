@@ -17,10 +17,7 @@ pub fn mono_ms() -> u64 {
 
 /// Milliseconds since the unix epoch (0 if the system clock is before 1970).
 pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// One reading of both clocks, taken once per pick.
@@ -34,10 +31,7 @@ pub struct Now {
 
 impl Now {
     pub fn current() -> Now {
-        Now {
-            mono_ms: mono_ms(),
-            unix_ms: unix_ms(),
-        }
+        Now { mono_ms: mono_ms(), unix_ms: unix_ms() }
     }
 }
 

@@ -70,18 +70,12 @@ pub async fn check_once(peer: &Peer, cfg: &HealthCheckConfig) -> Result<(), Stri
 }
 
 async fn probe(peer: &Peer, path: &str) -> Result<(), String> {
-    let stream = TcpStream::connect(peer.authority())
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
+    let stream = TcpStream::connect(peer.authority()).await.map_err(|e| format!("connect: {e}"))?;
     if peer.scheme().is_tls() {
         return Ok(());
     }
     let _ = stream.set_nodelay(true);
-    let path = if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("/{path}")
-    };
+    let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
     let io = TokioIo::new(stream);
     let status = if peer.scheme() == Scheme::H2c {
         let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
@@ -99,9 +93,8 @@ async fn probe(peer: &Peer, path: &str) -> Result<(), String> {
         drop(conn);
         status
     } else {
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(io).await.map_err(|e| format!("handshake: {e}"))?;
         let conn = AbortOnDrop(tokio::spawn(conn));
         let req = Request::builder()
             .method(Method::GET)
@@ -239,13 +232,8 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(2));
 
         // TLS peers: TCP reachability only.
-        assert_eq!(
-            check_once(&peer(&reg, &format!("https://{silent_addr}")), &cfg(1_000)).await,
-            Ok(())
-        );
-        assert!(check_once(&peer(&reg, &format!("https://{closed}")), &cfg(1_000))
-            .await
-            .is_err());
+        assert_eq!(check_once(&peer(&reg, &format!("https://{silent_addr}")), &cfg(1_000)).await, Ok(()));
+        assert!(check_once(&peer(&reg, &format!("https://{closed}")), &cfg(1_000)).await.is_err());
         drop(silent);
     }
 
@@ -260,10 +248,7 @@ mod tests {
                     let svc = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
                         let status = if req.uri().path() == "/healthz" { 204 } else { 404 };
                         Ok::<_, Infallible>(
-                            hyper::Response::builder()
-                                .status(status)
-                                .body(Empty::<Bytes>::new())
-                                .unwrap(),
+                            hyper::Response::builder().status(status).body(Empty::<Bytes>::new()).unwrap(),
                         )
                     });
                     let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -291,15 +276,9 @@ mod tests {
         let targets_reg = Arc::clone(&reg);
         let handle = spawn_health_checks(Arc::clone(&reg), cfg(500), move || targets_reg.peers());
 
-        wait_for("500 and closed marked down", || {
-            flaky.is_active_down() && closed.is_active_down()
-        })
-        .await;
+        wait_for("500 and closed marked down", || flaky.is_active_down() && closed.is_active_down()).await;
         assert!(!ok.is_active_down());
-        let specs = [&ok, &flaky, &closed]
-            .iter()
-            .map(|p| UpstreamSpec::from_url(p.key(), 1).unwrap())
-            .collect();
+        let specs = [&ok, &flaky, &closed].iter().map(|p| UpstreamSpec::from_url(p.key(), 1).unwrap()).collect();
         let set = crate::UpstreamSet::new(&reg, specs, "roundRobin").unwrap();
         assert!((0..20).all(|_| set.pick(None, &[]) == Some(0)));
 

@@ -142,11 +142,7 @@ impl Peer {
     /// Counts a request as in flight until the returned guard ends; the guard also feeds passive health.
     pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Relaxed);
-        InFlight {
-            peer: Arc::clone(self),
-            started: Instant::now(),
-            recorded: false,
-        }
+        InFlight { peer: Arc::clone(self), started: Instant::now(), recorded: false }
     }
 
     /// A response arrived: the failure streak ends and the latency feeds the average.
@@ -278,10 +274,7 @@ mod tests {
     #[test]
     fn key_parts() {
         let p = peer(1, 1);
-        assert_eq!(
-            (p.key(), p.authority(), p.scheme()),
-            ("http://h:1", "h:1", Scheme::Http)
-        );
+        assert_eq!((p.key(), p.authority(), p.scheme()), ("http://h:1", "h:1", Scheme::Http));
     }
 
     #[test]
@@ -344,10 +337,7 @@ mod tests {
             p.record_success(Duration::from_millis(1));
         }
         let l = p.latency().unwrap();
-        assert!(
-            l >= Duration::from_millis(1) && l < Duration::from_micros(1100),
-            "{l:?}"
-        );
+        assert!(l >= Duration::from_millis(1) && l < Duration::from_micros(1100), "{l:?}");
     }
 
     #[test]

@@ -34,10 +34,7 @@ impl Registry {
                 max_fails: AtomicU32::new(cfg.max_fails),
                 fail_timeout_ms: AtomicU64::new(cfg.fail_timeout_ms),
             }),
-            table: Mutex::new(Table {
-                peers: HashMap::new(),
-                sweep_at: MIN_SWEEP_AT,
-            }),
+            table: Mutex::new(Table { peers: HashMap::new(), sweep_at: MIN_SWEEP_AT }),
         }
     }
 
@@ -67,12 +64,7 @@ impl Registry {
             return peer;
         }
         let authority_at = scheme_str(spec.scheme).len() + 3;
-        let peer = Arc::new(Peer::new(
-            spec.scheme,
-            key.clone(),
-            authority_at,
-            Arc::clone(&self.params),
-        ));
+        let peer = Arc::new(Peer::new(spec.scheme, key.clone(), authority_at, Arc::clone(&self.params)));
         table.peers.insert(key, Arc::downgrade(&peer));
         if table.peers.len() >= table.sweep_at {
             table.peers.retain(|_, w| w.strong_count() > 0);
@@ -166,11 +158,7 @@ mod tests {
     fn passive_params_apply_to_existing_peers() {
         let r = Registry::default();
         let p = r.get_or_insert(&spec("h:1"));
-        r.set_config(&UpstreamConfig {
-            max_fails: 1,
-            fail_timeout_ms: 50,
-            ..Default::default()
-        });
+        r.set_config(&UpstreamConfig { max_fails: 1, fail_timeout_ms: 50, ..Default::default() });
         assert_eq!((r.max_fails(), r.fail_timeout_ms()), (1, 50));
         p.record_failure_at(10);
         assert!(!p.is_available(59));

@@ -161,12 +161,7 @@ impl UpstreamSet {
             _ => State::Plain,
         };
         let any_gray = members.iter().any(|m| m.enabled && m.gray);
-        UpstreamSet {
-            members,
-            balancer,
-            state,
-            any_gray,
-        }
+        UpstreamSet { members, balancer, state, any_gray }
     }
 
     pub fn len(&self) -> usize {
@@ -212,12 +207,7 @@ impl UpstreamSet {
         hash_key: Option<&[u8]>,
         exclude: &[usize],
     ) -> Option<usize> {
-        let mut scope = Scope {
-            now,
-            exclude,
-            gray_only: false,
-            all_zero: false,
-        };
+        let mut scope = Scope { now, exclude, gray_only: false, all_zero: false };
         let (mut any, mut any_gray, mut sum, mut gray_sum) = (false, false, 0u64, 0u64);
         for (i, m) in self.members.iter().enumerate() {
             if self.eligible(i, &scope) {
@@ -239,9 +229,7 @@ impl UpstreamSet {
         let picked = match (&self.state, self.balancer) {
             (State::RoundRobin(current), _) => self.pick_round_robin(current, &scope),
             (State::Hash(ring), _) => match hash_key {
-                Some(key) => self
-                    .pick_hash(ring, key, &scope)
-                    .or_else(|| self.weighted(rng, &scope, |_| true)),
+                Some(key) => self.pick_hash(ring, key, &scope).or_else(|| self.weighted(rng, &scope, |_| true)),
                 None => self.weighted(rng, &scope, |_| true),
             },
             (State::Plain, Balancer::LeastActive) => self.pick_least_active(rng, &scope),
@@ -333,9 +321,7 @@ impl UpstreamSet {
         }
         let h = hash32(key);
         let start = ring.partition_point(|p| p.0 < h);
-        (0..ring.len())
-            .map(|k| ring[(start + k) % ring.len()].1 as usize)
-            .find(|&i| self.candidate(i, scope))
+        (0..ring.len()).map(|k| ring[(start + k) % ring.len()].1 as usize).find(|&i| self.candidate(i, scope))
     }
 
     fn pick_least_active<R: Rng + ?Sized>(&self, rng: &mut R, scope: &Scope<'_>) -> Option<usize> {
@@ -385,12 +371,8 @@ impl UpstreamSet {
             };
             u128::from(p.in_flight() + 1) * u128::from(l)
         };
-        let min = (0..self.members.len())
-            .filter(|&i| self.candidate(i, scope))
-            .map(score)
-            .min()?;
-        self.weighted(rng, scope, |i| score(i) == min)
-            .or_else(|| self.weighted(rng, scope, |_| true))
+        let min = (0..self.members.len()).filter(|&i| self.candidate(i, scope)).map(score).min()?;
+        self.weighted(rng, scope, |i| score(i) == min).or_else(|| self.weighted(rng, scope, |_| true))
     }
 }
 

@@ -30,15 +30,7 @@ impl UpstreamSpec {
     /// An enabled, non-gray upstream without warm-up from `http://h:p`, `h2c://h:p`, bare `h:p`, ….
     pub fn from_url(url: &str, weight: u32) -> Result<Self, String> {
         let (scheme, authority) = parse_upstream_url(url)?;
-        Ok(UpstreamSpec {
-            scheme,
-            authority,
-            weight,
-            warmup_ms: 0,
-            started_at_ms: None,
-            enabled: true,
-            gray: false,
-        })
+        Ok(UpstreamSpec { scheme, authority, weight, warmup_ms: 0, started_at_ms: None, enabled: true, gray: false })
     }
 
     /// From a divide selector handle entry (ShenYu < 2.6 and hand-written files).
@@ -67,10 +59,8 @@ impl UpstreamSpec {
             .as_deref()
             .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
             .unwrap_or(serde_json::Value::Null);
-        let warmup_ms = ["warmup", "warmupTime"]
-            .iter()
-            .find_map(|k| props.get(*k).and_then(json_u64))
-            .unwrap_or(DEFAULT_WARMUP_MS);
+        let warmup_ms =
+            ["warmup", "warmupTime"].iter().find_map(|k| props.get(*k).and_then(json_u64)).unwrap_or(DEFAULT_WARMUP_MS);
         let gray = props.get("gray").and_then(json_bool).unwrap_or(false);
         Ok(UpstreamSpec {
             scheme,
@@ -119,9 +109,7 @@ fn clamp_weight(w: i64) -> u32 {
 
 fn json_u64(v: &serde_json::Value) -> Option<u64> {
     match v {
-        serde_json::Value::Number(n) => n
-            .as_u64()
-            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        serde_json::Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
         serde_json::Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
@@ -171,10 +159,7 @@ mod tests {
         assert_eq!(s.weight, 3);
         assert!(s.enabled && !s.gray);
         assert_eq!(s.key(), "http://10.0.0.1:8080");
-        assert_eq!(
-            UpstreamSpec::from_url("https://a.example", 1).unwrap().key(),
-            "https://a.example:443"
-        );
+        assert_eq!(UpstreamSpec::from_url("https://a.example", 1).unwrap().key(), "https://a.example:443");
         assert!(UpstreamSpec::from_url("ftp://x:1", 1).is_err());
         assert!(UpstreamSpec::from_url("http://x:1/path", 1).is_err());
     }
@@ -194,10 +179,7 @@ mod tests {
                 .unwrap();
         let s = UpstreamSpec::from_divide(&u).unwrap();
         assert_eq!(s.key(), "https://h:8443");
-        assert_eq!(
-            (s.weight, s.warmup_ms, s.started_at_ms),
-            (DEFAULT_WEIGHT, DEFAULT_WARMUP_MS, None)
-        );
+        assert_eq!((s.weight, s.warmup_ms, s.started_at_ms), (DEFAULT_WEIGHT, DEFAULT_WARMUP_MS, None));
         assert!(!s.enabled && s.gray);
 
         let u: DivideUpstream = serde_json::from_str(r#"{"protocol":"h2c","url":"h:1","weight":-5}"#).unwrap();
@@ -217,10 +199,7 @@ mod tests {
         .unwrap();
         let s = UpstreamSpec::from_discovery(&u).unwrap();
         assert_eq!(s.key(), "http://10.1.1.1:80");
-        assert_eq!(
-            (s.weight, s.warmup_ms, s.started_at_ms),
-            (5, 60_000, Some(1_700_000_000_000))
-        );
+        assert_eq!((s.weight, s.warmup_ms, s.started_at_ms), (5, 60_000, Some(1_700_000_000_000)));
         assert!(s.enabled && s.gray);
 
         let u: DiscoveryUpstream = serde_json::from_str(
@@ -243,16 +222,10 @@ mod tests {
 
         let u: DiscoveryUpstream = serde_json::from_str(r#"{"url":"x:1","props":"not json"}"#).unwrap();
         let s = UpstreamSpec::from_discovery(&u).unwrap();
-        assert_eq!(
-            (s.warmup_ms, s.started_at_ms, s.enabled),
-            (DEFAULT_WARMUP_MS, None, true)
-        );
+        assert_eq!((s.warmup_ms, s.started_at_ms, s.enabled), (DEFAULT_WARMUP_MS, None, true));
 
         let u: DiscoveryUpstream =
             serde_json::from_str(r#"{"url":"x:1","dateCreated":"2024-01-02T03:04:05Z"}"#).unwrap();
-        assert_eq!(
-            UpstreamSpec::from_discovery(&u).unwrap().started_at_ms,
-            Some(1_704_164_645_000)
-        );
+        assert_eq!(UpstreamSpec::from_discovery(&u).unwrap().started_at_ms, Some(1_704_164_645_000));
     }
 }

@@ -3,11 +3,7 @@
 pub use tigateway_testkit::*;
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
+    reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }
 
 pub async fn get_json(url: &str) -> (u16, serde_json::Value) {

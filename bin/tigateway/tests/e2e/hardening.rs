@@ -26,11 +26,7 @@ async fn content_length_and_transfer_encoding_together_is_400_and_close() {
     let out = raw(gw.addr, b"POST /api/users/1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/users/2 HTTP/1.1\r\nHost: a\r\n\r\n", W).await;
     assert_eq!(status_of(&out), 400, "{out}");
     assert!(out.to_ascii_lowercase().contains("connection: close"), "{out}");
-    assert_eq!(
-        out.matches("HTTP/1.1").count(),
-        1,
-        "the smuggled request was answered: {out}"
-    );
+    assert_eq!(out.matches("HTTP/1.1").count(), 1, "the smuggled request was answered: {out}");
     assert_eq!(up.hits(), 0);
 }
 
@@ -58,26 +54,11 @@ async fn bad_content_length_is_400() {
 #[tokio::test(flavor = "multi_thread")]
 async fn obs_fold_and_bad_header_bytes_are_400() {
     let (gw, _up) = gw().await;
-    let out = raw(
-        gw.addr,
-        b"GET /api/users/1 HTTP/1.1\r\nHost: a\r\nX-A: b\r\n  folded\r\n\r\n",
-        W,
-    )
-    .await;
+    let out = raw(gw.addr, b"GET /api/users/1 HTTP/1.1\r\nHost: a\r\nX-A: b\r\n  folded\r\n\r\n", W).await;
     assert_eq!(status_of(&out), 400, "{out}");
-    let out = raw(
-        gw.addr,
-        b"GET /api/users/1 HTTP/1.1\r\nHost: a\r\nX-A: b\x01c\r\n\r\n",
-        W,
-    )
-    .await;
+    let out = raw(gw.addr, b"GET /api/users/1 HTTP/1.1\r\nHost: a\r\nX-A: b\x01c\r\n\r\n", W).await;
     assert_eq!(status_of(&out), 400, "{out}");
-    let out = raw(
-        gw.addr,
-        b"GET /api/users/1 HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n",
-        W,
-    )
-    .await;
+    let out = raw(gw.addr, b"GET /api/users/1 HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n", W).await;
     assert_eq!(status_of(&out), 400, "{out}");
 }
 
@@ -98,23 +79,12 @@ async fn limits_414_431_413_408() {
     let (gw, _up) = gw().await;
     let long = format!("GET /api/users/{} HTTP/1.1\r\nHost: a\r\n\r\n", "x".repeat(300));
     assert_eq!(status_of(&raw(gw.addr, long.as_bytes(), W).await), 414);
-    let big = format!(
-        "GET /api/users/1 HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
-        "y".repeat(3000)
-    );
+    let big = format!("GET /api/users/1 HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n", "y".repeat(3000));
     assert_eq!(status_of(&raw(gw.addr, big.as_bytes(), W).await), 431);
-    let body = format!(
-        "POST /api/users/1 HTTP/1.1\r\nHost: a\r\nContent-Length: 150\r\n\r\n{}",
-        "z".repeat(150)
-    );
+    let body = format!("POST /api/users/1 HTTP/1.1\r\nHost: a\r\nContent-Length: 150\r\n\r\n{}", "z".repeat(150));
     assert_eq!(status_of(&raw(gw.addr, body.as_bytes(), W).await), 413);
     // Slow head: part of a request, then nothing.
-    let out = raw(
-        gw.addr,
-        b"GET /api/users/1 HTTP/1.1\r\nHost: a\r\n",
-        Duration::from_secs(3),
-    )
-    .await;
+    let out = raw(gw.addr, b"GET /api/users/1 HTTP/1.1\r\nHost: a\r\n", Duration::from_secs(3)).await;
     assert_eq!(status_of(&out), 408, "{out:?}");
 }
 
@@ -125,12 +95,7 @@ async fn path_normalisation_and_encoded_separators() {
     let out = raw(gw.addr, b"GET /api/users/../../admin HTTP/1.1\r\nHost: a\r\n\r\n", W).await;
     assert_eq!(status_of(&out), 404, "{out}");
     // ... and the upstream sees the normalised path.
-    let out = raw(
-        gw.addr,
-        b"GET /api/users/x/../%34%32 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-        W,
-    )
-    .await;
+    let out = raw(gw.addr, b"GET /api/users/x/../%34%32 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", W).await;
     assert_eq!(status_of(&out), 200, "{out}");
     assert!(out.contains("\"path\":\"/api/users/42\""), "{out}");
     for p in ["/enc/a%2Fb", "/enc/a%5cb", "/enc/a%00"] {
@@ -154,10 +119,7 @@ async fn hop_by_hop_and_forwarded_headers() {
     let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body}"));
     let h = &v["headers"];
     assert!(h.get("x-secret").is_none() && h.get("keep-alive").is_none(), "{h}");
-    assert_eq!(
-        h["x-forwarded-for"], "127.0.0.1",
-        "an untrusted client's X-Forwarded-For must be replaced"
-    );
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1", "an untrusted client's X-Forwarded-For must be replaced");
     assert_eq!(h["x-forwarded-host"], "gw.example");
     assert_eq!(h["x-forwarded-proto"], "http");
 }

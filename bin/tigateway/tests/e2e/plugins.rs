@@ -2,10 +2,8 @@
 use crate::common::*;
 
 fn divide_cfg(upstreams: &[&Upstream], lb: &str, extra: &str) -> String {
-    let list: Vec<String> = upstreams
-        .iter()
-        .map(|u| format!(r#"{{"upstreamUrl":"{}","weight":50}}"#, u.addr))
-        .collect();
+    let list: Vec<String> =
+        upstreams.iter().map(|u| format!(r#"{{"upstreamUrl":"{}","weight":50}}"#, u.addr)).collect();
     format!(
         r#"
 selectors:
@@ -53,12 +51,7 @@ async fn hash_balancer_is_sticky_per_header() {
     let mut seen = std::collections::HashMap::new();
     for user in 0..20 {
         for _ in 0..3 {
-            let r = client()
-                .get(gw.url("/http/x"))
-                .header("X-User", format!("u{user}"))
-                .send()
-                .await
-                .unwrap();
+            let r = client().get(gw.url("/http/x")).header("X-User", format!("u{user}")).send().await.unwrap();
             let server = r.headers()["x-upstream"].to_str().unwrap().to_string();
             let prev = seen.entry(user).or_insert_with(|| server.clone());
             assert_eq!(*prev, server, "user {user} moved between upstreams");
@@ -127,12 +120,7 @@ rules:
         addr = up.addr
     ));
     let c = client();
-    let r = c
-        .get(gw.url("/svc/users/1?x=1"))
-        .header("X-Secret", "s")
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(gw.url("/svc/users/1?x=1")).header("X-Secret", "s").send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-resp"], "yes");
     assert!(r.headers().get("x-upstream").is_none());

@@ -17,11 +17,7 @@ impl Drop for Proc {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Starts `tigateway gateway` and waits until it accepts connections.
@@ -76,10 +72,7 @@ async fn quickstart_example_serves_the_seed_route() {
 #[test]
 fn validate_reports_every_error_with_its_location() {
     let ok = Command::new(BIN)
-        .args([
-            "validate",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/spring/application.yml"),
-        ])
+        .args(["validate", concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/spring/application.yml")])
         .output()
         .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
@@ -118,24 +111,14 @@ async fn hot_reload_applies_valid_and_rejects_invalid_changes() {
     wait_for(
         move || {
             let (c, u) = (c2.clone(), u2.clone());
-            Box::pin(async move {
-                c.get(&u)
-                    .send()
-                    .await
-                    .map(|r| r.headers()["x-upstream"] == "b")
-                    .unwrap_or(false)
-            })
+            Box::pin(async move { c.get(&u).send().await.map(|r| r.headers()["x-upstream"] == "b").unwrap_or(false) })
         },
         "valid change to be applied",
     )
     .await;
 
     // Invalid: rejected, previous config keeps serving.
-    std::fs::write(
-        &cfg,
-        "routes:\n  - id: r\n    uri: http://x\n    predicates: [Nope=1]\n",
-    )
-    .unwrap();
+    std::fs::write(&cfg, "routes:\n  - id: r\n    uri: http://x\n    predicates: [Nope=1]\n").unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for _ in 0..5 {
         let r = c.get(&url).send().await.unwrap();
@@ -147,13 +130,7 @@ async fn hot_reload_applies_valid_and_rejects_invalid_changes() {
     wait_for(
         move || {
             let (c, u) = (c3.clone(), u3.clone());
-            Box::pin(async move {
-                c.get(&u)
-                    .send()
-                    .await
-                    .map(|r| r.headers()["x-upstream"] == "a")
-                    .unwrap_or(false)
-            })
+            Box::pin(async move { c.get(&u).send().await.map(|r| r.headers()["x-upstream"] == "a").unwrap_or(false) })
         },
         "second valid change",
     )
@@ -161,39 +138,22 @@ async fn hot_reload_applies_valid_and_rejects_invalid_changes() {
     let _ = p.0.kill();
     let stderr = p.0.stderr.take().unwrap();
     let log: Vec<String> = BufReader::new(stderr).lines().map_while(Result::ok).collect();
-    assert!(
-        log.iter().any(|l| l.contains("Nope")),
-        "the rejected change's error was not logged:\n{}",
-        log.join("\n")
-    );
+    assert!(log.iter().any(|l| l.contains("Nope")), "the rejected change's error was not logged:\n{}", log.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_in_flight_requests() {
-    let slow = upstream(UpstreamBehavior {
-        delay: Duration::from_millis(800),
-        ..UpstreamBehavior::named("slow")
-    })
-    .await;
+    let slow =
+        upstream(UpstreamBehavior { delay: Duration::from_millis(800), ..UpstreamBehavior::named("slow") }).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("gw.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "routes:\n  - id: r\n    uri: {}\n    predicates: [Path=/**]\n",
-            slow.url()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&cfg, format!("routes:\n  - id: r\n    uri: {}\n    predicates: [Path=/**]\n", slow.url())).unwrap();
     let port = free_port();
     let mut p = start(&cfg, port);
     let url = format!("http://127.0.0.1:{port}/slow");
     let inflight: Vec<_> = (0..5).map(|_| tokio::spawn(client().get(url.clone()).send())).collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let kill = Command::new("kill")
-        .args(["-TERM", &p.0.id().to_string()])
-        .status()
-        .unwrap();
+    let kill = Command::new("kill").args(["-TERM", &p.0.id().to_string()]).status().unwrap();
     assert!(kill.success());
     for t in inflight {
         let r = t.await.unwrap().expect("in-flight request completes during shutdown");
@@ -201,8 +161,5 @@ async fn sigterm_drains_in_flight_requests() {
     }
     let status = tokio::task::spawn_blocking(move || p.0.wait()).await.unwrap().unwrap();
     assert!(status.success(), "gateway exited with {status}");
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-        "still accepting after shutdown"
-    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "still accepting after shutdown");
 }

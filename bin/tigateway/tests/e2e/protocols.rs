@@ -6,15 +6,8 @@ use crate::common::*;
 #[tokio::test(flavor = "multi_thread")]
 async fn h2c_prior_knowledge_from_client() {
     let up = upstream(UpstreamBehavior::named("u")).await;
-    let gw = TestGateway::start(&format!(
-        "routes: [{{id: r, uri: \"{}\", predicates: [\"Path=/**\"]}}]",
-        up.url()
-    ));
-    let c = reqwest::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let gw = TestGateway::start(&format!("routes: [{{id: r, uri: \"{}\", predicates: [\"Path=/**\"]}}]", up.url()));
+    let c = reqwest::Client::builder().no_proxy().http2_prior_knowledge().build().unwrap();
     let r = c.get(gw.url("/h2")).send().await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert_eq!(r.status(), 200);
@@ -28,11 +21,7 @@ fn cert(dir: &std::path::Path, name: &str) -> (String, String, Vec<u8>) {
     let key_path = dir.join(format!("{name}.key"));
     std::fs::write(&cert_path, ck.cert.pem()).unwrap();
     std::fs::write(&key_path, ck.key_pair.serialize_pem()).unwrap();
-    (
-        cert_path.display().to_string(),
-        key_path.display().to_string(),
-        ck.cert.pem().into_bytes(),
-    )
+    (cert_path.display().to_string(), key_path.display().to_string(), ck.cert.pem().into_bytes())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -63,11 +52,7 @@ routes: [{{id: r, uri: "{u}", predicates: ["Path=/**"]}}]
             .resolve(name, gw.addr)
             .build()
             .unwrap();
-        let r = c
-            .get(format!("https://{name}:{port}/tls"))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let r = c.get(format!("https://{name}:{port}/tls")).send().await.unwrap_or_else(|e| panic!("{name}: {e:?}"));
         assert_eq!(r.version(), reqwest::Version::HTTP_2, "ALPN should pick h2");
         let v: serde_json::Value = r.json().await.unwrap();
         assert_eq!(v["path"], "/tls");
@@ -94,9 +79,7 @@ routes:
             .unwrap_or_else(|e| panic!("{path}: {e}"));
         assert_eq!(resp.status(), 101);
         for i in 0..10 {
-            ws.send(tokio_tungstenite::tungstenite::Message::text(format!("hello {i}")))
-                .await
-                .unwrap();
+            ws.send(tokio_tungstenite::tungstenite::Message::text(format!("hello {i}"))).await.unwrap();
             let m = ws.next().await.unwrap().unwrap();
             assert_eq!(m.into_text().unwrap().as_str(), format!("hello {i}"));
         }

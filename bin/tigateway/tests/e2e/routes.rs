@@ -48,10 +48,7 @@ routes:
     ));
     let r = client().get(gw.url("/api/users/1")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(
-        r.headers().get("x-which").is_none(),
-        "the losing route's response filter ran"
-    );
+    assert!(r.headers().get("x-which").is_none(), "the losing route's response filter ran");
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["server"], "b");
     assert_eq!(v["headers"]["x-route"], "narrow");
@@ -84,48 +81,19 @@ routes:
     ));
     let c = client();
     let which = |r: reqwest::Response| r.headers().get("x-r").map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(which(c.get(gw.url("/p/1")).header("X-Env", "canary").send().await.unwrap()).as_deref(), Some("header"));
+    assert_eq!(which(c.get(gw.url("/p/1?debug=1")).send().await.unwrap()).as_deref(), Some("query"));
     assert_eq!(
-        which(c.get(gw.url("/p/1")).header("X-Env", "canary").send().await.unwrap()).as_deref(),
-        Some("header")
-    );
-    assert_eq!(
-        which(c.get(gw.url("/p/1?debug=1")).send().await.unwrap()).as_deref(),
-        Some("query")
-    );
-    assert_eq!(
-        which(
-            c.get(gw.url("/p/1"))
-                .header("Cookie", "session=abc")
-                .send()
-                .await
-                .unwrap()
-        )
-        .as_deref(),
+        which(c.get(gw.url("/p/1")).header("Cookie", "session=abc").send().await.unwrap()).as_deref(),
         Some("cookie")
     );
+    assert_eq!(which(c.post(gw.url("/p/1")).send().await.unwrap()).as_deref(), Some("method"));
     assert_eq!(
-        which(c.post(gw.url("/p/1")).send().await.unwrap()).as_deref(),
-        Some("method")
-    );
-    assert_eq!(
-        which(
-            c.get(gw.url("/x"))
-                .header("Host", "api.example.org")
-                .send()
-                .await
-                .unwrap()
-        )
-        .as_deref(),
+        which(c.get(gw.url("/x")).header("Host", "api.example.org").send().await.unwrap()).as_deref(),
         Some("host")
     );
-    assert_eq!(
-        which(c.get(gw.url("/p/1")).send().await.unwrap()).as_deref(),
-        Some("remote")
-    );
-    assert_eq!(
-        which(c.get(gw.url("/t/1")).send().await.unwrap()).as_deref(),
-        Some("after")
-    );
+    assert_eq!(which(c.get(gw.url("/p/1")).send().await.unwrap()).as_deref(), Some("remote"));
+    assert_eq!(which(c.get(gw.url("/t/1")).send().await.unwrap()).as_deref(), Some("after"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -162,13 +130,7 @@ routes:
 "#
     ));
     let c = client();
-    let r = c
-        .get(gw.url("/red/a/b?q=1"))
-        .header("X-Drop", "1")
-        .header("X-From", "v")
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(gw.url("/red/a/b?q=1")).header("X-Drop", "1").header("X-From", "v").send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     assert!(r.headers().get("x-upstream").is_none());
@@ -188,12 +150,7 @@ routes:
     assert_eq!(r.status(), 301);
     assert_eq!(r.headers()["location"], "https://new.example.org/x");
 
-    let r = c
-        .post(gw.url("/upload/x"))
-        .body("0123456789abcdef")
-        .send()
-        .await
-        .unwrap();
+    let r = c.post(gw.url("/upload/x")).body("0123456789abcdef").send().await.unwrap();
     assert_eq!(r.status(), 413);
     let r = c.post(gw.url("/upload/x")).body("short").send().await.unwrap();
     assert_eq!(r.status(), 200);

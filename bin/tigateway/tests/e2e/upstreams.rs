@@ -52,20 +52,13 @@ async fn killed_upstream_gives_502() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stalled_upstream_gives_504_at_the_timeout() {
-    let slow = upstream(UpstreamBehavior {
-        delay: Duration::from_secs(5),
-        ..UpstreamBehavior::named("slow")
-    })
-    .await;
+    let slow = upstream(UpstreamBehavior { delay: Duration::from_secs(5), ..UpstreamBehavior::named("slow") }).await;
     let gw = TestGateway::start(&route_to(&[slow.url()], "retries: 0"));
     let started = std::time::Instant::now();
     let (status, _) = get_json(&gw.url("/x")).await;
     assert_eq!(status, 504);
     let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(3),
-        "504 took {took:?}, the timeout is 300 ms"
-    );
+    assert!(took < Duration::from_secs(3), "504 took {took:?}, the timeout is 300 ms");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -75,11 +68,7 @@ async fn connect_failure_is_retried_on_another_upstream_and_ejected() {
     let gw = TestGateway::start(&route_to(&[dead, good.url()], ""));
     for _ in 0..20 {
         let r = client().post(gw.url("/x")).body("payload").send().await.unwrap();
-        assert_eq!(
-            r.status(),
-            200,
-            "a connect failure must be retried elsewhere, even for POST"
-        );
+        assert_eq!(r.status(), 200, "a connect failure must be retried elsewhere, even for POST");
     }
     assert_eq!(good.hits(), 20);
 }
@@ -119,11 +108,7 @@ async fn body_over_server_limit_is_413() {
     // Chunked (no Content-Length): caught while streaming.
     let stream =
         futures_util::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'b'; 500]))));
-    let r = client()
-        .post(gw.url("/x"))
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await;
+    let r = client().post(gw.url("/x")).body(reqwest::Body::wrap_stream(stream)).send().await;
     match r {
         Ok(r) => assert_eq!(r.status(), 413),
         Err(e) => panic!("chunked oversize body should get 413, got {e}"),
@@ -132,11 +117,7 @@ async fn body_over_server_limit_is_413() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn retry_filter_retries_on_status() {
-    let bad = upstream(UpstreamBehavior {
-        status: 503,
-        ..UpstreamBehavior::named("bad")
-    })
-    .await;
+    let bad = upstream(UpstreamBehavior { status: 503, ..UpstreamBehavior::named("bad") }).await;
     let good = upstream(UpstreamBehavior::named("good")).await;
     let gw = TestGateway::start(&format!(
         r#"
@@ -152,42 +133,23 @@ routes:
     for _ in 0..10 {
         assert_eq!(client().get(gw.url("/retry/x")).send().await.unwrap().status(), 200);
     }
-    assert!(
-        bad.hits() >= 5,
-        "round robin should have sent about half the first tries to the failing upstream"
-    );
+    assert!(bad.hits() >= 5, "round robin should have sent about half the first tries to the failing upstream");
     let mut statuses = std::collections::HashSet::new();
     for _ in 0..10 {
         statuses.insert(client().get(gw.url("/plain/x")).send().await.unwrap().status().as_u16());
     }
-    assert!(
-        statuses.contains(&503),
-        "without Retry the upstream's 503 passes through: {statuses:?}"
-    );
+    assert!(statuses.contains(&503), "without Retry the upstream's 503 passes through: {statuses:?}");
     // POST is not in Retry's default methods.
     let mut post = std::collections::HashSet::new();
     for _ in 0..10 {
-        post.insert(
-            client()
-                .post(gw.url("/retry/x"))
-                .body("b")
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
-        );
+        post.insert(client().post(gw.url("/retry/x")).body("b").send().await.unwrap().status().as_u16());
     }
     assert!(post.contains(&503), "{post:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn active_health_checks_take_a_failing_upstream_out() {
-    let sick = upstream(UpstreamBehavior {
-        status: 500,
-        ..UpstreamBehavior::named("sick")
-    })
-    .await;
+    let sick = upstream(UpstreamBehavior { status: 500, ..UpstreamBehavior::named("sick") }).await;
     let well = upstream(UpstreamBehavior::named("well")).await;
     let gw = TestGateway::start(&format!(
         r#"
@@ -226,10 +188,7 @@ async fn https_upstream_trusted_through_ca_file() {
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&key, &ca, &ca_key).unwrap();
     let up = upstream_tls(UpstreamBehavior::named("secure"), &cert.pem(), &key.serialize_pem()).await;
     let dir = tempfile::tempdir().unwrap();
     let ca_path = dir.path().join("ca.pem");
@@ -246,9 +205,7 @@ async fn https_upstream_trusted_through_ca_file() {
     assert_eq!(v["version"], "HTTP/2.0", "ALPN should negotiate h2 with the upstream");
 
     // Without the CA the upstream's certificate is not trusted: 502, nothing sent.
-    let untrusted = TestGateway::start(&format!(
-        "routes: [{{id: r, uri: \"{url}\", predicates: [\"Path=/**\"]}}]"
-    ));
+    let untrusted = TestGateway::start(&format!("routes: [{{id: r, uri: \"{url}\", predicates: [\"Path=/**\"]}}]"));
     let (status, _) = get_json(&untrusted.url("/secure")).await;
     assert_eq!(status, 502);
     assert_eq!(up.hits(), 1);

@@ -30,29 +30,15 @@ impl Plugin for ContextPath {
             return Flow::Continue;
         }
         let current = ctx.current_path();
-        let mut path = match h
-            .context_path
-            .as_deref()
-            .map(|c| c.trim_end_matches('/'))
-            .filter(|c| !c.is_empty())
-        {
+        let mut path = match h.context_path.as_deref().map(|c| c.trim_end_matches('/')).filter(|c| !c.is_empty()) {
             Some(cp) if current == cp => "/".to_string(),
             Some(cp) if current.starts_with(cp) && current.as_bytes().get(cp.len()) == Some(&b'/') => {
                 current[cp.len()..].to_string()
             }
             _ => current.to_string(),
         };
-        if let Some(prefix) = h
-            .add_prefix
-            .as_deref()
-            .map(|p| p.trim_end_matches('/'))
-            .filter(|p| !p.is_empty())
-        {
-            path = if path == "/" {
-                prefix.to_string()
-            } else {
-                format!("{prefix}{path}")
-            };
+        if let Some(prefix) = h.add_prefix.as_deref().map(|p| p.trim_end_matches('/')).filter(|p| !p.is_empty()) {
+            path = if path == "/" { prefix.to_string() } else { format!("{prefix}{path}") };
         }
         ctx.upstream_path = Some(path);
         Flow::Continue

@@ -95,14 +95,7 @@ impl PluginFactory for Factory {
                 (h.load_balance, h.timeout, h.retry, 0, 0, None)
             } else {
                 let h: DivideRuleHandle = parse_handle(handle)?;
-                (
-                    h.load_balance,
-                    h.timeout,
-                    h.retry,
-                    h.header_max_size,
-                    h.request_max_size,
-                    h.hash_key,
-                )
+                (h.load_balance, h.timeout, h.retry, h.header_max_size, h.request_max_size, h.hash_key)
             };
             Ok(Compiled {
                 upstreams: set_for(selector, &lb)?,
@@ -130,21 +123,13 @@ impl PluginFactory for Factory {
         if !errs.is_empty() {
             return Err(errs);
         }
-        Ok(Box::new(Divide {
-            websocket,
-            rules,
-            defaults,
-        }))
+        Ok(Box::new(Divide { websocket, rules, defaults }))
     }
 }
 
 impl Plugin for Divide {
     fn upstream_sets(&self) -> Vec<Arc<UpstreamSet>> {
-        self.rules
-            .iter()
-            .chain(&self.defaults)
-            .map(|c| c.upstreams.clone())
-            .collect()
+        self.rules.iter().chain(&self.defaults).map(|c| c.upstreams.clone()).collect()
     }
 
     fn on_request<'s>(&'s self, ctx: &mut Ctx, m: Option<&Matched>) -> Flow<'s> {

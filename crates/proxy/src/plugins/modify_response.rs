@@ -36,16 +36,8 @@ fn compile(h: Option<&str>) -> Result<Edits, String> {
     Ok(Edits {
         add: pairs(&h.add_headers)?,
         set: pairs(&h.set_headers)?,
-        rename: h
-            .replace_header_keys
-            .iter()
-            .map(|(k, v)| Ok((name(k)?, name(v)?)))
-            .collect::<Result<_, String>>()?,
-        remove: h
-            .remove_header_keys
-            .iter()
-            .map(|k| name(k))
-            .collect::<Result<_, String>>()?,
+        rename: h.replace_header_keys.iter().map(|(k, v)| Ok((name(k)?, name(v)?))).collect::<Result<_, String>>()?,
+        remove: h.remove_header_keys.iter().map(|k| name(k)).collect::<Result<_, String>>()?,
         status: h
             .status_code
             .map(|c| StatusCode::from_u16(c as u16).map_err(|e| format!("statusCode: {e}")))

@@ -38,12 +38,7 @@ fn compile(h: Option<&str>) -> Result<Compiled, String> {
         header: HeaderEdits {
             add: pairs(&h.header.add)?,
             set: pairs(&h.header.set)?,
-            rename: h
-                .header
-                .rename
-                .iter()
-                .map(|(k, v)| Ok((name(k)?, name(v)?)))
-                .collect::<Result<_, String>>()?,
+            rename: h.header.rename.iter().map(|(k, v)| Ok((name(k)?, name(v)?))).collect::<Result<_, String>>()?,
             remove: h.header.remove.iter().map(|k| name(k)).collect::<Result<_, String>>()?,
         },
         parameter: h.parameter,
@@ -133,10 +128,8 @@ impl Plugin for RequestPlugin {
                 })
                 .collect();
             edit_pairs(&mut pairs, &c.parameter, true);
-            let q: Vec<String> = pairs
-                .into_iter()
-                .map(|(k, v)| if v.is_empty() { k } else { format!("{k}={v}") })
-                .collect();
+            let q: Vec<String> =
+                pairs.into_iter().map(|(k, v)| if v.is_empty() { k } else { format!("{k}={v}") }).collect();
             ctx.query = if q.is_empty() { None } else { Some(q.join("&")) };
         }
         if !is_empty(&c.cookie) {
@@ -146,11 +139,7 @@ impl Plugin for RequestPlugin {
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(';'))
-                .filter_map(|p| {
-                    p.trim()
-                        .split_once('=')
-                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                })
+                .filter_map(|p| p.trim().split_once('=').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
                 .collect();
             edit_pairs(&mut pairs, &c.cookie, false);
             ctx.headers.remove(http::header::COOKIE);

@@ -24,11 +24,7 @@ fn compile(h: Option<&str>) -> Result<Compiled, String> {
         Some(r) => Some(Regex::new(r).map_err(|e| format!("regex: {e}"))?),
         None => None,
     };
-    Ok(Compiled {
-        regex,
-        replace: h.replace.unwrap_or_default(),
-        percentage: h.percentage,
-    })
+    Ok(Compiled { regex, replace: h.replace.unwrap_or_default(), percentage: h.percentage })
 }
 
 impl PluginFactory for Factory {

@@ -39,8 +39,7 @@ impl PluginFactory for Factory {
                 },
                 RouteTarget::Url { scheme, authority } => {
                     let spec = UpstreamSpec::from_url(&format!("{}://{}", scheme_name(*scheme), authority), 1);
-                    spec.and_then(|s| UpstreamSet::new(input.registry, vec![s], "roundRobin"))
-                        .map(Arc::new)
+                    spec.and_then(|s| UpstreamSet::new(input.registry, vec![s], "roundRobin")).map(Arc::new)
                 }
             };
             match set {
@@ -51,10 +50,7 @@ impl PluginFactory for Factory {
         if !errs.is_empty() {
             return Err(errs);
         }
-        let sets = by_position
-            .into_iter()
-            .map(|s| s.expect("every route compiled"))
-            .collect();
+        let sets = by_position.into_iter().map(|s| s.expect("every route compiled")).collect();
         let up = &input.config.server.upstream;
         Ok(Box::new(RoutePlugin {
             table,
@@ -87,11 +83,8 @@ impl Plugin for RoutePlugin {
             return Flow::Continue;
         };
         let route = found.route;
-        let content_length = ctx
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
+        let content_length =
+            ctx.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
         let mut req = RouteRequest {
             method: ctx.method.clone(),
             path: ctx.current_path().to_string(),
@@ -99,9 +92,7 @@ impl Plugin for RoutePlugin {
             headers: std::mem::take(&mut ctx.headers),
             host: None,
         };
-        let applied = route
-            .check_request_size(content_length)
-            .and_then(|_| route.apply_request(&found, &mut req));
+        let applied = route.check_request_size(content_length).and_then(|_| route.apply_request(&found, &mut req));
         ctx.headers = req.headers;
         ctx.query = req.query;
         ctx.upstream_path = Some(req.path);

@@ -18,12 +18,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(file: impl Into<String>, path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            file: file.into(),
-            path: path.into(),
-            message: message.into(),
-            location: None,
-        }
+        ConfigError { file: file.into(), path: path.into(), message: message.into(), location: None }
     }
 
     pub(crate) fn at(mut self, location: Option<(usize, usize)>) -> Self {

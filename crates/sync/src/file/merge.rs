@@ -31,11 +31,7 @@ pub(crate) enum Rest {
 
 impl Origin {
     pub(crate) fn new(file: &Arc<str>, path: impl Into<String>, rest: Rest) -> Self {
-        Origin {
-            file: file.clone(),
-            path: path.into(),
-            rest,
-        }
+        Origin { file: file.clone(), path: path.into(), rest }
     }
 
     fn translate(&self, rest: &str) -> String {
@@ -112,21 +108,10 @@ impl Part {
         let services = config
             .services
             .keys()
-            .map(|name| {
-                (
-                    name.clone(),
-                    Origin::new(file, format!("{prefix}services.{name}"), Rest::Keep),
-                )
-            })
+            .map(|name| (name.clone(), Origin::new(file, format!("{prefix}services.{name}"), Rest::Keep)))
             .collect();
         let auto_ids = vec![false; config.routes.len()];
-        Part {
-            file: file.clone(),
-            config,
-            lists,
-            services,
-            auto_ids,
-        }
+        Part { file: file.clone(), config, lists, services, auto_ids }
     }
 
     /// An empty part to which a converter adds elements with their origins.
@@ -151,10 +136,7 @@ fn unset_server_settings() -> [ServerConfig; 2] {
 
 /// Merges the parts in order and validates. `whole` names the source as a whole (the directory).
 pub(crate) fn assemble(parts: Vec<Part>, whole: &str) -> Result<Config, LoadError> {
-    let default_file: Arc<str> = parts
-        .first()
-        .map(|p| p.file.clone())
-        .unwrap_or_else(|| Arc::from(whole));
+    let default_file: Arc<str> = parts.first().map(|p| p.file.clone()).unwrap_or_else(|| Arc::from(whole));
     let mut cfg = Config::default();
     let unset_server = unset_server_settings();
     let mut lists: BTreeMap<&'static str, Vec<Origin>> = BTreeMap::new();
@@ -164,13 +146,7 @@ pub(crate) fn assemble(parts: Vec<Part>, whole: &str) -> Result<Config, LoadErro
     let mut errs: Errors = Vec::new();
 
     for part in parts {
-        let Part {
-            file,
-            config,
-            lists: part_lists,
-            services: part_services,
-            auto_ids: part_auto,
-        } = part;
+        let Part { file, config, lists: part_lists, services: part_services, auto_ids: part_auto } = part;
         let Config {
             server,
             services: svc,
@@ -195,10 +171,7 @@ pub(crate) fn assemble(parts: Vec<Part>, whole: &str) -> Result<Config, LoadErro
                     ),
                 )),
                 None => {
-                    cfg.server = ServerConfig {
-                        listeners: std::mem::take(&mut cfg.server.listeners),
-                        ..settings
-                    };
+                    cfg.server = ServerConfig { listeners: std::mem::take(&mut cfg.server.listeners), ..settings };
                     server_file = Some(file.clone());
                 }
             }
@@ -245,12 +218,7 @@ pub(crate) fn assemble(parts: Vec<Part>, whole: &str) -> Result<Config, LoadErro
     };
 
     // Made-up ids use the final position, so a directory's files cannot make up the same id twice.
-    let taken: HashSet<String> = cfg
-        .routes
-        .iter()
-        .map(|r| r.id.clone())
-        .filter(|id| !id.is_empty())
-        .collect();
+    let taken: HashSet<String> = cfg.routes.iter().map(|r| r.id.clone()).filter(|id| !id.is_empty()).collect();
     for (i, route) in cfg.routes.iter_mut().enumerate() {
         if route.id.is_empty() && auto_ids.get(i).copied().unwrap_or(false) {
             let mut id = format!("route-{i}");
@@ -275,10 +243,7 @@ pub(crate) fn assemble(parts: Vec<Part>, whole: &str) -> Result<Config, LoadErro
             errs.push(ConfigError::new(
                 &*file,
                 path.clone(),
-                format!(
-                    "duplicate route id {:?} (first defined at {first_file}: {first_path})",
-                    route.id
-                ),
+                format!("duplicate route id {:?} (first defined at {first_file}: {first_path})", route.id),
             ));
             reported.insert((file, path));
         } else {
@@ -331,10 +296,7 @@ impl PathMap<'_> {
                 if let Some(tail) = after.strip_prefix(name.as_str()) {
                     let o = &self.services[name];
                     if let Some((i, rest)) = split_index(tail) {
-                        let inst = Origin {
-                            path: format!("{}[{i}]", o.path),
-                            ..o.clone()
-                        };
+                        let inst = Origin { path: format!("{}[{i}]", o.path), ..o.clone() };
                         return (o.file.clone(), inst.translate(rest));
                     }
                     if tail.is_empty() {
@@ -377,10 +339,7 @@ mod tests {
             "spring.cloud.gateway.routes[1]",
             Rest::SpringRoute(Arc::new(vec!["spring.cloud.gateway.default-filters[0]".into()])),
         );
-        assert_eq!(
-            o.translate(".filters[0].args"),
-            "spring.cloud.gateway.default-filters[0].args"
-        );
+        assert_eq!(o.translate(".filters[0].args"), "spring.cloud.gateway.default-filters[0].args");
         assert_eq!(o.translate(".filters[2]"), "spring.cloud.gateway.routes[1].filters[1]");
         assert_eq!(o.translate(".uri"), "spring.cloud.gateway.routes[1].uri");
     }

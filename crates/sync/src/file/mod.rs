@@ -49,10 +49,7 @@ pub fn parse_config_with_env(
     origin: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, LoadError> {
-    let source = Source {
-        name: Arc::from(origin),
-        text: text.to_string(),
-    };
+    let source = Source { name: Arc::from(origin), text: text.to_string() };
     build(std::slice::from_ref(&source), origin, env)
 }
 
@@ -98,23 +95,15 @@ pub(crate) fn read_sources(path: &Path) -> Result<Vec<Source>, LoadError> {
 fn read_file(path: &Path) -> Result<Source, LoadError> {
     let name = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Source {
-            name: Arc::from(name),
-            text,
-        }),
+        Ok(text) => Ok(Source { name: Arc::from(name), text }),
         Err(e) => Err(LoadError::one(ConfigError::new(name, "", format!("cannot read: {e}")))),
     }
 }
 
 fn read_dir_sources(dir: &Path) -> Result<Vec<Source>, LoadError> {
     let shown = dir.display().to_string();
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        LoadError::one(ConfigError::new(
-            shown.clone(),
-            "",
-            format!("cannot read directory: {e}"),
-        ))
-    })?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| LoadError::one(ConfigError::new(shown.clone(), "", format!("cannot read directory: {e}"))))?;
     let mut names = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -197,16 +186,10 @@ fn parse_part(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Result<P
                     .map_err(|e| LoadError::one(ConfigError::new(&**file, "", e.to_string())))?;
                 spring::convert(vec![doc], file, env)
             }
-            serde_json::Value::Object(_) => Ok(Part::native(
-                file,
-                typed::<Config>(text, file, Syntax::Json).map_err(LoadError::one)?,
-                "",
-            )),
-            _ => Err(LoadError::one(ConfigError::new(
-                &**file,
-                "",
-                "expected an object (config) or an array (routes)",
-            ))),
+            serde_json::Value::Object(_) => {
+                Ok(Part::native(file, typed::<Config>(text, file, Syntax::Json).map_err(LoadError::one)?, ""))
+            }
+            _ => Err(LoadError::one(ConfigError::new(&**file, "", "expected an object (config) or an array (routes)"))),
         };
     }
 
@@ -223,8 +206,7 @@ fn parse_part(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Result<P
         }
     }
     let has_key = |pred: &dyn Fn(&serde_yaml::Value, &serde_yaml::Value) -> bool| {
-        docs.iter()
-            .any(|d| d.as_mapping().is_some_and(|m| m.iter().any(|(k, v)| pred(k, v))))
+        docs.iter().any(|d| d.as_mapping().is_some_and(|m| m.iter().any(|(k, v)| pred(k, v))))
     };
     // The file name only decides when the content does not: a native config someone named
     // `application.yml` must not be read as Spring and silently come out empty.
@@ -272,12 +254,7 @@ fn is_spring_key(key: &str) -> bool {
 fn routes_part(file: &Arc<str>, routes: Result<Vec<RouteDefinition>, ConfigError>) -> Result<Part, LoadError> {
     let routes = routes.map_err(LoadError::one)?;
     let mut part = Part::empty(file);
-    part.lists.insert(
-        "routes",
-        (0..routes.len())
-            .map(|i| Origin::new(file, format!("[{i}]"), Rest::Keep))
-            .collect(),
-    );
+    part.lists.insert("routes", (0..routes.len()).map(|i| Origin::new(file, format!("[{i}]"), Rest::Keep)).collect());
     part.auto_ids = routes.iter().map(|r| r.id.is_empty()).collect();
     part.config.routes = routes;
     Ok(part)

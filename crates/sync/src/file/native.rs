@@ -87,22 +87,15 @@ mod tests {
 
     #[test]
     fn unknown_key_has_path_and_position() {
-        let e = typed::<Config>(
-            "server:\n  listeners:\n    - address: 1.2.3.4:80\n      tlz: 1\n",
-            "f.yaml",
-            Syntax::Yaml,
-        )
-        .unwrap_err();
+        let e =
+            typed::<Config>("server:\n  listeners:\n    - address: 1.2.3.4:80\n      tlz: 1\n", "f.yaml", Syntax::Yaml)
+                .unwrap_err();
         assert_eq!(e.path, "server.listeners[0].tlz");
         assert_eq!(e.location, Some((4, 7)));
         assert!(e.message.starts_with("unknown field `tlz`"), "{}", e.message);
 
-        let e = typed::<Config>(
-            "{\"routes\": [{\"uri\": \"x\",\n \"predicatez\": 1}]}",
-            "f.json",
-            Syntax::Json,
-        )
-        .unwrap_err();
+        let e = typed::<Config>("{\"routes\": [{\"uri\": \"x\",\n \"predicatez\": 1}]}", "f.json", Syntax::Json)
+            .unwrap_err();
         assert_eq!(e.path, "routes[0].predicatez");
         assert_eq!(e.location.map(|l| l.0), Some(2));
         assert!(e.message.starts_with("unknown field `predicatez`"), "{}", e.message);

@@ -8,10 +8,7 @@ use super::error::{ConfigError, Errors};
 /// Spring's relaxed binding treats `default-filters`, `defaultFilters` and `default_filters` as one
 /// property; comparing lower-cased keys without separators gives the same equivalence.
 pub(crate) fn canonical(key: &str) -> String {
-    key.chars()
-        .filter(|c| *c != '-' && *c != '_')
-        .flat_map(char::to_lowercase)
-        .collect()
+    key.chars().filter(|c| *c != '-' && *c != '_').flat_map(char::to_lowercase).collect()
 }
 
 /// A YAML scalar as Spring would see it when binding to a string.
@@ -108,10 +105,7 @@ pub(crate) fn get<'a>(tree: &'a Value, path: &[&str]) -> Option<&'a Value> {
     let mut cur = tree;
     for seg in path {
         let m = cur.as_mapping()?;
-        cur = m
-            .iter()
-            .find(|(k, _)| k.as_str().is_some_and(|k| canonical(k) == *seg))
-            .map(|(_, v)| v)?;
+        cur = m.iter().find(|(k, _)| k.as_str().is_some_and(|k| canonical(k) == *seg)).map(|(_, v)| v)?;
     }
     Some(cur)
 }
@@ -130,10 +124,7 @@ pub(crate) fn is_profile_specific(doc: &Value) -> bool {
     if get(doc, &["spring", "config", "activate", "onprofile"]).is_some() {
         return true;
     }
-    matches!(
-        get(doc, &["spring", "profiles"]),
-        Some(Value::String(_) | Value::Sequence(_))
-    )
+    matches!(get(doc, &["spring", "profiles"]), Some(Value::String(_) | Value::Sequence(_)))
 }
 
 /// Depth at which nested or self-referring placeholders are given up on.
@@ -174,9 +165,7 @@ impl Resolver<'_> {
 
     fn resolve_str(&self, s: &str, depth: usize) -> Result<String, String> {
         if depth > MAX_PLACEHOLDER_DEPTH {
-            return Err(format!(
-                "placeholders in {s:?} nest too deeply (a placeholder that refers to itself?)"
-            ));
+            return Err(format!("placeholders in {s:?} nest too deeply (a placeholder that refers to itself?)"));
         }
         let mut out = String::with_capacity(s.len());
         let mut rest = s;
@@ -288,12 +277,7 @@ mod tests {
 
     fn resolve(text: &str, tree: &Value, env: &[(&str, &str)]) -> Result<String, String> {
         let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
-        Resolver {
-            env: &lookup,
-            tree,
-            file: "f",
-        }
-        .resolve_str(text, 0)
+        Resolver { env: &lookup, tree, file: "f" }.resolve_str(text, 0)
     }
 
     #[test]
@@ -316,10 +300,7 @@ mod tests {
     #[test]
     fn bracketed_key_keeps_its_dots() {
         let t = yaml("instances:\n  '[user.svc]': []\n");
-        let names: Vec<String> = entries(get(&t, &["instances"]).unwrap())
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
+        let names: Vec<String> = entries(get(&t, &["instances"]).unwrap()).into_iter().map(|(k, _)| k).collect();
         assert_eq!(names, vec!["user.svc"]);
     }
 
@@ -342,20 +323,14 @@ mod tests {
     fn placeholders_resolve_from_env_then_file() {
         let tree = yaml("app:\n  host: from-file\n  port: 81\n  loop: ${app.loop}\n");
         let env = [("SVC_HOST", "env-host"), ("APP_PORT", "9000")];
-        assert_eq!(
-            resolve("http://${SVC_HOST}:${PORT:8080}/x", &tree, &env).unwrap(),
-            "http://env-host:8080/x"
-        );
+        assert_eq!(resolve("http://${SVC_HOST}:${PORT:8080}/x", &tree, &env).unwrap(), "http://env-host:8080/x");
         // Spring's environment spelling wins over the file, like an env var overriding application.yml.
         assert_eq!(resolve("${app.port}", &tree, &env).unwrap(), "9000");
         assert_eq!(resolve("${app.host}", &tree, &env).unwrap(), "from-file");
         assert_eq!(resolve("${A:${SVC_HOST}}", &tree, &env).unwrap(), "env-host");
         assert_eq!(resolve("${A:}", &tree, &env).unwrap(), "");
         assert_eq!(resolve("${URL:http://x:1}", &tree, &env).unwrap(), "http://x:1");
-        assert_eq!(
-            resolve(r"keep \${x} and $\{y}", &tree, &env).unwrap(),
-            "keep ${x} and $\\{y}"
-        );
+        assert_eq!(resolve(r"keep \${x} and $\{y}", &tree, &env).unwrap(), "keep ${x} and $\\{y}");
         assert_eq!(resolve("open ${x", &tree, &env).unwrap(), "open ${x");
         let err = resolve("${MISSING_VAR}", &tree, &env).unwrap_err();
         assert!(err.contains("MISSING_VAR"), "{err}");

@@ -17,11 +17,7 @@ use super::props::{canonical, entries, expand, get, is_profile_specific, key_str
 /// Where routes and default filters live: the classic prefix and SCG 4.3's
 /// `spring.cloud.gateway.server.webflux`. Routes of both are taken, classic first.
 const GATEWAY_PREFIXES: [(&[&str], &str, &[&str]); 2] = [
-    (
-        &["spring", "cloud", "gateway"],
-        "spring.cloud.gateway",
-        &["routes", "defaultfilters", "server"],
-    ),
+    (&["spring", "cloud", "gateway"], "spring.cloud.gateway", &["routes", "defaultfilters", "server"]),
     (
         &["spring", "cloud", "gateway", "server", "webflux"],
         "spring.cloud.gateway.server.webflux",
@@ -55,20 +51,12 @@ pub(crate) fn convert(
             continue;
         }
         if let Err(e) = doc.apply_merge() {
-            errs.push(ConfigError::new(
-                &**file,
-                format!("document {}", n + 1),
-                format!("bad YAML merge key: {e}"),
-            ));
+            errs.push(ConfigError::new(&**file, format!("document {}", n + 1), format!("bad YAML merge key: {e}")));
             continue;
         }
         let doc = expand(doc);
         if !doc.is_mapping() {
-            errs.push(ConfigError::new(
-                &**file,
-                format!("document {}", n + 1),
-                "expected a mapping of properties",
-            ));
+            errs.push(ConfigError::new(&**file, format!("document {}", n + 1), "expected a mapping of properties"));
             continue;
         }
         if is_profile_specific(&doc) {
@@ -137,16 +125,9 @@ pub(crate) fn convert(
         }
     }
 
-    if let Some(services) = get(
-        &tree,
-        &["spring", "cloud", "discovery", "client", "simple", "instances"],
-    ) {
+    if let Some(services) = get(&tree, &["spring", "cloud", "discovery", "client", "simple", "instances"]) {
         for (name, list) in entries(services) {
-            let key = if name.contains('.') {
-                format!("[{name}]")
-            } else {
-                name.clone()
-            };
+            let key = if name.contains('.') { format!("[{name}]") } else { name.clone() };
             let base = format!("spring.cloud.discovery.client.simple.instances.{key}");
             let mut instances = Vec::new();
             for (i, item) in items(list, &base, file, &mut errs).into_iter().enumerate() {
@@ -177,10 +158,7 @@ fn server(tree: &Value, resolver: &Resolver<'_>, part: &mut Part, errs: &mut Err
     };
     let mut port = port.clone();
     resolver.resolve_tree(&mut port, "server.port", errs);
-    let Some(port) = scalar_string(&port)
-        .and_then(|s| s.trim().parse::<u16>().ok())
-        .filter(|p| *p != 0)
-    else {
+    let Some(port) = scalar_string(&port).and_then(|s| s.trim().parse::<u16>().ok()).filter(|p| *p != 0) else {
         errs.push(ConfigError::new(
             resolver.file,
             "server.port",
@@ -201,16 +179,9 @@ fn server(tree: &Value, resolver: &Resolver<'_>, part: &mut Part, errs: &mut Err
     } else {
         format!("{host}:{port}")
     };
-    part.config.server.listeners.push(ListenerConfig {
-        address,
-        tls: None,
-        http2: true,
-    });
+    part.config.server.listeners.push(ListenerConfig { address, tls: None, http2: true });
     let file: Arc<str> = part.file.clone();
-    part.lists
-        .entry("server.listeners")
-        .or_default()
-        .push(Origin::new(&file, origin, Rest::Drop));
+    part.lists.entry("server.listeners").or_default().push(Origin::new(&file, origin, Rest::Drop));
 }
 
 fn items<'a>(list: &'a Value, path: &str, file: &str, errs: &mut Errors) -> Vec<&'a Value> {
@@ -218,11 +189,7 @@ fn items<'a>(list: &'a Value, path: &str, file: &str, errs: &mut Errors) -> Vec<
         Value::Sequence(s) => s.iter().collect(),
         Value::Null => Vec::new(),
         other => {
-            errs.push(ConfigError::new(
-                file,
-                path,
-                format!("expected a list, got {}", show(other)),
-            ));
+            errs.push(ConfigError::new(file, path, format!("expected a list, got {}", show(other))));
             Vec::new()
         }
     }
@@ -338,12 +305,7 @@ fn instance(item: &Value, file: &str, path: &str) -> Result<ServiceInstance, Err
         }
     };
     if errs.is_empty() {
-        Ok(ServiceInstance {
-            url,
-            weight,
-            warmup_ms: None,
-            metadata,
-        })
+        Ok(ServiceInstance { url, weight, warmup_ms: None, metadata })
     } else {
         Err(errs)
     }

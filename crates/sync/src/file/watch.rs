@@ -31,11 +31,7 @@ pub struct FileWatcher {
 
 impl FileWatcher {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        FileWatcher {
-            path: path.into(),
-            debounce: Duration::from_millis(100),
-            poll_interval: Duration::from_secs(2),
-        }
+        FileWatcher { path: path.into(), debounce: Duration::from_millis(100), poll_interval: Duration::from_secs(2) }
     }
 
     /// Quiet time that ends a burst of events (an editor's save is several). A burst that never goes
@@ -92,11 +88,7 @@ impl FileWatcher {
         // Watch before the first read, so a change made while loading is not missed.
         if let Err(e) = watcher.watch(&watched_dir(&self.path), RecursiveMode::NonRecursive) {
             read_sources(&self.path)?;
-            return Err(LoadError::one(ConfigError::new(
-                whole,
-                "",
-                format!("cannot watch: {e}"),
-            )));
+            return Err(LoadError::one(ConfigError::new(whole, "", format!("cannot watch: {e}"))));
         }
 
         let sources = read_sources(&self.path)?;
@@ -117,21 +109,11 @@ impl FileWatcher {
             prepare,
             apply,
         };
-        let thread = thread::Builder::new()
-            .name("tigateway-config-watch".into())
-            .spawn(move || worker.run())
-            .map_err(|e| {
-                LoadError::one(ConfigError::new(
-                    thread_error,
-                    "",
-                    format!("cannot start the config watch thread: {e}"),
-                ))
+        let thread =
+            thread::Builder::new().name("tigateway-config-watch".into()).spawn(move || worker.run()).map_err(|e| {
+                LoadError::one(ConfigError::new(thread_error, "", format!("cannot start the config watch thread: {e}")))
             })?;
-        Ok(WatchHandle {
-            stop: tx,
-            watcher: Some(watcher),
-            thread: Some(thread),
-        })
+        Ok(WatchHandle { stop: tx, watcher: Some(watcher), thread: Some(thread) })
     }
 }
 
@@ -186,11 +168,8 @@ fn watched_dir(path: &Path) -> PathBuf {
 }
 
 fn rejected(whole: &str, message: &str) -> LoadError {
-    let errors = message
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| ConfigError::new(whole, "", l))
-        .collect::<Vec<_>>();
+    let errors =
+        message.lines().filter(|l| !l.trim().is_empty()).map(|l| ConfigError::new(whole, "", l)).collect::<Vec<_>>();
     if errors.is_empty() {
         LoadError::one(ConfigError::new(whole, "", "rejected by the config check"))
     } else {
@@ -282,10 +261,7 @@ where
         // A writer that truncates and then writes leaves an empty file for a moment; applying that
         // would drop every route. Deliberately empty config is written as `{}`.
         if sources.iter().all(|s| s.text.trim().is_empty()) {
-            tracing::warn!(
-                "config in {} is empty (being written?); keeping the running config",
-                self.whole
-            );
+            tracing::warn!("config in {} is empty (being written?); keeping the running config", self.whole);
             return;
         }
         let hash = fingerprint(&sources);

@@ -5,10 +5,7 @@ use rand::rngs::StdRng;
 use super::*;
 use crate::peer::Outcome;
 
-const T0: Now = Now {
-    mono_ms: 1_000_000,
-    unix_ms: 1_700_000_000_000,
-};
+const T0: Now = Now { mono_ms: 1_000_000, unix_ms: 1_700_000_000_000 };
 
 fn rng() -> StdRng {
     StdRng::seed_from_u64(7)
@@ -19,11 +16,7 @@ fn spec(port: u16, weight: u32) -> UpstreamSpec {
 }
 
 fn set(reg: &Registry, weights: &[u32], balancer: &str) -> UpstreamSet {
-    let specs = weights
-        .iter()
-        .enumerate()
-        .map(|(i, w)| spec(1000 + i as u16, *w))
-        .collect();
+    let specs = weights.iter().enumerate().map(|(i, w)| spec(1000 + i as u16, *w)).collect();
     UpstreamSet::new(reg, specs, balancer).unwrap()
 }
 
@@ -39,10 +32,7 @@ fn assert_share(c: &[usize], expected: &[f64], tolerance: f64) {
     let total: usize = c.iter().sum();
     for (i, (&got, &want)) in c.iter().zip(expected).enumerate() {
         let share = got as f64 / total as f64;
-        assert!(
-            (share - want).abs() <= tolerance,
-            "member {i}: share {share:.3}, want {want:.3} ({c:?})"
-        );
+        assert!((share - want).abs() <= tolerance, "member {i}: share {share:.3}, want {want:.3} ({c:?})");
     }
 }
 
@@ -92,10 +82,7 @@ fn random_equal_weights_is_uniform_and_pick_uses_thread_rng() {
         c[s.pick(None, &[]).unwrap()] += 1;
     }
     assert_share(&c, &[0.25; 4], 0.02);
-    assert_eq!(
-        s.peer(0).picks() + s.peer(1).picks() + s.peer(2).picks() + s.peer(3).picks(),
-        40_000
-    );
+    assert_eq!(s.peer(0).picks() + s.peer(1).picks() + s.peer(2).picks() + s.peer(3).picks(), 40_000);
 }
 
 #[test]
@@ -125,9 +112,7 @@ fn smooth_round_robin_sequence() {
     let reg = Registry::default();
     let s = set(&reg, &[5, 1, 1], "roundRobin");
     let names = ["a", "b", "c"];
-    let seq: Vec<&str> = (0..14)
-        .map(|_| names[s.pick_with(&mut rng(), T0, None, &[]).unwrap()])
-        .collect();
+    let seq: Vec<&str> = (0..14).map(|_| names[s.pick_with(&mut rng(), T0, None, &[]).unwrap()]).collect();
     assert_eq!(seq.join(" "), "a a b a c a a a a b a c a a");
 }
 
@@ -136,9 +121,7 @@ fn round_robin_skips_unavailable_and_excluded() {
     let reg = Registry::default();
     let s = set(&reg, &[1, 1, 1], "roundRobin");
     eject(&s, 1, T0);
-    let seq: Vec<usize> = (0..6)
-        .map(|_| s.pick_with(&mut rng(), T0, None, &[]).unwrap())
-        .collect();
+    let seq: Vec<usize> = (0..6).map(|_| s.pick_with(&mut rng(), T0, None, &[]).unwrap()).collect();
     assert_eq!(seq, vec![0, 2, 0, 2, 0, 2]);
     assert_eq!(s.pick_with(&mut rng(), T0, None, &[0]), Some(2));
     assert_eq!(s.pick_with(&mut rng(), T0, None, &[0, 2]), None);
@@ -268,10 +251,7 @@ fn p2c_gives_a_starved_peer_fresh_samples() {
     let mut r = rng();
     counts(&s, &mut r, T0, 10);
     let picks_slow = s.peer(0).picks();
-    let later = Now {
-        mono_ms: T0.mono_ms + P2C_STALE_MS + 1,
-        ..T0
-    };
+    let later = Now { mono_ms: T0.mono_ms + P2C_STALE_MS + 1, ..T0 };
     assert_eq!(s.pick_with(&mut r, later, None, &[]), Some(0));
     assert_eq!(s.peer(0).picks(), picks_slow + 1);
     assert_eq!(s.pick_with(&mut r, later, None, &[]), Some(1));
@@ -311,34 +291,20 @@ fn warm_up_ramps_weight() {
     let s = UpstreamSet::new(&reg, vec![warming, spec(2, 100)], "random").unwrap();
     let m = &s.members[0];
     assert_eq!(m.effective_weight(T0.unix_ms), 25);
-    assert_eq!(
-        m.effective_weight(T0.unix_ms - 2_500 + 1),
-        1,
-        "at least 1 right after start"
-    );
+    assert_eq!(m.effective_weight(T0.unix_ms - 2_500 + 1), 1, "at least 1 right after start");
     assert_eq!(m.effective_weight(T0.unix_ms + 7_499), 99);
     assert_eq!(m.effective_weight(T0.unix_ms + 7_500), 100, "warmed up");
-    assert_eq!(
-        m.effective_weight(T0.unix_ms - 3_000),
-        100,
-        "start in the future counts as warm"
-    );
+    assert_eq!(m.effective_weight(T0.unix_ms - 3_000), 100, "start in the future counts as warm");
     // 25 : 100.
     assert_share(&counts(&s, &mut rng(), T0, 50_000), &[0.2, 0.8], 0.015);
-    let later = Now {
-        unix_ms: T0.unix_ms + 10_000,
-        ..T0
-    };
+    let later = Now { unix_ms: T0.unix_ms + 10_000, ..T0 };
     assert_share(&counts(&s, &mut rng(), later, 50_000), &[0.5, 0.5], 0.015);
 }
 
 #[test]
 fn passive_ejection_and_readmission_through_the_set() {
-    let reg = Registry::new(&tigateway_model::UpstreamConfig {
-        max_fails: 2,
-        fail_timeout_ms: 5_000,
-        ..Default::default()
-    });
+    let reg =
+        Registry::new(&tigateway_model::UpstreamConfig { max_fails: 2, fail_timeout_ms: 5_000, ..Default::default() });
     for name in LOAD_BALANCERS {
         let s = UpstreamSet::new(&reg, vec![spec(3000, 1), spec(3001, 1)], name).unwrap();
         s.peer(0).record_failure_at(T0.mono_ms);
@@ -351,10 +317,7 @@ fn passive_ejection_and_readmission_through_the_set() {
         s.peer(1).record_failure_at(T0.mono_ms);
         s.peer(1).record_failure_at(T0.mono_ms);
         assert_eq!(s.pick_with(&mut r, T0, Some(b"k"), &[]), None, "{name}: all ejected");
-        let later = Now {
-            mono_ms: T0.mono_ms + 5_000,
-            ..T0
-        };
+        let later = Now { mono_ms: T0.mono_ms + 5_000, ..T0 };
         let mut seen = [false; 2];
         for k in 0..200u32 {
             seen[s.pick_with(&mut r, later, Some(&k.to_le_bytes()), &[]).unwrap()] = true;
@@ -367,11 +330,8 @@ fn passive_ejection_and_readmission_through_the_set() {
 
 #[test]
 fn finish_with_failure_feeds_passive_health() {
-    let reg = Registry::new(&tigateway_model::UpstreamConfig {
-        max_fails: 1,
-        fail_timeout_ms: 60_000,
-        ..Default::default()
-    });
+    let reg =
+        Registry::new(&tigateway_model::UpstreamConfig { max_fails: 1, fail_timeout_ms: 60_000, ..Default::default() });
     let s = set(&reg, &[1, 1], "random");
     s.start(0).finish(Outcome::Failure);
     assert_eq!(s.peer(0).in_flight(), 0);
@@ -442,10 +402,7 @@ fn active_down_peer_stays_out_after_fail_timeout() {
     for _ in 0..3 {
         s.peer(0).record_probe(false, 2, 3);
     }
-    let much_later = Now {
-        mono_ms: T0.mono_ms + 10_000_000,
-        ..T0
-    };
+    let much_later = Now { mono_ms: T0.mono_ms + 10_000_000, ..T0 };
     assert_eq!(counts(&s, &mut rng(), much_later, 100), vec![0, 100]);
 }
 
