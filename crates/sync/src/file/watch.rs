@@ -98,6 +98,7 @@ impl FileWatcher {
         apply(first);
 
         let thread_error = whole.clone();
+        let last_stat = stat_print(&self.path);
         let mut worker = Worker {
             path: self.path,
             whole,
@@ -105,6 +106,8 @@ impl FileWatcher {
             debounce: self.debounce,
             poll_interval: self.poll_interval,
             last_hash,
+            last_stat,
+            quiet_polls: 0,
             read_error: None,
             prepare,
             apply,
@@ -178,6 +181,38 @@ fn rejected(whole: &str, message: &str) -> LoadError {
 }
 
 /// Names are hashed too, so adding or removing a file in a watched directory counts as a change.
+/// Polls between full reads when nothing seems to change.
+const FULL_READ_EVERY_POLLS: u32 = 15;
+
+/// A cheap fingerprint of the config's files from their metadata (symlinks followed, so a ConfigMap's
+/// `..data` swap shows): names, sizes, modification times, inodes. None when it cannot be read.
+fn stat_print(path: &Path) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    #[cfg(unix)]
+    use std::os::unix::fs::MetadataExt;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut add = |p: &Path| -> Option<()> {
+        let m = std::fs::metadata(p).ok()?;
+        p.hash(&mut h);
+        m.len().hash(&mut h);
+        m.modified().ok()?.hash(&mut h);
+        #[cfg(unix)]
+        m.ino().hash(&mut h);
+        Some(())
+    };
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> =
+            std::fs::read_dir(path).ok()?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for e in entries {
+            add(&e)?;
+        }
+    } else {
+        add(path)?;
+    }
+    Some(h.finish())
+}
+
 fn fingerprint(sources: &[Source]) -> [u8; 16] {
     let mut h = Md5::new();
     for s in sources {
@@ -197,6 +232,12 @@ struct Worker<P, A> {
     poll_interval: Duration,
     /// Hash of the last content tried, valid or not: a rejected file is reported once, not at every poll.
     last_hash: [u8; 16],
+    /// Size, modification time and inode of what the last poll saw: a poll that finds them unchanged
+    /// skips reading and hashing (a 5 MB config would otherwise cost milliseconds of CPU every poll).
+    last_stat: Option<u64>,
+    /// Polls since the last full read; every so often one reads anyway, in case a file was rewritten
+    /// with the same size within the file system's time resolution.
+    quiet_polls: u32,
     /// The last read failure, reported once until it changes (a deleted file would otherwise be
     /// logged at every poll).
     read_error: Option<String>,
@@ -217,9 +258,17 @@ where
                         return;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    let stat = stat_print(&self.path);
+                    self.quiet_polls += 1;
+                    if stat.is_some() && stat == self.last_stat && self.quiet_polls < FULL_READ_EVERY_POLLS {
+                        continue;
+                    }
+                }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
             }
+            self.quiet_polls = 0;
+            self.last_stat = stat_print(&self.path);
             self.reload();
         }
     }
