@@ -209,6 +209,21 @@ impl SnapshotStore {
     /// Makes a prepared snapshot current; requests already running keep the one they loaded.
     pub fn swap(&self, snap: Snapshot) -> u64 {
         let version = snap.version;
+        let old = self.current.load();
+        if old.config.server.listeners != snap.config.server.listeners {
+            tracing::warn!("listener changes take effect on restart; the running listeners stay");
+        }
+        if old.config.server.limits.header_read_timeout_ms != snap.config.server.limits.header_read_timeout_ms
+            || old.config.server.limits.max_headers != snap.config.server.limits.max_headers
+        {
+            tracing::warn!("headerReadTimeoutMs and maxHeaders apply to new connections only");
+        }
+        if old.config.server.upstream.pool_max_idle_per_host != snap.config.server.upstream.pool_max_idle_per_host
+            || old.config.server.upstream.pool_idle_timeout_ms != snap.config.server.upstream.pool_idle_timeout_ms
+        {
+            tracing::warn!("connection pool settings take effect on restart");
+        }
+        drop(old);
         self.registry.set_config(&snap.upstream);
         self.current.store(Arc::new(snap));
         self.registry.prune();
