@@ -1362,6 +1362,9 @@ pub enum RouteUri {
     Lb(String),
     /// A fixed upstream; the authority has its port filled in.
     Url { scheme: Scheme, authority: String },
+    /// SCG's `no://op`: no upstream; the gateway answers itself (200 with an empty body unless a
+    /// filter such as RedirectTo or SetStatus decides otherwise).
+    NoOp,
 }
 
 /// Parses a route `uri`. SCG ignores any path or query on the route uri (the request's path is
@@ -1377,6 +1380,9 @@ pub fn parse_route_uri(uri: &str) -> Result<RouteUri, String> {
             return Err(format!("expected lb://service-name, got {u:?}"));
         }
         return Ok(RouteUri::Lb(name.to_string()));
+    }
+    if u.eq_ignore_ascii_case("no://op") {
+        return Ok(RouteUri::NoOp);
     }
     let Some((scheme, rest)) = u.split_once("://") else {
         return Err(format!("expected lb://service or http(s)://host[:port], got {u:?}"));

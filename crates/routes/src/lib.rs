@@ -36,6 +36,8 @@ pub enum RouteTarget {
     Url { scheme: Scheme, authority: String },
     /// `lb://service`: an instance picked from discovery.
     Lb { service: String },
+    /// `no://op`: the gateway answers itself.
+    NoOp,
 }
 
 /// One route, ready to evaluate. Public fields are what the proxy acts on; the predicates and
@@ -196,6 +198,7 @@ fn compile_route(
     let target = match spring::parse_route_uri(&def.uri) {
         Ok(RouteUri::Lb(service)) => Some(RouteTarget::Lb { service }),
         Ok(RouteUri::Url { scheme, authority }) => Some(RouteTarget::Url { scheme, authority }),
+        Ok(RouteUri::NoOp) => Some(RouteTarget::NoOp),
         Err(e) => {
             errs.push(ValidationError::new(format!("{path}.uri"), e));
             None

@@ -177,3 +177,20 @@ routes:
     assert_eq!(ha + hb, 400);
     assert!((260..=370).contains(&ha), "8:2 split gave {ha}:{hb}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_op_route_answers_itself_with_its_filters() {
+    let gw = TestGateway::start(
+        r#"
+routes:
+  - {id: teapot, uri: "no://op", predicates: ["Path=/tea"], filters: ["SetStatus=418", "AddResponseHeader=X-Brewed, yes"]}
+  - {id: moved, uri: "no://op", predicates: ["Path=/old"], filters: ["RedirectTo=302, https://example.org/new"]}
+"#,
+    );
+    let r = client().get(gw.url("/tea")).send().await.unwrap();
+    assert_eq!(r.status(), 418);
+    assert_eq!(r.headers()["x-brewed"], "yes");
+    let r = client().get(gw.url("/old")).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "https://example.org/new");
+}

@@ -37,6 +37,7 @@ impl PluginFactory for Factory {
                     Some(s) => Ok(s.clone()),
                     None => UpstreamSet::new(input.registry, Vec::new(), "roundRobin").map(Arc::new),
                 },
+                RouteTarget::NoOp => UpstreamSet::new(input.registry, Vec::new(), "roundRobin").map(Arc::new),
                 RouteTarget::Url { scheme, authority } => {
                     let spec = UpstreamSpec::from_url(&format!("{}://{}", scheme_name(*scheme), authority), 1);
                     spec.and_then(|s| UpstreamSet::new(input.registry, vec![s], "roundRobin")).map(Arc::new)
@@ -106,6 +107,19 @@ impl Plugin for RoutePlugin {
             let mut resp = Response::new(ProxyBody::full(sc.body));
             *resp.status_mut() = sc.status;
             *resp.headers_mut() = sc.headers;
+            return Flow::Respond(resp);
+        }
+        if route.target == RouteTarget::NoOp {
+            // The route's response filters (SetStatus, AddResponseHeader...) still run on this answer.
+            let mut resp = Response::new(ProxyBody::Empty);
+            let info = tigateway_routes::ResponseInfo {
+                request_host: ctx.host_header.as_ref().and_then(|h| h.to_str().ok()),
+                request_path: &ctx.path,
+            };
+            let (mut status, mut headers) = (resp.status(), std::mem::take(resp.headers_mut()));
+            route.apply_response(&found, &mut status, &mut headers, &info);
+            *resp.status_mut() = status;
+            *resp.headers_mut() = headers;
             return Flow::Respond(resp);
         }
         let set = &self.sets[route.position];
