@@ -221,8 +221,8 @@ pub fn status_of(raw: &str) -> u16 {
     raw.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
-/// An HTTPS upstream (TLS with ALPN h2 and http/1.1) answering like [`upstream`].
-pub async fn upstream_tls(b: UpstreamBehavior, cert_pem: &str, key_pem: &str) -> Upstream {
+/// An HTTPS upstream answering like [`upstream`]; it offers ALPN h2 only when `h2` is set.
+pub async fn upstream_tls(b: UpstreamBehavior, cert_pem: &str, key_pem: &str, h2: bool) -> Upstream {
     let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_bytes()).collect::<Result<_, _>>().expect("cert pem");
     let key = rustls_pemfile::private_key(&mut key_pem.as_bytes()).expect("key pem").expect("a key");
     let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -231,7 +231,7 @@ pub async fn upstream_tls(b: UpstreamBehavior, cert_pem: &str, key_pem: &str) ->
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .expect("server cert");
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    cfg.alpn_protocols = if h2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     serve_upstream(TcpListener::bind("127.0.0.1:0").await.expect("bind upstream"), Some(acceptor), b).await
 }

@@ -189,7 +189,8 @@ async fn https_upstream_trusted_through_ca_file() {
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
     let cert = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&key, &ca, &ca_key).unwrap();
-    let up = upstream_tls(UpstreamBehavior::named("secure"), &cert.pem(), &key.serialize_pem()).await;
+    let up = upstream_tls(UpstreamBehavior::named("secure"), &cert.pem(), &key.serialize_pem(), true).await;
+    let up1 = upstream_tls(UpstreamBehavior::named("secure-h1"), &cert.pem(), &key.serialize_pem(), false).await;
     let dir = tempfile::tempdir().unwrap();
     let ca_path = dir.path().join("ca.pem");
     std::fs::write(&ca_path, ca.pem()).unwrap();
@@ -204,9 +205,52 @@ async fn https_upstream_trusted_through_ca_file() {
     assert_eq!(v["path"], "/secure");
     assert_eq!(v["version"], "HTTP/2.0", "ALPN should negotiate h2 with the upstream");
 
+    // An upstream that only speaks HTTP/1.1 over TLS goes through the hand-written client, and
+    // its keep-alive connection is reused.
+    let url1 = format!("https://localhost:{}", up1.addr.port());
+    let gw1 = TestGateway::start(&format!(
+        "server: {{upstream: {{caFile: \"{}\"}}}}\nroutes: [{{id: r, uri: \"{url1}\", predicates: [\"Path=/**\"]}}]",
+        ca_path.display()
+    ));
+    for i in 0..5 {
+        let r = client().post(gw1.url(&format!("/h1/{i}"))).body(vec![b'q'; 100_000]).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["version"], "HTTP/1.1");
+        assert_eq!(v["bodyLen"], 100_000);
+        assert_eq!(v["path"], format!("/h1/{i}"));
+    }
+
     // Without the CA the upstream's certificate is not trusted: 502, nothing sent.
     let untrusted = TestGateway::start(&format!("routes: [{{id: r, uri: \"{url}\", predicates: [\"Path=/**\"]}}]"));
     let (status, _) = get_json(&untrusted.url("/secure")).await;
     assert_eq!(status, 502);
     assert_eq!(up.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chunked_request_and_large_response_stream_through_http1() {
+    let up = upstream(UpstreamBehavior::named("h1")).await;
+    let gw = TestGateway::start(&route_to(&[up.url()], ""));
+    // Chunked request body (no Content-Length): re-chunked to the upstream, every byte arrives.
+    let parts: Vec<Result<bytes::Bytes, std::io::Error>> =
+        (0..64).map(|i| Ok(bytes::Bytes::from(vec![b'a' + (i % 26) as u8; 4096]))).collect();
+    let r = client()
+        .post(gw.url("/chunked"))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(parts)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["bodyLen"], 64 * 4096);
+    assert!(v["headers"].get("content-length").is_none());
+    assert_eq!(v["headers"]["transfer-encoding"], "chunked");
+    // Many requests over the pooled connections: each answer is complete and belongs to its request.
+    let c = client();
+    for i in 0..200 {
+        let r = c.get(gw.url(&format!("/seq/{i}"))).send().await.unwrap();
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["path"], format!("/seq/{i}"));
+    }
 }
