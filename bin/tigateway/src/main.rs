@@ -104,12 +104,24 @@ fn validate(path: &std::path::Path) -> std::process::ExitCode {
 }
 
 fn run_gateway(path: PathBuf, listen: Option<SocketAddr>, workers: Option<usize>) -> anyhow::Result<()> {
-    let cfg = tigateway_sync::file::load_path(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let registry = Arc::new(Registry::new(&cfg.server.upstream));
+    // The store starts empty; the watcher's first read (synchronous, before `start_with` returns)
+    // loads, validates, compiles and swaps in the file's config, so the file is read and compiled
+    // once at start. An invalid file at start is an error here.
+    let registry = Arc::new(Registry::new(&tigateway_model::UpstreamConfig::default()));
+    let store = SnapshotStore::new(tigateway_model::Config::default(), registry)
+        .map_err(|e| anyhow::anyhow!("empty config did not compile: {e}"))?;
+    let prepare_store = store.clone();
+    let swap_store = store.clone();
+    let _watch = tigateway_sync::file::FileWatcher::new(path.clone())
+        .start_with(
+            move |c| prepare_store.prepare(c).map_err(|e| e.to_string()),
+            move |snap| {
+                swap_store.swap(snap);
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
+    let cfg = store.load().config.clone();
     let listeners = listener_specs(&cfg, listen).map_err(anyhow::Error::msg)?;
-    let demo = cfg.demo_upstreams.clone();
-    let store =
-        SnapshotStore::new(cfg, registry).map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
 
     // Control tasks (file watch, health checks, demo upstream) get their own small runtime, away
     // from the workers' request loops.
@@ -119,8 +131,7 @@ fn run_gateway(path: PathBuf, listen: Option<SocketAddr>, workers: Option<usize>
         .enable_all()
         .build()?;
     let _guard = control.enter();
-    let health_store = store.clone();
-    for addr in demo {
+    for addr in &cfg.demo_upstreams {
         let addr: SocketAddr = addr.parse().context("demoUpstreams address")?;
         control.spawn(async move {
             if let Err(e) = tigateway_proxy::demo::run_echo(addr).await {
@@ -128,21 +139,9 @@ fn run_gateway(path: PathBuf, listen: Option<SocketAddr>, workers: Option<usize>
             }
         });
     }
+    let health_store = store.clone();
     control.spawn(async move { tigateway_proxy::spawn_health_checks(health_store).await.ok() });
-    // The watcher compiles each change once (prepare) and swaps only what compiled. Its first call
-    // reads the file again; that is skipped when it is still the config already serving.
-    let prepare_store = store.clone();
-    let swap_store = store.clone();
-    let _watch = tigateway_sync::file::FileWatcher::new(path.clone())
-        .start_with(
-            move |c| prepare_store.prepare(c).map_err(|e| e.to_string()),
-            move |snap| {
-                if *snap.config != *swap_store.load().config {
-                    swap_store.swap(snap);
-                }
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(cfg);
 
     let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let gateway = Gateway::start(store, listeners, workers).context("starting listeners")?;

@@ -193,6 +193,17 @@ fn parse_part(source: &Source, env: &dyn Fn(&str) -> Option<String>) -> Result<P
         };
     }
 
+    // Large native files (thousands of selectors) are read straight into their types: building a
+    // YAML value tree first, only to look at the top-level keys, costs tens of times the file's
+    // size in memory. The tree is built only when the text could be Spring or multi-document.
+    if !spring_name && !could_be_spring_or_multidoc(text) {
+        return match first_top_level_char(text) {
+            Some('-' | '[') => routes_part(file, typed::<Vec<RouteDefinition>>(text, file, Syntax::Yaml)),
+            None => Ok(Part::native(file, Config::default(), "")),
+            Some(_) => Ok(Part::native(file, typed::<Config>(text, file, Syntax::Yaml).map_err(LoadError::one)?, "")),
+        };
+    }
+
     let mut docs = Vec::new();
     for de in serde_yaml::Deserializer::from_str(text) {
         match serde_yaml::Value::deserialize(de) {
@@ -244,6 +255,19 @@ fn is_native_key(key: &str, value: &serde_yaml::Value) -> bool {
         "demoUpstreams",
     ];
     NATIVE.contains(&key) || (key == "server" && value.get("listeners").is_some())
+}
+
+/// A line at column 0 that starts with `spring` (any case or quoting) or a document separator.
+fn could_be_spring_or_multidoc(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim_start_matches(['"', '\'']);
+        l.starts_with("---") || l.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("spring"))
+    })
+}
+
+/// The first character of the first line at column 0 that is not blank or a comment.
+fn first_top_level_char(text: &str) -> Option<char> {
+    text.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).find_map(|l| l.chars().next())
 }
 
 fn is_spring_key(key: &str) -> bool {
