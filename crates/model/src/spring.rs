@@ -442,6 +442,20 @@ impl Args {
         }
     }
 
+    /// A required, non-empty list argument, each item parsed; `what` names an item in the error.
+    fn parsed_list<T>(
+        &self,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+        what: &str,
+    ) -> Result<Vec<T>, String> {
+        let items = self.list(key).iter().map(|i| parse(i)).collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
+        if items.is_empty() {
+            return Err(self.err(format!("needs at least one {what}")));
+        }
+        Ok(items)
+    }
+
     /// A list argument: a YAML list, or a comma-separated string as Spring's converter splits it.
     fn list(&self, key: &str) -> Vec<String> {
         let mut out = Vec::new();
@@ -870,15 +884,7 @@ pub fn parse_predicate(d: &Definition) -> Result<Predicate, String> {
         "Method" => {
             let a = p(&["methods"], Shortcut::GatherList)?;
             a.only(&["methods"])?;
-            let methods = a
-                .list("methods")
-                .iter()
-                .map(|m| parse_method(m))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| a.err(e))?;
-            if methods.is_empty() {
-                return Err(a.err("needs at least one method"));
-            }
+            let methods = a.parsed_list("methods", parse_method, "method")?;
             Predicate::Method { methods }
         }
         "Path" => {
@@ -907,29 +913,13 @@ pub fn parse_predicate(d: &Definition) -> Result<Predicate, String> {
         "RemoteAddr" => {
             let a = p(&["sources"], Shortcut::GatherList)?;
             a.only(&["sources"])?;
-            let sources = a
-                .list("sources")
-                .iter()
-                .map(|s| parse_source(s))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| a.err(e))?;
-            if sources.is_empty() {
-                return Err(a.err("needs at least one source address"));
-            }
+            let sources = a.parsed_list("sources", parse_source, "source address")?;
             Predicate::RemoteAddr { sources }
         }
         "XForwardedRemoteAddr" => {
             let a = p(&["sources"], Shortcut::GatherList)?;
             a.only(&["sources", "maxTrustedIndex"])?;
-            let sources = a
-                .list("sources")
-                .iter()
-                .map(|s| parse_source(s))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| a.err(e))?;
-            if sources.is_empty() {
-                return Err(a.err("needs at least one source address"));
-            }
+            let sources = a.parsed_list("sources", parse_source, "source address")?;
             let idx = a.opt_int("maxTrustedIndex")?.unwrap_or(1);
             if idx <= 0 {
                 return Err(a.err(format!("maxTrustedIndex must be greater than 0, got {idx}")));
