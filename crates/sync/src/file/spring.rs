@@ -17,11 +17,11 @@ use super::props::{canonical, entries, expand, get, is_profile_specific, key_str
 /// Where routes and default filters live: the classic prefix and SCG 4.3's
 /// `spring.cloud.gateway.server.webflux`. Routes of both are taken, classic first.
 const GATEWAY_PREFIXES: [(&[&str], &str, &[&str]); 2] = [
-    (&["spring", "cloud", "gateway"], "spring.cloud.gateway", &["routes", "defaultfilters", "server"]),
+    (&["spring", "cloud", "gateway"], "spring.cloud.gateway", &["routes", "defaultfilters", "server", "httpclient"]),
     (
         &["spring", "cloud", "gateway", "server", "webflux"],
         "spring.cloud.gateway.server.webflux",
-        &["routes", "defaultfilters"],
+        &["routes", "defaultfilters", "httpclient"],
     ),
 ];
 
@@ -69,6 +69,11 @@ pub(crate) fn convert(
     let resolver = Resolver { env, tree: &tree, file };
     let mut part = Part::empty(file);
     server(&tree, &resolver, &mut part, &mut errs);
+    for (segments, label, _) in GATEWAY_PREFIXES {
+        if let Some(client) = get(&tree, segments).and_then(|g| get(g, &["httpclient"])) {
+            httpclient(client, label, &resolver, &mut part, &mut errs);
+        }
+    }
 
     let mut defaults = Vec::new();
     let mut default_paths = Vec::new();
@@ -182,6 +187,36 @@ fn server(tree: &Value, resolver: &Resolver<'_>, part: &mut Part, errs: &mut Err
     part.config.server.listeners.push(ListenerConfig { address, tls: None, http2: true });
     let file: Arc<str> = part.file.clone();
     part.lists.entry("server.listeners").or_default().push(Origin::new(&file, origin, Rest::Drop));
+}
+
+/// SCG's global upstream timeouts: `httpclient.connect-timeout` (milliseconds) and
+/// `httpclient.response-timeout` (a duration: `5s`, `PT5S`, `500ms`; a bare number is milliseconds).
+fn httpclient(client: &Value, label: &str, resolver: &Resolver<'_>, part: &mut Part, errs: &mut Errors) {
+    let mut read = |key: &str, name: &str| -> Option<u64> {
+        let mut v = get(client, &[key])?.clone();
+        let path = format!("{label}.httpclient.{name}");
+        resolver.resolve_tree(&mut v, &path, errs);
+        let text = scalar_string(&v).unwrap_or_default();
+        let t = text.trim();
+        let parsed = match t.parse::<u64>() {
+            Ok(ms) => Ok(ms),
+            Err(_) => tigateway_model::spring::parse_duration(t).map(|d| d.as_millis() as u64),
+        };
+        match parsed {
+            Ok(ms) if ms > 0 => Some(ms),
+            Ok(_) => None,
+            Err(e) => {
+                errs.push(ConfigError::new(resolver.file, path, e));
+                None
+            }
+        }
+    };
+    if let Some(ms) = read("connecttimeout", "connect-timeout") {
+        part.config.server.upstream.connect_timeout_ms = ms;
+    }
+    if let Some(ms) = read("responsetimeout", "response-timeout") {
+        part.config.server.upstream.response_timeout_ms = ms;
+    }
 }
 
 fn items<'a>(list: &'a Value, path: &str, file: &str, errs: &mut Errors) -> Vec<&'a Value> {
@@ -317,5 +352,26 @@ fn show(v: &Value) -> String {
         Value::Sequence(_) => "a list".to_string(),
         Value::Mapping(_) => "a mapping".to_string(),
         other => format!("{:?}", scalar_string(other).unwrap_or_default()),
+    }
+}
+
+#[cfg(test)]
+mod httpclient_tests {
+    #[test]
+    fn httpclient_timeouts_become_upstream_defaults() {
+        let cfg = crate::file::parse_config(
+            "spring:\n  cloud:\n    gateway:\n      httpclient:\n        connect-timeout: 1500\n        response-timeout: 5s\n      routes:\n        - id: r\n          uri: http://127.0.0.1:1\n          predicates: [Path=/a]\n",
+            "application.yml",
+        )
+        .unwrap();
+        assert_eq!(cfg.server.upstream.connect_timeout_ms, 1500);
+        assert_eq!(cfg.server.upstream.response_timeout_ms, 5000);
+        let err = crate::file::parse_config(
+            "spring:\n  cloud:\n    gateway:\n      httpclient:\n        response-timeout: soon\n",
+            "application.yml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("spring.cloud.gateway.httpclient.response-timeout"), "{err}");
     }
 }
