@@ -120,6 +120,8 @@ pub struct UpstreamSet {
     balancer: Balancer,
     state: State,
     any_gray: bool,
+    /// Some member may still be warming up: only then does a pick read the wall clock.
+    warmup: bool,
 }
 
 /// What one pick may choose from.
@@ -161,7 +163,8 @@ impl UpstreamSet {
             _ => State::Plain,
         };
         let any_gray = members.iter().any(|m| m.enabled && m.gray);
-        UpstreamSet { members, balancer, state, any_gray }
+        let warmup = members.iter().any(|m| m.warmup_ms > 0 && m.started_at_ms.is_some());
+        UpstreamSet { members, balancer, state, any_gray, warmup }
     }
 
     pub fn len(&self) -> usize {
@@ -195,7 +198,8 @@ impl UpstreamSet {
     /// any such gray member exists (ShenYu 2.7.1). `hash_key` feeds the `hash` balancer (others ignore
     /// it; `hash` without a key falls back to weighted random). `None`: nothing can take the request.
     pub fn pick(&self, hash_key: Option<&[u8]>, exclude: &[usize]) -> Option<usize> {
-        let now = Now::current();
+        // The wall clock is only needed for warm-up; a clock read per pick is measurable.
+        let now = if self.warmup { Now::current() } else { Now { mono_ms: crate::clock::mono_ms(), unix_ms: 0 } };
         RNG.with(|rng| self.pick_with(&mut *rng.borrow_mut(), now, hash_key, exclude))
     }
 
