@@ -357,12 +357,20 @@ struct Migration {
 }
 
 /// Embedded, append-only. A database records the versions it has applied in `tigw_schema_migrations`.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sqlite: include_str!("../../migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_init.sql"),
-    mysql: include_str!("../../migrations/mysql/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sqlite: include_str!("../../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_init.sql"),
+        mysql: include_str!("../../migrations/mysql/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sqlite: include_str!("../../migrations/sqlite/0002_identity.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_identity.sql"),
+        mysql: include_str!("../../migrations/mysql/0002_identity.sql"),
+    },
+];
 
 /// Applies the migrations a database lacks, each in its own transaction (atomic on SQLite and
 /// PostgreSQL; MySQL commits DDL implicitly, so there a failed migration must be repaired by hand).

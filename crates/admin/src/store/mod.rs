@@ -9,7 +9,7 @@
 //! consistent snapshot even on PostgreSQL's READ COMMITTED, where reading six tables could mix two
 //! commits.
 
-mod db;
+pub(crate) mod db;
 mod entity;
 mod state;
 
@@ -148,7 +148,7 @@ fn clip(s: &str) -> String {
 }
 
 /// `LIKE` pattern for a case-insensitive substring match, with `!` escaping the wildcards.
-fn contains_pattern(needle: Option<&str>) -> String {
+pub(crate) fn contains_pattern(needle: Option<&str>) -> String {
     let mut p = String::from("%");
     for c in needle.unwrap_or("").to_lowercase().chars() {
         if matches!(c, '%' | '_' | '!') {
@@ -182,6 +182,11 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.db.backend()
+    }
+
+    /// The pool, for the identity tables (`crate::identity`), which share the database.
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Closes the pool; every later call answers [`StoreError::Unavailable`].
