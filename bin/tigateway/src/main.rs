@@ -47,6 +47,31 @@ enum Command {
         #[arg(long)]
         workers: Option<usize>,
     },
+    /// Admin API and gateway in one process, everything stored in an embedded SQLite file: no other
+    /// service needed. A change made through the API is served by the gateway at once.
+    Standalone {
+        /// Where the SQLite database lives.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        /// Admin API address (loopback by default: expose it deliberately).
+        #[arg(long, default_value = "127.0.0.1:9095")]
+        admin_listen: SocketAddr,
+        /// Gateway address.
+        #[arg(long, default_value = "0.0.0.0:9195")]
+        listen: SocketAddr,
+        /// Worker threads (default: number of cores).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Run the admin API alone against PostgreSQL, MySQL/MariaDB or SQLite.
+    Admin {
+        /// `postgres://…`, `mysql://…` or `sqlite://path?mode=rwc`.
+        #[arg(long, env = "TIGATEWAY_DATABASE_URL")]
+        database_url: String,
+        /// Admin API address (loopback by default).
+        #[arg(long, default_value = "127.0.0.1:9095")]
+        listen: SocketAddr,
+    },
     /// Check a config: exit 0 if valid, else print every error with its location and exit 1.
     Validate {
         /// Config file or directory.
@@ -70,6 +95,10 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Gateway { config, listen, workers } => run_gateway(config, listen, workers),
         Command::Validate { file } => return validate(&file),
+        Command::Standalone { data_dir, admin_listen, listen, workers } => {
+            run_standalone(data_dir, admin_listen, listen, workers)
+        }
+        Command::Admin { database_url, listen } => run_admin(database_url, listen),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -145,6 +174,106 @@ fn run_gateway(path: PathBuf, listen: Option<SocketAddr>, workers: Option<usize>
 
     let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let gateway = Gateway::start(store, listeners, workers).context("starting listeners")?;
+    for a in &gateway.local_addrs {
+        tracing::info!(address = %a, workers, "gateway listening");
+    }
+    control.block_on(shutdown_signal());
+    tracing::info!("shutting down: draining in-flight requests");
+    gateway.shutdown();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Opens the store, creates the first admin if there is none, and serves the admin API. The first
+/// admin's password comes from `TIGATEWAY_ADMIN_PASSWORD`, or is generated and logged once.
+async fn start_admin(url: &str, listen: SocketAddr) -> anyhow::Result<tigateway_admin::store::Store> {
+    let store =
+        tigateway_admin::store::Store::open(url).await.map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
+    let identity = tigateway_admin::identity::Identity::new(&store);
+    let initial = std::env::var("TIGATEWAY_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+    match identity.bootstrap(initial).await.map_err(|e| anyhow::anyhow!("creating the first admin: {e}"))? {
+        Some(generated) => tracing::warn!(
+            "created the admin user `admin` with the one-time password {generated} (shown only now; set \
+             TIGATEWAY_ADMIN_PASSWORD to choose it, and change it through the API)"
+        ),
+        None => tracing::info!("admin users present"),
+    }
+    let state = tigateway_admin::api::AppState {
+        store: store.clone(),
+        identity,
+        limiter: Arc::new(tigateway_auth::LoginLimiter::new(5, std::time::Duration::from_secs(300))),
+        session_ttl: std::time::Duration::from_secs(3600),
+    };
+    let app = tigateway_admin::api::router(state);
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding the admin API on {listen}"))?;
+    tracing::info!(address = %listen, "admin API listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await {
+            tracing::error!(error = %e, "admin API stopped");
+        }
+    });
+    Ok(store)
+}
+
+fn run_admin(url: String, listen: SocketAddr) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        start_admin(&url, listen).await?;
+        shutdown_signal().await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn run_standalone(
+    data_dir: PathBuf,
+    admin_listen: SocketAddr,
+    listen: SocketAddr,
+    workers: Option<usize>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let url = format!("sqlite://{}?mode=rwc", data_dir.join("tigateway.db").display());
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tigw-control")
+        .enable_all()
+        .build()?;
+    let _guard = control.enter();
+    let store = control.block_on(start_admin(&url, admin_listen))?;
+
+    // The gateway takes the store's config through the same snapshot path as every other source:
+    // each committed change becomes one new snapshot, swapped atomically.
+    let registry = Arc::new(Registry::new(&tigateway_model::UpstreamConfig::default()));
+    let snapshots = SnapshotStore::new(tigateway_model::Config::default(), registry)
+        .map_err(|e| anyhow::anyhow!("empty config did not compile: {e}"))?;
+    let initial = control.block_on(store.load_config()).map_err(|e| anyhow::anyhow!("loading the config: {e}"))?;
+    snapshots.apply(initial).map_err(|e| anyhow::anyhow!("the stored config does not compile:\n{e}"))?;
+    let follower = snapshots.clone();
+    let mut changes = store.subscribe();
+    control.spawn(async move {
+        while changes.changed().await.is_ok() {
+            let revision = *changes.borrow_and_update();
+            match store.load_config().await {
+                Ok(cfg) => match follower.prepare(cfg) {
+                    Ok(snap) => {
+                        follower.swap(snap);
+                        tracing::info!(revision, "admin change applied");
+                    }
+                    Err(e) => {
+                        tracing::error!(revision, "admin change does not compile; previous config keeps serving:\n{e}")
+                    }
+                },
+                Err(e) => tracing::error!(revision, error = %e, "reading the admin change failed"),
+            }
+        }
+    });
+    let health = snapshots.clone();
+    control.spawn(async move { tigateway_proxy::spawn_health_checks(health).await.ok() });
+
+    let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let listeners = vec![tigateway_proxy::ListenerSpec { addr: listen, tls: None, http2: true }];
+    let gateway = Gateway::start(snapshots, listeners, workers).context("starting listeners")?;
     for a in &gateway.local_addrs {
         tracing::info!(address = %a, workers, "gateway listening");
     }

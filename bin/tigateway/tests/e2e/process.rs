@@ -163,3 +163,80 @@ async fn sigterm_drains_in_flight_requests() {
     assert!(status.success(), "gateway exited with {status}");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "still accepting after shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn standalone_serves_a_change_made_through_the_admin_api() {
+    let up = upstream(UpstreamBehavior::named("from-admin")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (admin_port, gw_port) = (free_port(), free_port());
+    let child = Command::new(BIN)
+        .args(["standalone", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--admin-listen",
+            &format!("127.0.0.1:{admin_port}"),
+            "--listen",
+            &format!("127.0.0.1:{gw_port}"),
+            "--workers",
+            "1",
+        ])
+        .env("TIGATEWAY_ADMIN_PASSWORD", "correct horse battery")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn standalone");
+    let _p = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", gw_port)).is_err()
+        || std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err()
+    {
+        assert!(Instant::now() < deadline, "standalone did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(dir.path().join("tigateway.db").exists(), "the SQLite file lives in --data-dir");
+    let admin = format!("http://127.0.0.1:{admin_port}/api/v1");
+    let c = client();
+    // No default credentials: a wrong password is refused, the configured one works.
+    let r = c
+        .post(format!("{admin}/login"))
+        .json(&serde_json::json!({"username": "admin", "password": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .post(format!("{admin}/login"))
+        .json(&serde_json::json!({"username": "admin", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let token = r.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+
+    let gw = format!("http://127.0.0.1:{gw_port}/orders/7");
+    assert_eq!(c.get(&gw).send().await.unwrap().status(), 404);
+    let selector = serde_json::json!({
+        "id": "orders", "pluginName": "divide", "name": "orders", "type": 1, "matchMode": 0,
+        "conditionList": [{"paramType": "uri", "operator": "match", "paramValue": "/orders/**"}],
+        "handle": format!("[{{\"upstreamUrl\":\"{}\"}}]", up.addr),
+    });
+    let r = c.post(format!("{admin}/selectors")).bearer_auth(&token).json(&selector).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let rule = serde_json::json!({
+        "id": "orders-all", "selectorId": "orders", "pluginName": "divide", "name": "all",
+        "conditionDataList": [{"paramType": "uri", "operator": "match", "paramValue": "/orders/**"}],
+        "handle": "{\"loadBalance\":\"roundRobin\",\"timeout\":3000}",
+    });
+    let r = c.post(format!("{admin}/rules")).bearer_auth(&token).json(&rule).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let committed = Instant::now();
+    loop {
+        let r = c.get(&gw).send().await.unwrap();
+        if r.status() == 200 {
+            assert_eq!(r.json::<serde_json::Value>().await.unwrap()["server"], "from-admin");
+            break;
+        }
+        assert!(committed.elapsed() < Duration::from_secs(1), "the admin's change was not served within a second");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

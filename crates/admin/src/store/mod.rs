@@ -163,6 +163,8 @@ pub(crate) fn contains_pattern(needle: Option<&str>) -> String {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
+    /// The newest committed revision, for in-process followers (standalone mode's gateway).
+    committed: std::sync::Arc<tokio::sync::watch::Sender<i64>>,
 }
 
 impl Store {
@@ -175,7 +177,7 @@ impl Store {
     pub async fn open_with(url: &str, settings: &PoolSettings) -> Result<Store> {
         let db = Db::connect(url, settings).await?;
         db::migrate(&db).await?;
-        let store = Store { db };
+        let store = Store { db, committed: std::sync::Arc::new(tokio::sync::watch::channel(0).0) };
         store.seed().await?;
         Ok(store)
     }
@@ -246,6 +248,7 @@ impl Store {
         match result {
             Ok(out) if !dry_run => {
                 tx.commit().await?;
+                self.committed.send_replace(out.1.revision);
                 Ok(out)
             }
             other => {
@@ -255,6 +258,13 @@ impl Store {
                 other
             }
         }
+    }
+
+    /// Changes every time this process commits a config write; the value is the new revision.
+    /// Writes by other processes on the same database are not seen here (poll
+    /// [`Store::current_revision`] for those).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.committed.subscribe()
     }
 
     pub async fn create<E: Entity>(&self, value: E, actor: &str) -> Result<Stored<E>> {
