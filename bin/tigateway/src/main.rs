@@ -33,6 +33,20 @@ enum LogFormat {
 }
 
 #[derive(Subcommand)]
+enum AdminAction {
+    /// Write the whole stored config to FILE (`.json` for JSON, anything else YAML).
+    Export { file: PathBuf },
+    /// Replace the stored config with FILE (native, Spring `application.yml` routes or
+    /// `routes.json`), validated whole before anything is written.
+    Import {
+        file: PathBuf,
+        /// Validate and show what would change, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the gateway on a config file or directory (native YAML/JSON, Spring `application.yml`,
     /// `routes.json`, or a ConfigMap directory). The file is watched and reloaded when it changes.
@@ -63,7 +77,8 @@ enum Command {
         #[arg(long)]
         workers: Option<usize>,
     },
-    /// Run the admin API alone against PostgreSQL, MySQL/MariaDB or SQLite.
+    /// Run the admin API alone against PostgreSQL, MySQL/MariaDB or SQLite; or, with `export` /
+    /// `import`, back up and restore its whole config.
     Admin {
         /// `postgres://…`, `mysql://…` or `sqlite://path?mode=rwc`.
         #[arg(long, env = "TIGATEWAY_DATABASE_URL")]
@@ -71,6 +86,8 @@ enum Command {
         /// Admin API address (loopback by default).
         #[arg(long, default_value = "127.0.0.1:9095")]
         listen: SocketAddr,
+        #[command(subcommand)]
+        action: Option<AdminAction>,
     },
     /// Check a config: exit 0 if valid, else print every error with its location and exit 1.
     Validate {
@@ -98,7 +115,8 @@ fn main() -> std::process::ExitCode {
         Command::Standalone { data_dir, admin_listen, listen, workers } => {
             run_standalone(data_dir, admin_listen, listen, workers)
         }
-        Command::Admin { database_url, listen } => run_admin(database_url, listen),
+        Command::Admin { database_url, listen, action: None } => run_admin(database_url, listen),
+        Command::Admin { database_url, action: Some(action), .. } => admin_action(&database_url, action),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -214,6 +232,52 @@ async fn start_admin(url: &str, listen: SocketAddr) -> anyhow::Result<tigateway_
         }
     });
     Ok(store)
+}
+
+fn admin_action(url: &str, action: AdminAction) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let store =
+            tigateway_admin::store::Store::open(url).await.map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
+        match action {
+            AdminAction::Export { file } => {
+                let cfg = store.export().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                let text = if file.extension().is_some_and(|e| e == "json") {
+                    serde_json::to_string_pretty(&cfg)?
+                } else {
+                    serde_yaml::to_string(&cfg)?
+                };
+                std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+                println!(
+                    "exported revision {} to {}",
+                    store.current_revision().await.map_err(|e| anyhow::anyhow!("{e}"))?,
+                    file.display()
+                );
+            }
+            AdminAction::Import { file, dry_run } => {
+                let mut cfg = tigateway_sync::file::load_path(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+                if cfg.plugins.is_empty() {
+                    // A file without a `plugins` section (a routes.json, a Spring file) is about
+                    // routes and selectors: the stored plugin list stays as it is.
+                    cfg.plugins = store.export().await.map_err(|e| anyhow::anyhow!("{e}"))?.plugins;
+                }
+                let out = store
+                    .import(cfg, dry_run, "cli")
+                    .await
+                    .map_err(|e| anyhow::anyhow!("import refused, nothing written:\n{e}"))?;
+                for c in &out.changes {
+                    println!("{:?} {} {}", c.kind, c.group, c.id);
+                }
+                if dry_run {
+                    println!("dry run: {} change(s), nothing written", out.changes.len());
+                } else {
+                    println!("imported as revision {} ({} change(s))", out.revision, out.changes.len());
+                }
+            }
+        }
+        store.close().await;
+        Ok(())
+    })
 }
 
 fn run_admin(url: String, listen: SocketAddr) -> anyhow::Result<()> {

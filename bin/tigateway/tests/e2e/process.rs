@@ -240,3 +240,44 @@ async fn standalone_serves_a_change_made_through_the_admin_api() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[test]
+fn admin_export_and_import_round_trip_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("a.db").display());
+    let run = |args: &[&str]| Command::new(BIN).args(["admin", "--database-url", &url]).args(args).output().unwrap();
+    let routes = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/routes.json");
+
+    let dry = run(&["import", routes, "--dry-run"]);
+    assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("nothing written"));
+    let out = dir.path().join("backup.yaml");
+    assert!(run(&["export", out.to_str().unwrap()]).status.success());
+    assert!(!std::fs::read_to_string(&out).unwrap().contains("user-service"), "a dry run wrote something");
+
+    let imported = run(&["import", routes]);
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    assert!(String::from_utf8_lossy(&imported.stdout).contains("Create ROUTE user-service"));
+    assert!(run(&["export", out.to_str().unwrap()]).status.success());
+    let backup = std::fs::read_to_string(&out).unwrap();
+    assert!(backup.contains("user-service") && backup.contains("divide"), "{backup}");
+
+    // Restore into a fresh database gives the same export.
+    let url2 = format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display());
+    let restore =
+        Command::new(BIN).args(["admin", "--database-url", &url2, "import", out.to_str().unwrap()]).output().unwrap();
+    assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
+    let out2 = dir.path().join("again.yaml");
+    assert!(Command::new(BIN)
+        .args(["admin", "--database-url", &url2, "export", out2.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(std::fs::read_to_string(&out2).unwrap(), backup);
+
+    // A config the store cannot keep is refused whole.
+    let quick = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart.yaml");
+    let refused = run(&["import", quick]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("nothing written"));
+}
