@@ -190,16 +190,7 @@ fn run_gateway(path: PathBuf, listen: Option<SocketAddr>, workers: Option<usize>
     control.spawn(async move { tigateway_proxy::spawn_health_checks(health_store).await.ok() });
     drop(cfg);
 
-    let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let gateway = Gateway::start(store, listeners, workers).context("starting listeners")?;
-    for a in &gateway.local_addrs {
-        tracing::info!(address = %a, workers, "gateway listening");
-    }
-    control.block_on(shutdown_signal());
-    tracing::info!("shutting down: draining in-flight requests");
-    gateway.shutdown();
-    tracing::info!("stopped");
-    Ok(())
+    serve_until_signal(&control, store, listeners, workers)
 }
 
 /// Opens the store, creates the first admin if there is none, and serves the admin API. The first
@@ -335,9 +326,19 @@ fn run_standalone(
     let health = snapshots.clone();
     control.spawn(async move { tigateway_proxy::spawn_health_checks(health).await.ok() });
 
-    let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let listeners = vec![tigateway_proxy::ListenerSpec { addr: listen, tls: None, http2: true }];
-    let gateway = Gateway::start(snapshots, listeners, workers).context("starting listeners")?;
+    serve_until_signal(&control, snapshots, listeners, workers)
+}
+
+/// Starts the data plane's workers and serves until SIGTERM/SIGINT, then drains in-flight requests.
+fn serve_until_signal(
+    control: &tokio::runtime::Runtime,
+    store: Arc<SnapshotStore>,
+    listeners: Vec<tigateway_proxy::ListenerSpec>,
+    workers: Option<usize>,
+) -> anyhow::Result<()> {
+    let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let gateway = Gateway::start(store, listeners, workers).context("starting listeners")?;
     for a in &gateway.local_addrs {
         tracing::info!(address = %a, workers, "gateway listening");
     }
