@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt as _;
 use serde_json::{json, Value};
-use tigateway_admin::api::{router, AppState};
+use tigateway_admin::api::{router, served_routes, AppState};
 use tigateway_admin::identity::{Identity, NewUser};
 use tigateway_admin::store::Store;
 use tigateway_auth::LoginLimiter;
@@ -498,4 +498,80 @@ async fn store_down_is_503() {
     assert_eq!(r.body["code"], 503);
     let r = api.login("admin", ADMIN_PASSWORD).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+}
+
+/// `GET /api/v1/openapi.json` (no token) is an OpenAPI 3 document listing exactly the (method, path)
+/// pairs the router serves, from the one table the router is built from; and every operation it
+/// lists is really served (not 404/405) while the methods it does not list on a path are 405.
+#[tokio::test]
+async fn openapi_document_lists_every_served_route() {
+    let api = Api::new().await;
+    let r = api.call(Method::GET, "/api/v1/openapi.json", None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/json");
+    let doc = r.body;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{}", doc["openapi"]);
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let paths = doc["paths"].as_object().unwrap();
+
+    let served = served_routes();
+    assert!(served.len() >= 50, "{served:?}");
+    for (method, path) in &served {
+        let op = &paths.get(path).unwrap_or_else(|| panic!("{path} is not documented"))[method.to_lowercase()];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        let responses = op["responses"].as_object().unwrap();
+        assert!(responses.keys().any(|c| c.starts_with('2')), "{method} {path}: no success response");
+        let open = matches!(path.as_str(), "/api/v1/login" | "/api/v1/openapi.json");
+        if !open {
+            assert_eq!(op["security"][0]["bearer"], json!([]), "{method} {path}: no bearer security");
+            for code in ["401", "403"] {
+                assert!(responses.contains_key(code), "{method} {path}: no {code}");
+            }
+        }
+        if op.get("requestBody").is_some() {
+            for code in ["400", "413"] {
+                assert!(responses.contains_key(code), "{method} {path}: no {code}");
+            }
+        }
+        if *method == "PUT" || (*method == "DELETE" && !path.starts_with("/api/v1/tokens")) {
+            for code in ["404", "409", "428"] {
+                assert!(responses.contains_key(code), "{method} {path}: no {code}");
+            }
+        }
+        for p in path.split('/').filter(|s| s.starts_with('{')) {
+            let name = p.trim_matches(|c| c == '{' || c == '}');
+            let params = op["parameters"].as_array().unwrap();
+            assert!(params.iter().any(|x| x["in"] == "path" && x["name"] == name), "{method} {path}: no {name}");
+        }
+    }
+    let documented: usize = paths.values().map(|item| item.as_object().unwrap().len()).sum();
+    assert_eq!(documented, served.len(), "the document lists operations the router does not serve");
+    for schema in ["Error", "LoginRequest", "PageRule", "WriteOutcome", "User", "CreatedToken"] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "no schema {schema}");
+    }
+    // Every schema reference resolves.
+    let text = doc.to_string();
+    for part in text.split("\"#/components/schemas/").skip(1) {
+        let name = &part[..part.find('"').unwrap()];
+        assert!(doc["components"]["schemas"][name].is_object(), "dangling reference to {name}");
+    }
+
+    // Every documented operation is served; the others on a documented path are not.
+    let all = [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH];
+    for (path, item) in paths {
+        let uri = path.replace("{id}", "x").replace("{name}", "x").replace("{n}", "1");
+        for m in &all {
+            let documented = item.get(m.as_str().to_lowercase()).is_some();
+            let r = api.call(m.clone(), &uri, None, None).await;
+            if documented {
+                assert!(
+                    r.status != StatusCode::NOT_FOUND && r.status != StatusCode::METHOD_NOT_ALLOWED,
+                    "{m} {uri}: {}",
+                    r.status
+                );
+            } else {
+                assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{m} {uri} is served but not documented");
+            }
+        }
+    }
 }

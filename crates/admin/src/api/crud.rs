@@ -3,15 +3,16 @@
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tigateway_auth::{Action, Resource};
+use tigateway_model::{AppAuth, MetaData, Plugin, RouteDefinition, Rule, Selector};
 
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, QueryParams};
-use super::AppState;
+use super::{AppState, CrudOp};
 use crate::store::{Entity, EntityKind, ListQuery, Page, Stored};
 
 /// What RBAC calls a kind.
@@ -26,11 +27,26 @@ pub fn resource_of(kind: EntityKind) -> Resource {
     }
 }
 
-/// `path` and `path/{id}` for kind `E`.
-pub fn routes<E: Entity>(path: &str) -> Router<AppState> {
-    Router::new()
-        .route(path, get(list::<E>).post(create::<E>))
-        .route(&format!("{path}/{{id}}"), get(get_one::<E>).put(update::<E>).delete(delete::<E>))
+/// The handler of `op` on `kind`, for the methods `f`.
+pub(super) fn handler(kind: EntityKind, op: CrudOp, f: MethodFilter) -> MethodRouter<AppState> {
+    match kind {
+        EntityKind::Plugin => handler_for::<Plugin>(op, f),
+        EntityKind::Selector => handler_for::<Selector>(op, f),
+        EntityKind::Rule => handler_for::<Rule>(op, f),
+        EntityKind::MetaData => handler_for::<MetaData>(op, f),
+        EntityKind::AppAuth => handler_for::<AppAuth>(op, f),
+        EntityKind::Route => handler_for::<RouteDefinition>(op, f),
+    }
+}
+
+fn handler_for<E: Entity>(op: CrudOp, f: MethodFilter) -> MethodRouter<AppState> {
+    match op {
+        CrudOp::List => on(f, list::<E>),
+        CrudOp::Create => on(f, create::<E>),
+        CrudOp::Get => on(f, get_one::<E>),
+        CrudOp::Update => on(f, update::<E>),
+        CrudOp::Delete => on(f, delete::<E>),
+    }
 }
 
 /// The object as JSON with its `version` added.

@@ -9,7 +9,7 @@ use tigateway_model::ValidationErrors;
 use crate::identity::IdentityError;
 use crate::store::StoreError;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub path: String,
     pub message: String,

@@ -4,8 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use tigateway_auth::{Action, Resource};
 
@@ -16,19 +15,9 @@ use super::AppState;
 use crate::identity::{NewToken, NewUser, RoleRecord, TokenInfo, User, UserUpdate};
 use crate::store::Page;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/users", get(list_users).post(create_user))
-        .route("/api/v1/users/{id}", get(get_user).put(update_user).delete(delete_user))
-        .route("/api/v1/roles", get(list_roles).post(create_role))
-        .route("/api/v1/roles/{name}", get(get_role).put(update_role).delete(delete_role))
-        .route("/api/v1/tokens", get(list_tokens).post(create_token))
-        .route("/api/v1/tokens/{id}", get(get_token).delete(revoke_token))
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-struct ListParams {
+pub(super) struct ListParams {
     page: u32,
     page_size: u32,
     /// Users: a case-insensitive substring of the username.
@@ -43,7 +32,7 @@ impl Default for ListParams {
     }
 }
 
-async fn list_users(
+pub(super) async fn list_users(
     State(st): State<AppState>,
     caller: Caller,
     QueryParams(q): QueryParams<ListParams>,
@@ -52,12 +41,16 @@ async fn list_users(
     Ok(Json(st.identity.list_users(q.page, q.page_size, q.username.as_deref()).await?))
 }
 
-async fn get_user(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<User>, ApiError> {
+pub(super) async fn get_user(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<User>, ApiError> {
     caller.require(&st, Resource::Users, Action::Read).await?;
     Ok(Json(st.identity.get_user(&id).await?))
 }
 
-async fn create_user(
+pub(super) async fn create_user(
     State(st): State<AppState>,
     caller: Caller,
     JsonBody(new): JsonBody<NewUser>,
@@ -67,7 +60,7 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
 
-async fn update_user(
+pub(super) async fn update_user(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -80,7 +73,7 @@ async fn update_user(
     Ok(Json(st.identity.update_user(&id, version, update, caller.name()).await?))
 }
 
-async fn delete_user(
+pub(super) async fn delete_user(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -93,7 +86,7 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_roles(
+pub(super) async fn list_roles(
     State(st): State<AppState>,
     caller: Caller,
     QueryParams(q): QueryParams<ListParams>,
@@ -102,7 +95,7 @@ async fn list_roles(
     Ok(Json(st.identity.list_roles(q.page, q.page_size).await?))
 }
 
-async fn get_role(
+pub(super) async fn get_role(
     State(st): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -111,21 +104,24 @@ async fn get_role(
     Ok(Json(st.identity.get_role(&name).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewRole {
+pub(super) struct NewRole {
     name: String,
     /// `[["rules", "write"], ["audit", "read"], …]`
+    #[schema(value_type = Vec<Vec<String>>)]
     permissions: Vec<(String, String)>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RoleUpdate {
+pub(super) struct RoleUpdate {
+    /// `[["rules", "write"], ["audit", "read"], …]`; replaces the whole set.
+    #[schema(value_type = Vec<Vec<String>>)]
     permissions: Vec<(String, String)>,
 }
 
-async fn create_role(
+pub(super) async fn create_role(
     State(st): State<AppState>,
     caller: Caller,
     JsonBody(new): JsonBody<NewRole>,
@@ -135,7 +131,7 @@ async fn create_role(
     Ok((StatusCode::CREATED, Json(role)).into_response())
 }
 
-async fn update_role(
+pub(super) async fn update_role(
     State(st): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -148,7 +144,7 @@ async fn update_role(
     Ok(Json(st.identity.update_role(&name, version, &update.permissions, caller.name()).await?))
 }
 
-async fn delete_role(
+pub(super) async fn delete_role(
     State(st): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -161,7 +157,7 @@ async fn delete_role(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_tokens(
+pub(super) async fn list_tokens(
     State(st): State<AppState>,
     caller: Caller,
     QueryParams(q): QueryParams<ListParams>,
@@ -170,7 +166,7 @@ async fn list_tokens(
     Ok(Json(st.identity.list_tokens(q.page, q.page_size, q.owner.as_deref()).await?))
 }
 
-async fn get_token(
+pub(super) async fn get_token(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -181,13 +177,13 @@ async fn get_token(
 
 /// The plaintext token appears in this response only.
 #[derive(Serialize)]
-struct CreatedToken {
+pub(super) struct CreatedToken {
     token: String,
     #[serde(flatten)]
     info: TokenInfo,
 }
 
-async fn create_token(
+pub(super) async fn create_token(
     State(st): State<AppState>,
     caller: Caller,
     JsonBody(new): JsonBody<NewToken>,
@@ -198,7 +194,7 @@ async fn create_token(
 }
 
 /// Revokes (the row stays, for the audit trail); answers the revoked token's info.
-async fn revoke_token(
+pub(super) async fn revoke_token(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

@@ -7,22 +7,22 @@ mod crud;
 mod error;
 mod extract;
 mod identity;
+mod openapi;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{get, post};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tigateway_auth::LoginLimiter;
-use tigateway_model::{AppAuth, MetaData, Plugin, RouteDefinition, Rule, Selector};
 
 pub use config::redact;
 pub use error::{ApiError, FieldError};
 
 use crate::identity::Identity;
-use crate::store::Store;
+use crate::store::{EntityKind, Store};
 use extract::{ClientIp, JsonBody};
 
 /// Request bodies larger than this are refused with 413.
@@ -37,39 +37,192 @@ pub struct AppState {
     pub session_ttl: Duration,
 }
 
+/// An HTTP method the API answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiMethod {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl ApiMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiMethod::Get => "GET",
+            ApiMethod::Post => "POST",
+            ApiMethod::Put => "PUT",
+            ApiMethod::Delete => "DELETE",
+        }
+    }
+
+    fn filter(self) -> MethodFilter {
+        match self {
+            ApiMethod::Get => MethodFilter::GET,
+            ApiMethod::Post => MethodFilter::POST,
+            ApiMethod::Put => MethodFilter::PUT,
+            ApiMethod::Delete => MethodFilter::DELETE,
+        }
+    }
+}
+
+/// One of the five operations every config kind has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CrudOp {
+    List,
+    Create,
+    Get,
+    Update,
+    Delete,
+}
+
+/// What an endpoint does; picks both its handler and its OpenAPI description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    OpenApi,
+    Login,
+    Crud(EntityKind, CrudOp),
+    Batch,
+    Export,
+    Import,
+    Revisions,
+    Revision,
+    Rollback,
+    Audit,
+    ListUsers,
+    CreateUser,
+    GetUser,
+    UpdateUser,
+    DeleteUser,
+    ListRoles,
+    CreateRole,
+    GetRole,
+    UpdateRole,
+    DeleteRole,
+    ListTokens,
+    CreateToken,
+    GetToken,
+    RevokeToken,
+}
+
+/// One served (method, path).
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    pub method: ApiMethod,
+    pub path: String,
+    pub op: Op,
+}
+
+/// The collection path of a config kind.
+pub(crate) fn kind_path(kind: EntityKind) -> &'static str {
+    match kind {
+        EntityKind::Selector => "/api/v1/selectors",
+        EntityKind::Rule => "/api/v1/rules",
+        EntityKind::Plugin => "/api/v1/plugins",
+        EntityKind::MetaData => "/api/v1/metadata",
+        EntityKind::AppAuth => "/api/v1/app-auth",
+        EntityKind::Route => "/api/v1/routes",
+    }
+}
+
+/// Every endpoint the API serves: the one table both [`router`] and the OpenAPI document
+/// (`GET /api/v1/openapi.json`) are built from.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    use ApiMethod::{Delete, Get, Post, Put};
+    let ep = |method, path: &str, op| Endpoint { method, path: path.to_string(), op };
+    let mut v = vec![ep(Get, "/api/v1/openapi.json", Op::OpenApi), ep(Post, "/api/v1/login", Op::Login)];
+    for kind in EntityKind::ALL {
+        let base = kind_path(kind);
+        let one = format!("{base}/{{id}}");
+        v.push(ep(Get, base, Op::Crud(kind, CrudOp::List)));
+        v.push(ep(Post, base, Op::Crud(kind, CrudOp::Create)));
+        v.push(ep(Get, &one, Op::Crud(kind, CrudOp::Get)));
+        v.push(ep(Put, &one, Op::Crud(kind, CrudOp::Update)));
+        v.push(ep(Delete, &one, Op::Crud(kind, CrudOp::Delete)));
+    }
+    v.extend([
+        ep(Post, "/api/v1/batch", Op::Batch),
+        ep(Get, "/api/v1/export", Op::Export),
+        ep(Post, "/api/v1/import", Op::Import),
+        ep(Get, "/api/v1/revisions", Op::Revisions),
+        ep(Get, "/api/v1/revisions/{n}", Op::Revision),
+        ep(Post, "/api/v1/revisions/{n}/rollback", Op::Rollback),
+        ep(Get, "/api/v1/audit", Op::Audit),
+        ep(Get, "/api/v1/users", Op::ListUsers),
+        ep(Post, "/api/v1/users", Op::CreateUser),
+        ep(Get, "/api/v1/users/{id}", Op::GetUser),
+        ep(Put, "/api/v1/users/{id}", Op::UpdateUser),
+        ep(Delete, "/api/v1/users/{id}", Op::DeleteUser),
+        ep(Get, "/api/v1/roles", Op::ListRoles),
+        ep(Post, "/api/v1/roles", Op::CreateRole),
+        ep(Get, "/api/v1/roles/{name}", Op::GetRole),
+        ep(Put, "/api/v1/roles/{name}", Op::UpdateRole),
+        ep(Delete, "/api/v1/roles/{name}", Op::DeleteRole),
+        ep(Get, "/api/v1/tokens", Op::ListTokens),
+        ep(Post, "/api/v1/tokens", Op::CreateToken),
+        ep(Get, "/api/v1/tokens/{id}", Op::GetToken),
+        ep(Delete, "/api/v1/tokens/{id}", Op::RevokeToken),
+    ]);
+    v
+}
+
+/// Every (method, path) the API serves, paths in OpenAPI form (`/api/v1/rules/{id}`).
+pub fn served_routes() -> Vec<(&'static str, String)> {
+    endpoints().into_iter().map(|e| (e.method.as_str(), e.path)).collect()
+}
+
+fn handler(ep: &Endpoint) -> MethodRouter<AppState> {
+    let f = ep.method.filter();
+    match ep.op {
+        Op::OpenApi => on(f, openapi::serve),
+        Op::Login => on(f, login),
+        Op::Crud(kind, op) => crud::handler(kind, op, f),
+        Op::Batch => on(f, config::batch),
+        Op::Export => on(f, config::export),
+        Op::Import => on(f, config::import),
+        Op::Revisions => on(f, config::revisions),
+        Op::Revision => on(f, config::revision),
+        Op::Rollback => on(f, config::rollback),
+        Op::Audit => on(f, config::audit),
+        Op::ListUsers => on(f, identity::list_users),
+        Op::CreateUser => on(f, identity::create_user),
+        Op::GetUser => on(f, identity::get_user),
+        Op::UpdateUser => on(f, identity::update_user),
+        Op::DeleteUser => on(f, identity::delete_user),
+        Op::ListRoles => on(f, identity::list_roles),
+        Op::CreateRole => on(f, identity::create_role),
+        Op::GetRole => on(f, identity::get_role),
+        Op::UpdateRole => on(f, identity::update_role),
+        Op::DeleteRole => on(f, identity::delete_role),
+        Op::ListTokens => on(f, identity::list_tokens),
+        Op::CreateToken => on(f, identity::create_token),
+        Op::GetToken => on(f, identity::get_token),
+        Op::RevokeToken => on(f, identity::revoke_token),
+    }
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/login", post(login))
-        .merge(crud::routes::<Selector>("/api/v1/selectors"))
-        .merge(crud::routes::<Rule>("/api/v1/rules"))
-        .merge(crud::routes::<Plugin>("/api/v1/plugins"))
-        .merge(crud::routes::<MetaData>("/api/v1/metadata"))
-        .merge(crud::routes::<AppAuth>("/api/v1/app-auth"))
-        .merge(crud::routes::<RouteDefinition>("/api/v1/routes"))
-        .route("/api/v1/batch", post(config::batch))
-        .route("/api/v1/export", get(config::export))
-        .route("/api/v1/import", post(config::import))
-        .route("/api/v1/revisions", get(config::revisions))
-        .route("/api/v1/revisions/{n}", get(config::revision))
-        .route("/api/v1/revisions/{n}/rollback", post(config::rollback))
-        .route("/api/v1/audit", get(config::audit))
-        .merge(identity::routes())
+    endpoints()
+        .iter()
+        .fold(Router::new(), |r, ep| r.route(&ep.path, handler(ep)))
         .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginRequest {
+pub(crate) struct LoginRequest {
     username: String,
     password: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct LoginResponse {
+pub(crate) struct LoginResponse {
+    /// A session JWT: send it as `Authorization: Bearer <token>`.
     token: String,
+    /// RFC 3339, UTC.
     expires_at: String,
 }
 
