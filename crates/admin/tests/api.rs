@@ -575,3 +575,15 @@ async fn openapi_document_lists_every_served_route() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_malformed_path_parameter_gets_a_json_400() {
+    let api = Api::new().await;
+    let admin = api.admin().await;
+    for (method, uri) in [(Method::GET, "/api/v1/revisions/__dict__"), (Method::POST, "/api/v1/revisions/x1/rollback")]
+    {
+        let r = api.call(method.clone(), uri, Some(&admin), None).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{method} {uri}");
+        assert_eq!(r.body["code"], 400, "{method} {uri}: the error must be the JSON error shape");
+    }
+}

@@ -90,8 +90,18 @@ pub async fn revisions(
 }
 
 /// The revision's config and its changes from the previous one, secrets redacted.
-pub async fn revision(State(st): State<AppState>, caller: Caller, Path(n): Path<i64>) -> Result<Json<Value>, ApiError> {
+/// Parsed here rather than by `Path<i64>`, whose rejection is plain text: every error is JSON.
+fn revision_number(n: &str) -> Result<i64, ApiError> {
+    n.parse().map_err(|_| ApiError::bad_request(format!("revision must be a whole number, got {n:?}")))
+}
+
+pub async fn revision(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(n): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(&st, Resource::Config, Action::Read).await?;
+    let n = revision_number(&n)?;
     let mut v = encode(&st.store.revision(n).await?)?;
     redact(&mut v);
     Ok(Json(v))
@@ -100,9 +110,10 @@ pub async fn revision(State(st): State<AppState>, caller: Caller, Path(n): Path<
 pub async fn rollback(
     State(st): State<AppState>,
     caller: Caller,
-    Path(n): Path<i64>,
+    Path(n): Path<String>,
 ) -> Result<Json<WriteOutcome>, ApiError> {
     caller.require(&st, Resource::Config, Action::Write).await?;
+    let n = revision_number(&n)?;
     Ok(Json(st.store.rollback(n, caller.name()).await?))
 }
 
