@@ -61,6 +61,14 @@ impl Ctx {
         }
     }
 
+    /// What a route's response filters need to know about the client's request.
+    pub fn response_info(&self) -> tigateway_routes::ResponseInfo<'_> {
+        tigateway_routes::ResponseInfo {
+            request_host: self.host_header.as_ref().and_then(|h| h.to_str().ok()),
+            request_path: &self.path,
+        }
+    }
+
     /// The path the upstream will get.
     pub fn current_path(&self) -> &str {
         self.upstream_path.as_deref().unwrap_or(&self.path)

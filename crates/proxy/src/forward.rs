@@ -135,7 +135,12 @@ pub async fn forward(
     }
     let connect_timeout = plan.connect_timeout.unwrap_or(Duration::from_millis(snap.upstream.connect_timeout_ms));
     let mut ip_buf = [0u8; 16];
-    let hash_key: Option<SmallVec<[u8; 32]>> = hash_bytes(ctx, plan.hash_key, &mut ip_buf).map(SmallVec::from_slice);
+    // Only the hash balancer reads a key; the others need no copy of it.
+    let hash_key: Option<SmallVec<[u8; 32]>> = if plan.upstreams.balancer() == tigateway_upstream::Balancer::Hash {
+        hash_bytes(ctx, plan.hash_key, &mut ip_buf).map(SmallVec::from_slice)
+    } else {
+        None
+    };
     let mut on_upgrade = on_upgrade;
 
     let mut tried: SmallVec<[usize; 4]> = SmallVec::new();

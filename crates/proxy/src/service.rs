@@ -204,10 +204,7 @@ async fn serve(
                 };
                 let (mut parts, b) = resp.into_parts();
                 if let Some(route) = &plan.route {
-                    let info = tigateway_routes::ResponseInfo {
-                        request_host: ctx.host_header.as_ref().and_then(|h| h.to_str().ok()),
-                        request_path: &ctx.path,
-                    };
+                    let info = ctx.response_info();
                     route.route.apply_response(route, &mut parts.status, &mut parts.headers, &info);
                 }
                 run_response_phases(snap, &ctx, &mut parts.status, &mut parts.headers);

@@ -230,11 +230,6 @@ impl SnapshotStore {
         tracing::info!(version, "config applied");
         version
     }
-
-    /// Compiles without applying (for `validate` and pre-apply checks).
-    pub fn check(&self, config: &Config) -> Result<(), ValidationErrors> {
-        build_snapshot(Arc::new(config.clone()), &self.registry, 0).map(|_| ())
-    }
 }
 
 /// Every upstream peer a snapshot can send to (for active health checks).

@@ -252,6 +252,11 @@ impl Db {
         })
     }
 
+    /// A `SELECT COUNT(*) …` query's number (0 when it returns no row).
+    pub async fn count(&self, sql: &str, args: &[Val]) -> Result<i64, StoreError> {
+        Ok(self.fetch(sql, args, &[Col::Int]).await?.first().map(|r| r[0].int()).unwrap_or(0))
+    }
+
     pub async fn fetch(&self, sql: &str, args: &[Val], cols: &[Col]) -> Result<Vec<Row>, StoreError> {
         let sql = placeholders(self.backend(), sql);
         Ok(match self {

@@ -290,13 +290,7 @@ impl Store {
             args.push(sel.as_str().into());
         }
         let table = E::KIND.table();
-        let total = self
-            .db
-            .fetch(&format!("SELECT COUNT(*) FROM {table} WHERE {filter}"), &args, &[Col::Int])
-            .await?
-            .first()
-            .map(|r| r[0].int())
-            .unwrap_or(0);
+        let total = self.db.count(&format!("SELECT COUNT(*) FROM {table} WHERE {filter}"), &args).await?;
         args.push(Val::Int(page_size as i64));
         args.push(Val::Int((page as i64 - 1) * page_size as i64));
         let rows = self
@@ -378,13 +372,7 @@ impl Store {
     pub async fn revisions(&self, page: u32, page_size: u32) -> Result<Page<RevisionSummary>> {
         let page = page.max(1);
         let page_size = page_size.clamp(1, 1000);
-        let total = self
-            .db
-            .fetch("SELECT COUNT(*) FROM config_revision", &[], &[Col::Int])
-            .await?
-            .first()
-            .map(|r| r[0].int())
-            .unwrap_or(0);
+        let total = self.db.count("SELECT COUNT(*) FROM config_revision", &[]).await?;
         let rows = self
             .db
             .fetch(
@@ -450,13 +438,7 @@ impl Store {
                 args.push(id.into());
             }
         }
-        let total = self
-            .db
-            .fetch(&format!("SELECT COUNT(*) FROM audit WHERE {filter}"), &args, &[Col::Int])
-            .await?
-            .first()
-            .map(|r| r[0].int())
-            .unwrap_or(0);
+        let total = self.db.count(&format!("SELECT COUNT(*) FROM audit WHERE {filter}"), &args).await?;
         args.push(Val::Int(page_size as i64));
         args.push(Val::Int((page as i64 - 1) * page_size as i64));
         let rows = self

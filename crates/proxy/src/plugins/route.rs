@@ -112,10 +112,7 @@ impl Plugin for RoutePlugin {
         if route.target == RouteTarget::NoOp {
             // The route's response filters (SetStatus, AddResponseHeader...) still run on this answer.
             let mut resp = Response::new(ProxyBody::Empty);
-            let info = tigateway_routes::ResponseInfo {
-                request_host: ctx.host_header.as_ref().and_then(|h| h.to_str().ok()),
-                request_path: &ctx.path,
-            };
+            let info = ctx.response_info();
             let (mut status, mut headers) = (resp.status(), std::mem::take(resp.headers_mut()));
             route.apply_response(&found, &mut status, &mut headers, &info);
             *resp.status_mut() = status;
