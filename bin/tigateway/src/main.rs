@@ -46,6 +46,18 @@ enum AdminAction {
     },
 }
 
+/// Settings of the admin API (in `admin` and `standalone`).
+#[derive(clap::Args, Clone)]
+struct AdminOptions {
+    /// Proxies (IPs or CIDRs, comma-separated) in front of the admin whose `X-Forwarded-For` names
+    /// the client; login throttling per address uses it. Default: none (the peer address counts).
+    #[arg(long, value_delimiter = ',')]
+    trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long a login session lasts, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    session_ttl_secs: u64,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway on a config file or directory (native YAML/JSON, Spring `application.yml`,
@@ -76,6 +88,8 @@ enum Command {
         /// Worker threads (default: number of cores).
         #[arg(long)]
         workers: Option<usize>,
+        #[command(flatten)]
+        admin: AdminOptions,
     },
     /// Run the admin API alone against PostgreSQL, MySQL/MariaDB or SQLite; or, with `export` /
     /// `import`, back up and restore its whole config.
@@ -86,6 +100,8 @@ enum Command {
         /// Admin API address (loopback by default).
         #[arg(long, default_value = "127.0.0.1:9095")]
         listen: SocketAddr,
+        #[command(flatten)]
+        admin: AdminOptions,
         #[command(subcommand)]
         action: Option<AdminAction>,
     },
@@ -112,10 +128,10 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Gateway { config, listen, workers } => run_gateway(config, listen, workers),
         Command::Validate { file } => return validate(&file),
-        Command::Standalone { data_dir, admin_listen, listen, workers } => {
-            run_standalone(data_dir, admin_listen, listen, workers)
+        Command::Standalone { data_dir, admin_listen, listen, workers, admin } => {
+            run_standalone(data_dir, admin_listen, listen, workers, admin)
         }
-        Command::Admin { database_url, listen, action: None } => run_admin(database_url, listen),
+        Command::Admin { database_url, listen, admin, action: None } => run_admin(database_url, listen, admin),
         Command::Admin { database_url, action: Some(action), .. } => admin_action(&database_url, action),
     };
     match result {
@@ -195,7 +211,11 @@ fn run_gateway(path: PathBuf, listen: Option<SocketAddr>, workers: Option<usize>
 
 /// Opens the store, creates the first admin if there is none, and serves the admin API. The first
 /// admin's password comes from `TIGATEWAY_ADMIN_PASSWORD`, or is generated and logged once.
-async fn start_admin(url: &str, listen: SocketAddr) -> anyhow::Result<tigateway_admin::store::Store> {
+async fn start_admin(
+    url: &str,
+    listen: SocketAddr,
+    opts: AdminOptions,
+) -> anyhow::Result<tigateway_admin::store::Store> {
     let store =
         tigateway_admin::store::Store::open(url).await.map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
     let identity = tigateway_admin::identity::Identity::new(&store);
@@ -207,12 +227,9 @@ async fn start_admin(url: &str, listen: SocketAddr) -> anyhow::Result<tigateway_
         ),
         None => tracing::info!("admin users present"),
     }
-    let state = tigateway_admin::api::AppState {
-        store: store.clone(),
-        identity,
-        limiter: Arc::new(tigateway_auth::LoginLimiter::new(5, std::time::Duration::from_secs(300))),
-        session_ttl: std::time::Duration::from_secs(3600),
-    };
+    let mut state = tigateway_admin::api::AppState::new(store.clone(), identity);
+    state.session_ttl = std::time::Duration::from_secs(opts.session_ttl_secs.max(1));
+    state.trusted_proxies = Arc::from(opts.trusted_proxies);
     let app = tigateway_admin::api::router(state);
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding the admin API on {listen}"))?;
@@ -271,10 +288,10 @@ fn admin_action(url: &str, action: AdminAction) -> anyhow::Result<()> {
     })
 }
 
-fn run_admin(url: String, listen: SocketAddr) -> anyhow::Result<()> {
+fn run_admin(url: String, listen: SocketAddr, opts: AdminOptions) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
-        start_admin(&url, listen).await?;
+        start_admin(&url, listen, opts).await?;
         shutdown_signal().await;
         tracing::info!("stopped");
         Ok(())
@@ -286,6 +303,7 @@ fn run_standalone(
     admin_listen: SocketAddr,
     listen: SocketAddr,
     workers: Option<usize>,
+    opts: AdminOptions,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let url = format!("sqlite://{}?mode=rwc", data_dir.join("tigateway.db").display());
@@ -295,7 +313,7 @@ fn run_standalone(
         .enable_all()
         .build()?;
     let _guard = control.enter();
-    let store = control.block_on(start_admin(&url, admin_listen))?;
+    let store = control.block_on(start_admin(&url, admin_listen, opts))?;
 
     // The gateway takes the store's config through the same snapshot path as every other source:
     // each committed change becomes one new snapshot, swapped atomically.

@@ -22,6 +22,7 @@ suite!(
     login_succeeds_fails_and_throttles,
     disabled_users_cannot_log_in,
     sessions_authenticate_and_forgeries_are_refused,
+    sessions_are_revoked_by_logout_password_change_and_rotation,
     api_tokens_authenticate_until_revoked,
     expired_api_tokens_are_refused,
     token_listings_never_expose_secrets,
@@ -265,7 +266,7 @@ async fn sessions_authenticate_and_forgeries_are_refused(s: Store, _url: String)
     let p = id.authenticate(&format!(" {token} ")).await.unwrap();
     assert_eq!(p.username, "dave");
     assert_eq!(p.roles, strings(&["viewer"]));
-    assert_eq!(p.via, Via::Session { jti: claims.jti.clone() });
+    assert_eq!(p.via, Via::Session { jti: claims.jti.clone(), expires_at: claims.exp });
 
     // Roles are read at each request, not taken from the token.
     let upd = UserUpdate { roles: Some(strings(&["editor"])), ..Default::default() };
@@ -545,4 +546,51 @@ fn base64url_helper_matches_known_vectors() {
     assert_eq!(b64url(b"foo"), "Zm9v");
     assert_eq!(b64url(b"foob"), "Zm9vYg");
     assert_eq!(b64url(&[0xfb, 0xff]), "-_8");
+}
+
+async fn sessions_are_revoked_by_logout_password_change_and_rotation(s: Store, _url: String) {
+    let id = Identity::new(&s);
+    id.bootstrap(Some(PASSWORD.into())).await.unwrap();
+    let erin = id.create_user(new_user("erin", &["viewer"]), ACTOR).await.unwrap();
+    let l = limiter();
+    let ttl = Duration::from_secs(900);
+    let login = || async { id.login("erin", PASSWORD, ip("10.0.0.1"), &l, ttl).await.unwrap().0 };
+
+    // Logout ends that session only.
+    let (a, b) = (login().await, login().await);
+    let pa = id.authenticate(&a).await.unwrap();
+    id.logout(&pa).await.unwrap();
+    assert!(is_invalid_token(id.authenticate(&a).await), "a logged-out session still works");
+    assert_eq!(id.authenticate(&b).await.unwrap().username, "erin");
+
+    // Revoking a user's sessions ends all of them; a login right after (same second) works.
+    id.revoke_sessions(&erin.id, ACTOR).await.unwrap();
+    assert!(is_invalid_token(id.authenticate(&b).await), "revoke_sessions left a session working");
+    let c = login().await;
+    assert_eq!(id.authenticate(&c).await.unwrap().username, "erin");
+
+    // A password change does the same; API tokens are not sessions and keep working.
+    let (api_token, _) = id
+        .create_token(NewToken { name: "ci".into(), owner: "erin".into(), roles: None, expires_in_secs: None }, ACTOR)
+        .await
+        .unwrap();
+    let upd = UserUpdate { password: Some("another long password".into()), ..Default::default() };
+    let erin = id.update_user(&erin.id, erin.version, upd, ACTOR).await.unwrap();
+    assert!(is_invalid_token(id.authenticate(&c).await), "a session survived a password change");
+    assert_eq!(id.authenticate(&api_token).await.unwrap().username, "erin");
+
+    // Rotating the secret ends every session, but not API tokens.
+    let d = id.login("erin", "another long password", ip("10.0.0.1"), &l, ttl).await.unwrap().0;
+    assert!(id.authenticate(&d).await.is_ok());
+    id.rotate_session_secret(ACTOR).await.unwrap();
+    assert!(is_invalid_token(id.authenticate(&d).await), "a session survived secret rotation");
+    assert!(id.authenticate(&api_token).await.is_ok());
+    // Another process on the same database picks up the new secret within KEYS_REFRESH.
+    let other = Identity::new(&s);
+    let e = id.login("erin", "another long password", ip("10.0.0.1"), &l, ttl).await.unwrap().0;
+    assert!(other.authenticate(&e).await.is_ok());
+    let audit = s.audit(1, 1000, None).await.unwrap();
+    let actions: Vec<&str> = audit.items.iter().map(|a| a.operation.as_str()).collect();
+    assert!(actions.contains(&"revoke-sessions") && actions.contains(&"rotate"), "{actions:?}");
+    let _ = erin;
 }

@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
-use tigateway_auth::{Action, Resource};
 use tigateway_model::Config;
 
 use super::error::ApiError;
@@ -42,12 +41,10 @@ pub async fn batch(
     caller: Caller,
     JsonBody(changes): JsonBody<Vec<Change>>,
 ) -> Result<Json<WriteOutcome>, ApiError> {
-    caller.require(&st, Resource::Config, Action::Write).await?;
     Ok(Json(st.store.apply_batch(changes, caller.name()).await?))
 }
 
-pub async fn export(State(st): State<AppState>, caller: Caller) -> Result<Json<Config>, ApiError> {
-    caller.require(&st, Resource::Config, Action::Read).await?;
+pub async fn export(State(st): State<AppState>) -> Result<Json<Config>, ApiError> {
     Ok(Json(st.store.export().await?))
 }
 
@@ -63,7 +60,6 @@ pub async fn import(
     QueryParams(q): QueryParams<ImportQuery>,
     JsonBody(cfg): JsonBody<Config>,
 ) -> Result<Json<WriteOutcome>, ApiError> {
-    caller.require(&st, Resource::Config, Action::Write).await?;
     Ok(Json(st.store.import(cfg, q.dry_run, caller.name()).await?))
 }
 
@@ -82,10 +78,8 @@ impl Default for PageQuery {
 
 pub async fn revisions(
     State(st): State<AppState>,
-    caller: Caller,
     QueryParams(q): QueryParams<PageQuery>,
 ) -> Result<Json<Page<RevisionSummary>>, ApiError> {
-    caller.require(&st, Resource::Config, Action::Read).await?;
     Ok(Json(st.store.revisions(q.page, q.page_size).await?))
 }
 
@@ -95,12 +89,7 @@ fn revision_number(n: &str) -> Result<i64, ApiError> {
     n.parse().map_err(|_| ApiError::bad_request(format!("revision must be a whole number, got {n:?}")))
 }
 
-pub async fn revision(
-    State(st): State<AppState>,
-    caller: Caller,
-    Path(n): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    caller.require(&st, Resource::Config, Action::Read).await?;
+pub async fn revision(State(st): State<AppState>, Path(n): Path<String>) -> Result<Json<Value>, ApiError> {
     let n = revision_number(&n)?;
     let mut v = encode(&st.store.revision(n).await?)?;
     redact(&mut v);
@@ -112,7 +101,6 @@ pub async fn rollback(
     caller: Caller,
     Path(n): Path<String>,
 ) -> Result<Json<WriteOutcome>, ApiError> {
-    caller.require(&st, Resource::Config, Action::Write).await?;
     let n = revision_number(&n)?;
     Ok(Json(st.store.rollback(n, caller.name()).await?))
 }
@@ -135,10 +123,8 @@ impl Default for AuditQuery {
 
 pub async fn audit(
     State(st): State<AppState>,
-    caller: Caller,
     QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Json<Page<AuditEntry>>, ApiError> {
-    caller.require(&st, Resource::Audit, Action::Read).await?;
     let kind = match &q.entity_type {
         None => None,
         Some(t) => Some(

@@ -6,7 +6,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tigateway_auth::{Action, Resource};
 
 use super::crud::{expected_version, VersionQuery};
 use super::error::ApiError;
@@ -34,19 +33,12 @@ impl Default for ListParams {
 
 pub(super) async fn list_users(
     State(st): State<AppState>,
-    caller: Caller,
     QueryParams(q): QueryParams<ListParams>,
 ) -> Result<Json<Page<User>>, ApiError> {
-    caller.require(&st, Resource::Users, Action::Read).await?;
     Ok(Json(st.identity.list_users(q.page, q.page_size, q.username.as_deref()).await?))
 }
 
-pub(super) async fn get_user(
-    State(st): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<User>, ApiError> {
-    caller.require(&st, Resource::Users, Action::Read).await?;
+pub(super) async fn get_user(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<User>, ApiError> {
     Ok(Json(st.identity.get_user(&id).await?))
 }
 
@@ -55,7 +47,6 @@ pub(super) async fn create_user(
     caller: Caller,
     JsonBody(new): JsonBody<NewUser>,
 ) -> Result<Response, ApiError> {
-    caller.require(&st, Resource::Users, Action::Write).await?;
     let user = st.identity.create_user(new, caller.name()).await?;
     Ok((StatusCode::CREATED, Json(user)).into_response())
 }
@@ -68,7 +59,6 @@ pub(super) async fn update_user(
     QueryParams(q): QueryParams<VersionQuery>,
     JsonBody(update): JsonBody<UserUpdate>,
 ) -> Result<Json<User>, ApiError> {
-    caller.require(&st, Resource::Users, Action::Write).await?;
     let version = expected_version(&headers, &q, None)?;
     Ok(Json(st.identity.update_user(&id, version, update, caller.name()).await?))
 }
@@ -80,27 +70,42 @@ pub(super) async fn delete_user(
     headers: HeaderMap,
     QueryParams(q): QueryParams<VersionQuery>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(&st, Resource::Users, Action::Write).await?;
     let version = expected_version(&headers, &q, None)?;
     st.identity.delete_user(&id, version, caller.name()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub(super) async fn list_roles(
+/// Ends the caller's own session.
+pub(super) async fn logout(State(st): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
+    st.identity.logout(&caller.0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn revoke_sessions(
     State(st): State<AppState>,
     caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.identity.revoke_sessions(&id, caller.name()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn rotate_session_secret(State(st): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
+    st.identity.rotate_session_secret(caller.name()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn list_roles(
+    State(st): State<AppState>,
     QueryParams(q): QueryParams<ListParams>,
 ) -> Result<Json<Page<RoleRecord>>, ApiError> {
-    caller.require(&st, Resource::Roles, Action::Read).await?;
     Ok(Json(st.identity.list_roles(q.page, q.page_size).await?))
 }
 
 pub(super) async fn get_role(
     State(st): State<AppState>,
-    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<RoleRecord>, ApiError> {
-    caller.require(&st, Resource::Roles, Action::Read).await?;
     Ok(Json(st.identity.get_role(&name).await?))
 }
 
@@ -126,7 +131,6 @@ pub(super) async fn create_role(
     caller: Caller,
     JsonBody(new): JsonBody<NewRole>,
 ) -> Result<Response, ApiError> {
-    caller.require(&st, Resource::Roles, Action::Write).await?;
     let role = st.identity.create_role(&new.name, &new.permissions, caller.name()).await?;
     Ok((StatusCode::CREATED, Json(role)).into_response())
 }
@@ -139,7 +143,6 @@ pub(super) async fn update_role(
     QueryParams(q): QueryParams<VersionQuery>,
     JsonBody(update): JsonBody<RoleUpdate>,
 ) -> Result<Json<RoleRecord>, ApiError> {
-    caller.require(&st, Resource::Roles, Action::Write).await?;
     let version = expected_version(&headers, &q, None)?;
     Ok(Json(st.identity.update_role(&name, version, &update.permissions, caller.name()).await?))
 }
@@ -151,7 +154,6 @@ pub(super) async fn delete_role(
     headers: HeaderMap,
     QueryParams(q): QueryParams<VersionQuery>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(&st, Resource::Roles, Action::Write).await?;
     let version = expected_version(&headers, &q, None)?;
     st.identity.delete_role(&name, version, caller.name()).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -159,19 +161,12 @@ pub(super) async fn delete_role(
 
 pub(super) async fn list_tokens(
     State(st): State<AppState>,
-    caller: Caller,
     QueryParams(q): QueryParams<ListParams>,
 ) -> Result<Json<Page<TokenInfo>>, ApiError> {
-    caller.require(&st, Resource::Tokens, Action::Read).await?;
     Ok(Json(st.identity.list_tokens(q.page, q.page_size, q.owner.as_deref()).await?))
 }
 
-pub(super) async fn get_token(
-    State(st): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<TokenInfo>, ApiError> {
-    caller.require(&st, Resource::Tokens, Action::Read).await?;
+pub(super) async fn get_token(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<TokenInfo>, ApiError> {
     Ok(Json(st.identity.get_token(&id).await?))
 }
 
@@ -188,7 +183,6 @@ pub(super) async fn create_token(
     caller: Caller,
     JsonBody(new): JsonBody<NewToken>,
 ) -> Result<Response, ApiError> {
-    caller.require(&st, Resource::Tokens, Action::Write).await?;
     let (token, info) = st.identity.create_token(new, caller.name()).await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { token, info })).into_response())
 }
@@ -199,6 +193,5 @@ pub(super) async fn revoke_token(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<TokenInfo>, ApiError> {
-    caller.require(&st, Resource::Tokens, Action::Write).await?;
     Ok(Json(st.identity.revoke_token(&id, caller.name()).await?))
 }

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
+use axum::middleware::{self, Next};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tigateway_auth::LoginLimiter;
+use tigateway_auth::{Action, AuthError, LoginLimiter, Resource};
 
 pub use config::redact;
 pub use error::{ApiError, FieldError};
@@ -35,6 +36,22 @@ pub struct AppState {
     pub limiter: Arc<LoginLimiter>,
     /// How long a session from `POST /api/v1/login` lasts.
     pub session_ttl: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client (for login throttling per address).
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
+}
+
+impl AppState {
+    /// The defaults an operator gets: 5 failed logins per user or address per 5 minutes, 1-hour
+    /// sessions, no trusted proxies.
+    pub fn new(store: Store, identity: Identity) -> AppState {
+        AppState {
+            store,
+            identity,
+            limiter: Arc::new(LoginLimiter::new(5, Duration::from_secs(300))),
+            session_ttl: Duration::from_secs(3600),
+            trusted_proxies: Arc::from(Vec::new()),
+        }
+    }
 }
 
 /// An HTTP method the API answers.
@@ -81,6 +98,7 @@ pub(crate) enum CrudOp {
 pub(crate) enum Op {
     OpenApi,
     Login,
+    Logout,
     Crud(EntityKind, CrudOp),
     Batch,
     Export,
@@ -94,6 +112,8 @@ pub(crate) enum Op {
     GetUser,
     UpdateUser,
     DeleteUser,
+    RevokeSessions,
+    RotateSessionSecret,
     ListRoles,
     CreateRole,
     GetRole,
@@ -113,6 +133,32 @@ pub(crate) struct Endpoint {
     pub op: Op,
 }
 
+impl Op {
+    /// What a caller needs for this operation; `None` for the two public endpoints. The check is
+    /// made by [`router`] before the handler runs (and before its body is read), so an endpoint
+    /// cannot be added without one and a caller without the grant learns nothing about the body.
+    pub(crate) fn permission(self) -> Option<(Resource, Action)> {
+        use Action::{Read, Write};
+        Some(match self {
+            // Logout needs a valid session but no grant: anyone may end their own session.
+            Op::OpenApi | Op::Login | Op::Logout => return None,
+            Op::Crud(kind, CrudOp::List | CrudOp::Get) => (crud::resource_of(kind), Read),
+            Op::Crud(kind, _) => (crud::resource_of(kind), Write),
+            Op::Batch | Op::Import | Op::Rollback => (Resource::Config, Write),
+            Op::Export | Op::Revisions | Op::Revision => (Resource::Config, Read),
+            Op::Audit => (Resource::Audit, Read),
+            Op::ListUsers | Op::GetUser => (Resource::Users, Read),
+            Op::CreateUser | Op::UpdateUser | Op::DeleteUser | Op::RevokeSessions | Op::RotateSessionSecret => {
+                (Resource::Users, Write)
+            }
+            Op::ListRoles | Op::GetRole => (Resource::Roles, Read),
+            Op::CreateRole | Op::UpdateRole | Op::DeleteRole => (Resource::Roles, Write),
+            Op::ListTokens | Op::GetToken => (Resource::Tokens, Read),
+            Op::CreateToken | Op::RevokeToken => (Resource::Tokens, Write),
+        })
+    }
+}
+
 /// The collection path of a config kind.
 pub(crate) fn kind_path(kind: EntityKind) -> &'static str {
     match kind {
@@ -130,7 +176,11 @@ pub(crate) fn kind_path(kind: EntityKind) -> &'static str {
 pub(crate) fn endpoints() -> Vec<Endpoint> {
     use ApiMethod::{Delete, Get, Post, Put};
     let ep = |method, path: &str, op| Endpoint { method, path: path.to_string(), op };
-    let mut v = vec![ep(Get, "/api/v1/openapi.json", Op::OpenApi), ep(Post, "/api/v1/login", Op::Login)];
+    let mut v = vec![
+        ep(Get, "/api/v1/openapi.json", Op::OpenApi),
+        ep(Post, "/api/v1/login", Op::Login),
+        ep(Post, "/api/v1/logout", Op::Logout),
+    ];
     for kind in EntityKind::ALL {
         let base = kind_path(kind);
         let one = format!("{base}/{{id}}");
@@ -153,6 +203,8 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         ep(Get, "/api/v1/users/{id}", Op::GetUser),
         ep(Put, "/api/v1/users/{id}", Op::UpdateUser),
         ep(Delete, "/api/v1/users/{id}", Op::DeleteUser),
+        ep(Post, "/api/v1/users/{id}/revoke-sessions", Op::RevokeSessions),
+        ep(Post, "/api/v1/session-secret/rotate", Op::RotateSessionSecret),
         ep(Get, "/api/v1/roles", Op::ListRoles),
         ep(Post, "/api/v1/roles", Op::CreateRole),
         ep(Get, "/api/v1/roles/{name}", Op::GetRole),
@@ -176,6 +228,7 @@ fn handler(ep: &Endpoint) -> MethodRouter<AppState> {
     match ep.op {
         Op::OpenApi => on(f, openapi::serve),
         Op::Login => on(f, login),
+        Op::Logout => on(f, identity::logout),
         Op::Crud(kind, op) => crud::handler(kind, op, f),
         Op::Batch => on(f, config::batch),
         Op::Export => on(f, config::export),
@@ -189,6 +242,8 @@ fn handler(ep: &Endpoint) -> MethodRouter<AppState> {
         Op::GetUser => on(f, identity::get_user),
         Op::UpdateUser => on(f, identity::update_user),
         Op::DeleteUser => on(f, identity::delete_user),
+        Op::RevokeSessions => on(f, identity::revoke_sessions),
+        Op::RotateSessionSecret => on(f, identity::rotate_session_secret),
         Op::ListRoles => on(f, identity::list_roles),
         Op::CreateRole => on(f, identity::create_role),
         Op::GetRole => on(f, identity::get_role),
@@ -201,10 +256,37 @@ fn handler(ep: &Endpoint) -> MethodRouter<AppState> {
     }
 }
 
+/// Authenticates the caller and checks `perm` before the handler runs; the principal is left in
+/// the request's extensions for the handler's [`extract::Caller`].
+async fn authorize(
+    State(st): State<AppState>,
+    perm: (Resource, Action),
+    mut req: axum::extract::Request,
+    next: Next,
+) -> Result<axum::response::Response, ApiError> {
+    let principal = extract::authenticate(&st, req.headers()).await?;
+    let rbac = st.identity.rbac().await?;
+    let (resource, action) = perm;
+    if !rbac.allows(&principal.roles, resource, action) {
+        return Err(AuthError::Forbidden(format!("{action:?} on {resource:?}").to_lowercase()).into());
+    }
+    req.extensions_mut().insert(principal);
+    Ok(next.run(req).await)
+}
+
 pub fn router(state: AppState) -> Router {
     endpoints()
         .iter()
-        .fold(Router::new(), |r, ep| r.route(&ep.path, handler(ep)))
+        .fold(Router::new(), |r, ep| {
+            let route = match ep.op.permission() {
+                None => handler(ep),
+                Some(perm) => handler(ep).route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    move |st: State<AppState>, req: axum::extract::Request, next: Next| authorize(st, perm, req, next),
+                )),
+            };
+            r.route(&ep.path, route)
+        })
         .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

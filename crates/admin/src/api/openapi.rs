@@ -485,6 +485,15 @@ fn crud_op3(kind: EntityKind, op: CrudOp) -> Op3 {
 }
 
 fn operation(ep: &Endpoint) -> Operation {
+    let mut op = operation_without_permission(ep);
+    if let Some((resource, action)) = ep.op.permission() {
+        let needs = format!("Needs `{action:?}` on `{resource:?}`.").to_lowercase();
+        op.description = Some(needs);
+    }
+    op
+}
+
+fn operation_without_permission(ep: &Endpoint) -> Operation {
     let config = "config";
     let users = "users";
     let roles = "roles";
@@ -503,6 +512,10 @@ fn operation(ep: &Endpoint) -> Operation {
             .err("401", "Wrong username or password, or the user is disabled.")
             .err("429", "Too many failed logins from this address or for this user; see Retry-After.")
             .err("503", "The store is unavailable."),
+        Op::Logout => o("auth", "logout", "End the caller's session")
+            .ok("204", None, "The session no longer works.")
+            .err("422", "The caller used an API token (revoke it with `DELETE /api/v1/tokens/{id}`).")
+            .secured(),
         Op::Batch => o(config, "batch", "Apply many changes in one transaction (all or nothing)")
             .body(RefOr::T(ArrayBuilder::new().items(schema_ref("Change")).into()), "The changes, applied in order.")
             .ok("200", Some(schema_ref("WriteOutcome")), "Applied as one revision.")
@@ -572,6 +585,13 @@ fn operation(ep: &Endpoint) -> Operation {
             .versioned()
             .err("400", "If-Match or `?version=` does not parse.")
             .invalid(),
+        Op::RevokeSessions => user_id(o(users, "revokeUserSessions", "End every session of a user"))
+            .ok("204", None, "Sessions issued until now no longer work; API tokens are not affected.")
+            .secured()
+            .not_found("user"),
+        Op::RotateSessionSecret => o(users, "rotateSessionSecret", "Replace the session signing secret")
+            .ok("204", None, "Every session issued so far no longer works; API tokens are not affected.")
+            .secured(),
         Op::ListRoles => o(roles, "listRoles", "List roles")
             .paging()
             .ok("200", Some(schema_ref("PageRole")), "One page.")

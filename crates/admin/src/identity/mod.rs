@@ -10,6 +10,11 @@
 //!   narrowed to a subset), so disabling or deleting the owner disables its tokens.
 //! - Authentication reads the user's current state and roles on every request, so disabling a user
 //!   or changing their roles takes effect at once, also for sessions already issued.
+//! - Sessions can be ended before they expire (migration `0003_sessions.sql`): one by logout (its
+//!   JWT id is listed until it would have expired), all of a user's by a password change or
+//!   [`Identity::revoke_sessions`] (a per-user "issued after" cut-off), and everyone's by
+//!   [`Identity::rotate_session_secret`]. Other admin processes on the same database pick up a new
+//!   secret within [`KEYS_REFRESH`].
 //!
 //! Every identity write takes the `identity_head` row lock first (as config writes take
 //! `config_head`), which serialises them across processes: the existence checks before an insert
@@ -22,6 +27,7 @@ mod users;
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -48,6 +54,10 @@ const MAX_PASSWORD_CHARS: usize = 1024;
 /// `last_used_at` of an API token is refreshed at most this often, so automation does not turn
 /// every request into a write.
 const LAST_USED_GRANULARITY: Duration = Duration::from_secs(60);
+
+/// How long a process trusts its cached copy of the session secret; bounds how long a secret
+/// rotated by another admin process on the same database keeps working here.
+pub const KEYS_REFRESH: Duration = Duration::from_secs(5);
 
 const SETTING_SECRET: &str = "session_secret";
 const SETTING_BOOTSTRAPPED: &str = "bootstrapped_at";
@@ -95,6 +105,8 @@ pub enum Via {
     /// A session JWT from [`Identity::login`]; `jti` names the session.
     Session {
         jti: String,
+        /// Unix seconds.
+        expires_at: u64,
     },
     ApiToken {
         id: String,
@@ -114,7 +126,7 @@ pub struct Principal {
 #[derive(Clone)]
 pub struct Identity {
     db: Db,
-    keys: Arc<tokio::sync::OnceCell<SessionKeys>>,
+    keys: Arc<std::sync::Mutex<Option<(SessionKeys, Instant)>>>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -125,7 +137,7 @@ impl std::fmt::Debug for Identity {
 
 impl Identity {
     pub fn new(store: &Store) -> Identity {
-        Identity { db: store.db().clone(), keys: Arc::new(tokio::sync::OnceCell::new()) }
+        Identity { db: store.db().clone(), keys: Arc::new(std::sync::Mutex::new(None)) }
     }
 
     /// First start: creates the `admin` user (role `admin`) with `initial_password` or, when `None`,
@@ -156,17 +168,76 @@ impl Identity {
         Ok((created && generated).then_some(password))
     }
 
-    /// The signing keys from the stored per-install secret (cached after the first read).
+    /// The signing keys from the stored per-install secret (cached for [`KEYS_REFRESH`]).
     pub async fn session_keys(&self) -> Result<SessionKeys> {
-        self.keys
-            .get_or_try_init(|| async {
-                let secret = self.setting(SETTING_SECRET).await?.ok_or_else(|| {
-                    IdentityError::Database("no session secret is stored; run bootstrap first".into())
-                })?;
-                Ok::<_, IdentityError>(SessionKeys::from_secret(&secret)?)
-            })
-            .await
-            .cloned()
+        if let Some((keys, at)) = &*self.keys.lock().unwrap_or_else(|p| p.into_inner()) {
+            if at.elapsed() < KEYS_REFRESH {
+                return Ok(keys.clone());
+            }
+        }
+        let secret = self
+            .setting(SETTING_SECRET)
+            .await?
+            .ok_or_else(|| IdentityError::Database("no session secret is stored; run bootstrap first".into()))?;
+        let keys = SessionKeys::from_secret(&secret)?;
+        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = Some((keys.clone(), Instant::now()));
+        Ok(keys)
+    }
+
+    /// Replaces the session secret: every session issued so far stops working (here at once, in
+    /// other admin processes within [`KEYS_REFRESH`]). API tokens are not affected.
+    pub async fn rotate_session_secret(&self, actor: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let r = async {
+            let now_s = now();
+            tx.exec("DELETE FROM admin_setting WHERE setting_key = ?", &[SETTING_SECRET.into()]).await?;
+            set_setting(&mut tx, SETTING_SECRET, &SessionKeys::generate_secret()).await?;
+            tx.exec("DELETE FROM admin_session_revoked", &[]).await?;
+            audit(&mut tx, actor, "rotate", "update", "session_secret", "-", None::<&()>, None::<&()>, &now_s).await?;
+            Ok(())
+        }
+        .await;
+        finish(tx, r).await?;
+        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(())
+    }
+
+    /// Ends the session `principal` came with. An API token is revoked through its own endpoint.
+    pub async fn logout(&self, principal: &Principal) -> Result<()> {
+        let Via::Session { jti, expires_at } = &principal.via else {
+            return Err(invalid(
+                "authorization",
+                "an API token is revoked with DELETE /api/v1/tokens/{id}, not logout",
+            ));
+        };
+        let mut tx = self.db.begin().await?;
+        let r = async {
+            // Entries past their expiry protect nothing any more (the JWT itself is expired).
+            tx.exec("DELETE FROM admin_session_revoked WHERE expires_at < ?", &[Val::Int(unix_now() as i64)]).await?;
+            tx.exec(
+                "INSERT INTO admin_session_revoked (jti, expires_at) VALUES (?, ?)",
+                &[jti.as_str().into(), Val::Int(*expires_at as i64)],
+            )
+            .await?;
+            Ok(())
+        }
+        .await;
+        finish(tx, r).await
+    }
+
+    /// Ends every session of user `id` issued until now; their API tokens are not affected.
+    pub async fn revoke_sessions(&self, id: &str, actor: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let r = async {
+            let user = users::get_tx(&mut tx, id).await?;
+            tx.exec("UPDATE admin_user SET sessions_after = ? WHERE id = ?", &[Val::Int(unix_now() as i64), id.into()])
+                .await?;
+            audit(&mut tx, actor, "revoke-sessions", "update", "admin_user", id, Some(&user), Some(&user), &now())
+                .await?;
+            Ok(())
+        }
+        .await;
+        finish(tx, r).await
     }
 
     /// Checks a username and password and issues a session valid for `ttl`. Attempts are
@@ -188,25 +259,25 @@ impl Identity {
         let row = self
             .db
             .fetch(
-                "SELECT id, password_hash, enabled FROM admin_user WHERE username = ?",
+                "SELECT id, password_hash, enabled, sessions_after FROM admin_user WHERE username = ?",
                 &[username.into()],
-                &[Col::Text, Col::Text, Col::Int],
+                &[Col::Text, Col::Text, Col::Int, Col::Int],
             )
             .await?
             .into_iter()
             .next();
-        let (user_id, ok) = match row {
+        let (user_id, ok, sessions_after) = match row {
             Some(r) => {
                 let mut c = Cols::new(r);
-                let (id, hash, enabled) = (c.text(), c.text(), c.int() != 0);
+                let (id, hash, enabled, after) = (c.text(), c.text(), c.int() != 0, c.int());
                 let verified = verify_blocking(password.to_string(), hash).await?;
-                (id, verified && enabled)
+                (id, verified && enabled, after.max(0) as u64)
             }
             None => {
                 // Same work as for a real user, so timing does not tell which usernames exist.
                 let dummy = dummy_hash().await?;
                 verify_blocking(password.to_string(), dummy).await?;
-                (String::new(), false)
+                (String::new(), false, 0)
             }
         };
         if !ok {
@@ -215,7 +286,9 @@ impl Identity {
         }
         let roles = users::roles_of(&self.db, &user_id).await?;
         let keys_ = self.session_keys().await?;
-        let issued = keys_.issue(username, &roles, unix_now(), ttl.as_secs().max(1))?;
+        // A session issued in the same second as a revocation must still count as newer than it.
+        let issued_at = unix_now().max(sessions_after + 1);
+        let issued = keys_.issue(username, &roles, issued_at, ttl.as_secs().max(1))?;
         limiter.succeeded(&keys);
         Ok(issued)
     }
@@ -236,21 +309,29 @@ impl Identity {
         let row = self
             .db
             .fetch(
-                "SELECT id, enabled FROM admin_user WHERE username = ?",
+                "SELECT id, enabled, sessions_after FROM admin_user WHERE username = ?",
                 &[claims.sub.as_str().into()],
-                &[Col::Text, Col::Int],
+                &[Col::Text, Col::Int, Col::Int],
             )
             .await?
             .into_iter()
             .next();
         let Some(row) = row else { return Err(AuthError::InvalidToken.into()) };
         let mut c = Cols::new(row);
-        let (id, enabled) = (c.text(), c.int() != 0);
-        if !enabled {
+        let (id, enabled, sessions_after) = (c.text(), c.int() != 0, c.int());
+        if !enabled || claims.iat as i64 <= sessions_after {
+            return Err(AuthError::InvalidToken.into());
+        }
+        let revoked = !self
+            .db
+            .fetch("SELECT jti FROM admin_session_revoked WHERE jti = ?", &[claims.jti.as_str().into()], &[Col::Text])
+            .await?
+            .is_empty();
+        if revoked {
             return Err(AuthError::InvalidToken.into());
         }
         let roles = users::roles_of(&self.db, &id).await?;
-        Ok(Principal { username: claims.sub, roles, via: Via::Session { jti: claims.jti } })
+        Ok(Principal { username: claims.sub, roles, via: Via::Session { jti: claims.jti, expires_at: claims.exp } })
     }
 
     /// The stored roles (built-in and custom) as an [`Rbac`].

@@ -110,7 +110,7 @@ async fn roles_of_tx(tx: &mut Tx, user_id: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-async fn get_tx(tx: &mut Tx, id: &str) -> Result<User> {
+pub(super) async fn get_tx(tx: &mut Tx, id: &str) -> Result<User> {
     let row = tx
         .fetch(&format!("SELECT {USER_COLS} FROM admin_user WHERE id = ?"), &[id.into()], &USER_COL_TYPES)
         .await?
@@ -315,8 +315,10 @@ impl Identity {
             let mut sql = String::from("UPDATE admin_user SET enabled = ?, version = ?, updated_at = ?");
             let mut args = vec![Val::Int(enabled as i64), Val::Int(before.version + 1), now_s.as_str().into()];
             if let Some(h) = &hash {
-                sql.push_str(", password_hash = ?");
+                // A new password ends every session opened with the old one.
+                sql.push_str(", password_hash = ?, sessions_after = ?");
                 args.push(h.as_str().into());
+                args.push(Val::Int(super::unix_now() as i64));
             }
             sql.push_str(" WHERE id = ? AND version = ?");
             args.push(id.into());

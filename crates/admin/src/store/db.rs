@@ -375,6 +375,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../migrations/postgres/0002_identity.sql"),
         mysql: include_str!("../../migrations/mysql/0002_identity.sql"),
     },
+    Migration {
+        version: 3,
+        sqlite: include_str!("../../migrations/sqlite/0003_sessions.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_sessions.sql"),
+        mysql: include_str!("../../migrations/mysql/0003_sessions.sql"),
+    },
 ];
 
 /// Applies the migrations a database lacks, each in its own transaction (atomic on SQLite and
