@@ -13,7 +13,7 @@ pub mod error;
 pub mod forward;
 pub mod forwarded;
 pub mod h1;
-pub mod normalize;
+pub use tigateway_matcher::normalize;
 pub mod plugins;
 pub mod pool;
 pub mod server;
