@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tigateway_proxy::{listener_specs, Gateway, SnapshotStore};
 use tigateway_upstream::Registry;
 
+mod explain_cmd;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -89,6 +91,11 @@ enum Command {
         #[command(subcommand)]
         action: Option<AdminAction>,
     },
+    /// Explain how a config handles a request: the plugins in chain order, the selector and rule
+    /// each chose, the condition that failed for every other candidate, Spring routes, and the
+    /// outcome (proxied where, redirect, 404). Exit 0 when explained, 1 for a bad config, 2 for a
+    /// malformed request description.
+    Explain(explain_cmd::ExplainArgs),
     /// Check a config: exit 0 if valid, else print every error with its location and exit 1.
     Validate {
         /// Config file or directory.
@@ -112,6 +119,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Gateway { config, listen, workers } => run_gateway(config, listen, workers),
         Command::Validate { file } => return validate(&file),
+        Command::Explain(args) => return explain_cmd::run(args),
         Command::Standalone { data_dir, admin_listen, listen, workers } => {
             run_standalone(data_dir, admin_listen, listen, workers)
         }

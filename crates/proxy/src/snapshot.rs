@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 use tigateway_matcher::select::PluginTable;
-use tigateway_model::{builtin_plugin_order, Config, LimitsConfig, UpstreamConfig, ValidationError, ValidationErrors};
+use tigateway_model::{Config, LimitsConfig, UpstreamConfig, ValidationError, ValidationErrors};
 use tigateway_upstream::{Registry, UpstreamSet, UpstreamSpec};
 
 use crate::plugins::{factories, BuildInput, Plugin};
