@@ -191,6 +191,9 @@ pub struct PluginTable {
     /// Parallel to `selectors.entries`.
     meta: Vec<SelectorMeta>,
     needs_body: bool,
+    /// Ids by position in the slices given to [`PluginTable::compile`], for logs and spans.
+    selector_ids: Vec<Box<str>>,
+    rule_ids: Vec<Box<str>>,
 }
 
 fn rank_key(sort: Option<i64>, pos: usize) -> (bool, i64, usize) {
@@ -288,14 +291,27 @@ impl PluginTable {
         if !errs.is_empty() {
             return Err(errs);
         }
+        let selectors_in = selectors;
         let selectors = Group::new(entries, true);
         let needs_body = selectors.needs_body() || meta.iter().any(|m| m.rules.needs_body());
-        Ok(PluginTable { selectors, meta, needs_body })
+        let selector_ids = selectors_in.iter().map(|s| s.id.as_str().into()).collect();
+        let rule_ids = rules.iter().map(|r| r.id.as_str().into()).collect();
+        Ok(PluginTable { selectors, meta, needs_body, selector_ids, rule_ids })
     }
 
     /// Whether some condition reads the request body, so the caller must buffer it first.
     pub fn needs_body(&self) -> bool {
         self.needs_body
+    }
+
+    /// The id of the selector at `pos` (a position as in [`SelectOutcome`]).
+    pub fn selector_id(&self, pos: usize) -> Option<&str> {
+        self.selector_ids.get(pos).map(|s| &**s)
+    }
+
+    /// The id of the rule at `pos` (a position as in [`RuleChoice::Rule`]).
+    pub fn rule_id(&self, pos: usize) -> Option<&str> {
+        self.rule_ids.get(pos).map(|s| &**s)
     }
 
     /// Whether no enabled selector exists.

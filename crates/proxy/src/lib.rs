@@ -21,6 +21,7 @@ pub mod service;
 pub mod snapshot;
 mod sniff;
 pub mod tls;
+pub mod trace;
 
 pub use server::{listener_specs, Gateway, ListenerSpec};
 pub use snapshot::{build_snapshot, spawn_health_checks, Snapshot, SnapshotStore};
