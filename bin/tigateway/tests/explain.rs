@@ -124,7 +124,11 @@ fn bad_input_exits_nonzero_with_a_message() {
     let (code, _, err) = run(&["explain", "-c", cfg, "GET /x", "--client-ip", "300.1.1.1"]);
     assert_eq!(code, 2);
     assert!(err.contains("clientIp"), "{err}");
-    let bad = write(&dir, "bad.yaml", "selectors: [{id: s, pluginName: divide, conditionList: [{paramType: nope, operator: match, paramValue: /x}]}]");
+    let bad = write(
+        &dir,
+        "bad.yaml",
+        "selectors: [{id: s, pluginName: divide, conditionList: [{paramType: nope, operator: match, paramValue: /x}]}]",
+    );
     let (code, _, err) = run(&["explain", "-c", bad.to_str().unwrap(), "/x"]);
     assert_eq!(code, 1);
     assert!(err.contains("paramType"), "{err}");

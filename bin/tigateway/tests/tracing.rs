@@ -114,7 +114,8 @@ async fn http_receiver() -> (SocketAddr, Received, Arc<Mutex<Vec<String>>>) {
                 let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let (g, s) = (g.clone(), s.clone());
                     async move {
-                        let ct = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                        let ct =
+                            req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
                         s.lock().unwrap().push(format!("{} {} {ct}", req.method(), req.uri().path()));
                         let body = req.into_body().collect().await.unwrap().to_bytes();
                         let status = match ExportTraceServiceRequest::decode(body) {
@@ -318,7 +319,12 @@ async fn http_protobuf_export_and_parent_based_sampling() {
     // Give a wrongly exported unsampled span time to show up.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let spans_later = got.spans();
-    assert_eq!(spans_later.len(), 1, "only the sampled request is exported: {:?}", spans_later.iter().map(|s| &s.name).collect::<Vec<_>>());
+    assert_eq!(
+        spans_later.len(),
+        1,
+        "only the sampled request is exported: {:?}",
+        spans_later.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
     let s = &spans[0];
     assert_eq!(hex(&s.trace_id), TRACE_ID);
     assert_eq!(hex(&s.parent_span_id), PARENT_ID);
@@ -335,7 +341,8 @@ async fn without_tracing_request_ids_still_work_and_trace_headers_pass_through()
     let (_p, base, _d) = start(&config(&up.url()), &[]);
     let incoming = format!("00-{TRACE_ID}-{PARENT_ID}-01");
     let (status, h, v) =
-        get(&format!("{base}/api/users/1"), &[("traceparent", &incoming), ("x-request-id", "bad id with spaces")]).await;
+        get(&format!("{base}/api/users/1"), &[("traceparent", &incoming), ("x-request-id", "bad id with spaces")])
+            .await;
     assert_eq!(status, 200);
     assert_eq!(v["headers"]["traceparent"], incoming.as_str(), "untouched when tracing is off");
     let rid = h["x-request-id"].to_str().unwrap();

@@ -238,7 +238,9 @@ fn header_values(name: &str, v: &serde_json::Value) -> Result<Vec<String>, Expla
         serde_json::Value::String(s) => Ok(vec![s.clone()]),
         serde_json::Value::Array(items) => items
             .iter()
-            .map(|i| i.as_str().map(str::to_string).ok_or_else(|| bad("headers", format!("{name}: values must be strings"))))
+            .map(|i| {
+                i.as_str().map(str::to_string).ok_or_else(|| bad("headers", format!("{name}: values must be strings")))
+            })
             .collect(),
         _ => Err(bad("headers", format!("{name}: a header value must be a string or a list of strings"))),
     }
@@ -391,7 +393,8 @@ pub fn explain(cfg: &Config, req: &ExplainRequest) -> Result<Explanation, Explai
                     step.detail = format!("no route matched ({} evaluated)", rx.routes.len());
                 }
                 Some(hit) => {
-                    let route = table.routes().iter().find(|r| r.position == hit.position).expect("winner is in the table");
+                    let route =
+                        table.routes().iter().find(|r| r.position == hit.position).expect("winner is in the table");
                     step.result = StepResult::Terminal;
                     let o = route_outcome(cfg, route, &hit.id);
                     step.detail = o.message.clone();

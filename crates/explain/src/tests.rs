@@ -144,7 +144,9 @@ fn bad_input_names_the_field() {
     let mut r = req("GET /x", &[]);
     r.client_ip = Some("nope".into());
     assert!(matches!(explain(&cfg, &r), Err(ExplainError::BadRequest { field: "clientIp", .. })));
-    let bad = config("selectors: [{id: s, pluginName: divide, conditionList: [{paramType: uri, operator: regex, paramValue: '('}]}]");
+    let bad = config(
+        "selectors: [{id: s, pluginName: divide, conditionList: [{paramType: uri, operator: regex, paramValue: '('}]}]",
+    );
     assert!(matches!(explain(&bad, &req("/x", &[])), Err(ExplainError::InvalidConfig(_))));
 }
 

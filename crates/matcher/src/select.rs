@@ -728,7 +728,10 @@ mod tests {
         let ids: Vec<(&str, bool)> = e.selectors.iter().map(|c| (c.id.as_str(), c.candidate)).collect();
         assert_eq!(ids, [("a", true), ("b", true), ("elsewhere", false)], "the /admin selector is not a candidate");
         let f = e.selectors[2].failed.as_ref().unwrap();
-        assert_eq!((f.operator.as_str(), f.expected.as_str(), f.actual.as_deref()), ("match", "/admin/**", Some("/api/x")));
+        assert_eq!(
+            (f.operator.as_str(), f.expected.as_str(), f.actual.as_deref()),
+            ("match", "/admin/**", Some("/api/x"))
+        );
         assert!(!e.selectors[0].matched);
         let f = e.selectors[0].failed.as_ref().unwrap();
         assert_eq!((f.index, f.text.as_str()), (1, "header[x-env] = canary"));

@@ -159,9 +159,9 @@ impl CompiledPredicate {
             CompiledPredicate::Header { name, .. } => join(
                 req.headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect(),
             ),
-            CompiledPredicate::Host(_) => Some(
-                req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(req.host).to_string(),
-            ),
+            CompiledPredicate::Host(_) => {
+                Some(req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(req.host).to_string())
+            }
             CompiledPredicate::Method(_) => Some(req.method.to_string()),
             CompiledPredicate::Path(_) => Some(req.path.to_string()),
             CompiledPredicate::Query { param, .. } => join(
@@ -178,12 +178,10 @@ impl CompiledPredicate {
                     XffAddress::Absent => Some(req.peer_ip.to_string()),
                 }
             }
-            CompiledPredicate::Weight { group } => {
-                Some(match (ctx.chosen)(*group) {
-                    Some(r) => format!("this request's weight draw chose the route at evaluation position {r}"),
-                    None => "no route of the group was chosen".to_string(),
-                })
-            }
+            CompiledPredicate::Weight { group } => Some(match (ctx.chosen)(*group) {
+                Some(r) => format!("this request's weight draw chose the route at evaluation position {r}"),
+                None => "no route of the group was chosen".to_string(),
+            }),
         }
     }
 
