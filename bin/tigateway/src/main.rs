@@ -9,6 +9,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tigateway_proxy::{listener_specs, Gateway, SnapshotStore};
 use tigateway_upstream::Registry;
 
+mod explain_cmd;
+mod trace_args;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -72,6 +75,8 @@ enum Command {
         /// Worker threads (default: number of cores).
         #[arg(long)]
         workers: Option<usize>,
+        #[command(flatten)]
+        trace: trace_args::TraceArgs,
     },
     /// Admin API and gateway in one process, everything stored in an embedded SQLite file: no other
     /// service needed. A change made through the API is served by the gateway at once.
@@ -90,6 +95,8 @@ enum Command {
         workers: Option<usize>,
         #[command(flatten)]
         admin: AdminOptions,
+        #[command(flatten)]
+        trace: trace_args::TraceArgs,
     },
     /// Run the admin API alone against PostgreSQL, MySQL/MariaDB or SQLite; or, with `export` /
     /// `import`, back up and restore its whole config.
@@ -105,6 +112,11 @@ enum Command {
         #[command(subcommand)]
         action: Option<AdminAction>,
     },
+    /// Explain how a config handles a request: the plugins in chain order, the selector and rule
+    /// each chose, the condition that failed for every other candidate, Spring routes, and the
+    /// outcome (proxied where, redirect, 404). Exit 0 when explained, 1 for a bad config, 2 for a
+    /// malformed request description.
+    Explain(explain_cmd::ExplainArgs),
     /// Check a config: exit 0 if valid, else print every error with its location and exit 1.
     Validate {
         /// Config file or directory.
@@ -126,10 +138,11 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
     let result = match cli.command {
-        Command::Gateway { config, listen, workers } => run_gateway(config, listen, workers),
+        Command::Gateway { config, listen, workers, trace } => run_gateway(config, listen, workers, trace),
         Command::Validate { file } => return validate(&file),
-        Command::Standalone { data_dir, admin_listen, listen, workers, admin } => {
-            run_standalone(data_dir, admin_listen, listen, workers, admin)
+        Command::Explain(args) => return explain_cmd::run(args),
+        Command::Standalone { data_dir, admin_listen, listen, workers, admin, trace } => {
+            run_standalone(data_dir, admin_listen, listen, workers, admin, trace)
         }
         Command::Admin { database_url, listen, admin, action: None } => run_admin(database_url, listen, admin),
         Command::Admin { database_url, action: Some(action), .. } => admin_action(&database_url, action),
@@ -166,7 +179,12 @@ fn validate(path: &std::path::Path) -> std::process::ExitCode {
     }
 }
 
-fn run_gateway(path: PathBuf, listen: Option<SocketAddr>, workers: Option<usize>) -> anyhow::Result<()> {
+fn run_gateway(
+    path: PathBuf,
+    listen: Option<SocketAddr>,
+    workers: Option<usize>,
+    trace: trace_args::TraceArgs,
+) -> anyhow::Result<()> {
     // The store starts empty; the watcher's first read (synchronous, before `start_with` returns)
     // loads, validates, compiles and swaps in the file's config, so the file is read and compiled
     // once at start. An invalid file at start is an error here.
@@ -194,6 +212,7 @@ fn run_gateway(path: PathBuf, listen: Option<SocketAddr>, workers: Option<usize>
         .enable_all()
         .build()?;
     let _guard = control.enter();
+    let _tracing = trace.start(cfg.server.tracing.clone())?;
     for addr in &cfg.demo_upstreams {
         let addr: SocketAddr = addr.parse().context("demoUpstreams address")?;
         control.spawn(async move {
@@ -304,6 +323,7 @@ fn run_standalone(
     listen: SocketAddr,
     workers: Option<usize>,
     opts: AdminOptions,
+    trace: trace_args::TraceArgs,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let url = format!("sqlite://{}?mode=rwc", data_dir.join("tigateway.db").display());
@@ -321,6 +341,7 @@ fn run_standalone(
     let snapshots = SnapshotStore::new(tigateway_model::Config::default(), registry)
         .map_err(|e| anyhow::anyhow!("empty config did not compile: {e}"))?;
     let initial = control.block_on(store.load_config()).map_err(|e| anyhow::anyhow!("loading the config: {e}"))?;
+    let _tracing = trace.start(initial.server.tracing.clone())?;
     snapshots.apply(initial).map_err(|e| anyhow::anyhow!("the stored config does not compile:\n{e}"))?;
     let follower = snapshots.clone();
     let mut changes = store.subscribe();

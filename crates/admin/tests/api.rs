@@ -624,13 +624,18 @@ fn needed(method: &str, path: &str) -> Option<(&'static str, &'static str)> {
             "app-auth" => "appAuth",
             _ => "routes",
         },
+        // Explain reads the whole config, so it needs what export needs.
         "batch" | "export" | "import" | "revisions" => "config",
+        "explain" => "config_read",
         "audit" => "audit",
         "users" | "session-secret" => "users",
         "roles" => "roles",
         "tokens" => "tokens",
         other => panic!("the RBAC matrix does not know /api/v1/{other}: add it here"),
     };
+    if resource == "config_read" {
+        return Some(("config", "read"));
+    }
     Some((resource, action))
 }
 

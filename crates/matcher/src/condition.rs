@@ -51,6 +51,9 @@ pub struct CompiledCondition {
     negate: bool,
     prefix: Option<Box<str>>,
     text: Box<str>,
+    /// `paramType` and `operator` as written, for explanations.
+    type_text: Box<str>,
+    op_text: Box<str>,
 }
 
 /// A compile failure and the condition field it is about, so a table can report
@@ -142,6 +145,8 @@ pub(crate) fn compile_detailed(c: &Condition) -> Result<CompiledCondition, Condi
         negate: operator == Operator::Exclude,
         prefix,
         text: text.trim_end().into(),
+        type_text: c.param_type.as_str().into(),
+        op_text: c.operator.as_str().into(),
     })
 }
 
@@ -304,16 +309,7 @@ impl CompiledCondition {
             }
         }
         let mut ip_text = IpText::new();
-        let value: Option<Cow<str>> = match self.param_type {
-            ParamType::Uri | ParamType::Path => Some(Cow::Borrowed(req.path)),
-            ParamType::Ip | ParamType::Host => Some(Cow::Borrowed(ip_text.format(req.client_ip))),
-            ParamType::Domain => Some(Cow::Borrowed(req.host)),
-            ParamType::ReqMethod => Some(Cow::Borrowed(req.method.as_str())),
-            ParamType::Header => self.header.as_ref().and_then(|h| req.headers.get(h)).map(header_str),
-            ParamType::Query => req.query.and_then(|q| form_field(q, &self.name)),
-            ParamType::Cookie => cookie(req.headers, &self.name),
-            ParamType::Post => post_field(req, &self.name),
-        };
+        let value = self.extract(req, &mut ip_text);
         let blank = !matches!(value.as_deref(), Some(v) if !v.trim().is_empty());
         if matches!(self.test, Test::IsBlank) {
             return blank;
@@ -323,6 +319,52 @@ impl CompiledCondition {
             return false;
         };
         self.judge(&v) != self.negate
+    }
+
+    /// The request value this condition looks at (None when absent). Shared by [`Self::eval`] and
+    /// explanations, so an explanation shows exactly what was compared.
+    #[inline]
+    fn extract<'r>(&self, req: &RequestView<'r>, ip_text: &'r mut IpText) -> Option<Cow<'r, str>> {
+        match self.param_type {
+            ParamType::Uri | ParamType::Path => Some(Cow::Borrowed(req.path)),
+            ParamType::Ip | ParamType::Host => Some(Cow::Borrowed(ip_text.format(req.client_ip))),
+            ParamType::Domain => Some(Cow::Borrowed(req.host)),
+            ParamType::ReqMethod => Some(Cow::Borrowed(req.method.as_str())),
+            ParamType::Header => self.header.as_ref().and_then(|h| req.headers.get(h)).map(header_str),
+            ParamType::Query => req.query.and_then(|q| form_field(q, &self.name)),
+            ParamType::Cookie => cookie(req.headers, &self.name),
+            ParamType::Post => post_field(req, &self.name),
+        }
+    }
+
+    /// The value this condition saw in `req` (None: absent), for explanations. A time condition
+    /// without a paramName compares the clock, so its "actual" value is the current local time.
+    pub fn actual(&self, req: &RequestView) -> Option<String> {
+        if let Test::Time { now: true, .. } = self.test {
+            return Some(chrono::Local::now().naive_local().format(CONDITION_TIME_FORMAT).to_string());
+        }
+        let mut ip_text = IpText::new();
+        self.extract(req, &mut ip_text).map(Cow::into_owned)
+    }
+
+    /// `paramType` as written in the config.
+    pub fn param_type_name(&self) -> &str {
+        &self.type_text
+    }
+
+    /// `paramName`, empty when the type has none.
+    pub fn param_name(&self) -> &str {
+        &self.name
+    }
+
+    /// `operator` as written in the config.
+    pub fn operator(&self) -> &str {
+        &self.op_text
+    }
+
+    /// `paramValue` (trimmed), what the request value is compared with.
+    pub fn expected(&self) -> &str {
+        &self.value
     }
 
     fn judge(&self, v: &str) -> bool {

@@ -4,10 +4,12 @@
 //! - [`path`]: Spring `AntPathMatcher` (`match`) and `PathPattern` (`pathPattern`, SCG `Path=`).
 //! - [`condition`]: one compiled ShenYu condition.
 //! - [`index`]: literal-prefix trie over path segments, so a lookup touches only plausible candidates.
+//! - [`normalize`]: the path normalisation done before any matching (shared by the data plane and explain).
 //! - [`select`]: ShenYu selector → rule selection for one plugin.
 
 pub mod condition;
 pub mod index;
+pub mod normalize;
 pub mod path;
 pub mod select;
 

@@ -116,12 +116,16 @@ enum Kind {
 
 /// Receives every evaluated candidate. `()` ignores them, for the request path.
 trait Sink {
-    fn record(&mut self, kind: Kind, entry: &Entry, result: EvalResult);
+    /// Also evaluate (and record) the entries the prefix index ruled out, so an explanation can
+    /// name their failing condition. False for the request path, where the branch compiles away.
+    const WANTS_EXCLUDED: bool;
+    fn record(&mut self, kind: Kind, entry: &Entry, result: EvalResult, req: &RequestView, indexed: bool);
 }
 
 impl Sink for () {
+    const WANTS_EXCLUDED: bool = false;
     #[inline(always)]
-    fn record(&mut self, _: Kind, _: &Entry, _: EvalResult) {}
+    fn record(&mut self, _: Kind, _: &Entry, _: EvalResult, _: &RequestView, _: bool) {}
 }
 
 /// Entries in rank order, with an index when there are enough of them to need one.
@@ -154,9 +158,16 @@ impl Group {
         for &rank in &cands {
             let e = &self.entries[rank as usize];
             let result = e.eval(req);
-            sink.record(kind, e, result);
+            sink.record(kind, e, result, req, true);
             if result.is_ok() && !matches!(best, Some((score, _)) if score >= e.score) {
                 best = Some((e.score, rank as usize));
+            }
+        }
+        if S::WANTS_EXCLUDED && self.index.is_some() {
+            for (rank, e) in self.entries.iter().enumerate() {
+                if !cands.contains(&(rank as u32)) {
+                    sink.record(kind, e, e.eval(req), req, false);
+                }
             }
         }
         best.map(|(_, rank)| rank)
@@ -180,6 +191,9 @@ pub struct PluginTable {
     /// Parallel to `selectors.entries`.
     meta: Vec<SelectorMeta>,
     needs_body: bool,
+    /// Ids by position in the slices given to [`PluginTable::compile`], for logs and spans.
+    selector_ids: Vec<Box<str>>,
+    rule_ids: Vec<Box<str>>,
 }
 
 fn rank_key(sort: Option<i64>, pos: usize) -> (bool, i64, usize) {
@@ -277,14 +291,27 @@ impl PluginTable {
         if !errs.is_empty() {
             return Err(errs);
         }
+        let selectors_in = selectors;
         let selectors = Group::new(entries, true);
         let needs_body = selectors.needs_body() || meta.iter().any(|m| m.rules.needs_body());
-        Ok(PluginTable { selectors, meta, needs_body })
+        let selector_ids = selectors_in.iter().map(|s| s.id.as_str().into()).collect();
+        let rule_ids = rules.iter().map(|r| r.id.as_str().into()).collect();
+        Ok(PluginTable { selectors, meta, needs_body, selector_ids, rule_ids })
     }
 
     /// Whether some condition reads the request body, so the caller must buffer it first.
     pub fn needs_body(&self) -> bool {
         self.needs_body
+    }
+
+    /// The id of the selector at `pos` (a position as in [`SelectOutcome`]).
+    pub fn selector_id(&self, pos: usize) -> Option<&str> {
+        self.selector_ids.get(pos).map(|s| &**s)
+    }
+
+    /// The id of the rule at `pos` (a position as in [`RuleChoice::Rule`]).
+    pub fn rule_id(&self, pos: usize) -> Option<&str> {
+        self.rule_ids.get(pos).map(|s| &**s)
     }
 
     /// Whether no enabled selector exists.
@@ -318,7 +345,7 @@ impl PluginTable {
             return match meta.rules.entries.last() {
                 None => SelectOutcome::NoRule { selector },
                 Some(r) => {
-                    sink.record(Kind::Rule, r, Ok(()));
+                    sink.record(Kind::Rule, r, Ok(()), req, true);
                     SelectOutcome::Matched { selector, rule: RuleChoice::Rule(r.pos) }
                 }
             };
@@ -330,18 +357,27 @@ impl PluginTable {
     }
 }
 
-/// A condition that stopped a selector or rule from matching.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A condition that stopped a selector or rule from matching, with what was compared.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FailedCondition {
     /// Position in the selector's `conditionList` / rule's `conditionDataList`. For or-mode,
     /// where all failed, the first one.
     pub index: usize,
     /// `paramType operator paramValue` (`paramType[paramName] ...` when there is a name).
     pub text: String,
+    pub param_type: String,
+    /// Empty when the param type has no name.
+    pub param_name: String,
+    pub operator: String,
+    pub expected: String,
+    /// The request's value (None: the request has none, e.g. a missing header).
+    pub actual: Option<String>,
 }
 
 /// One selector or rule that selection evaluated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CandidateTrace {
     /// Position in the slice given to [`PluginTable::compile`].
     pub index: usize,
@@ -349,13 +385,24 @@ pub struct CandidateTrace {
     pub matched: bool,
     /// ShenYu's tie-break score (and-mode condition count, 0 in or-mode).
     pub score: usize,
+    /// False when the prefix index ruled the entry out for this path without the data plane
+    /// evaluating it; it is evaluated here only to name the failing condition.
+    pub candidate: bool,
+    /// `and` or `or`; `full` for a full-flow selector.
+    pub mode: &'static str,
     /// For a non-match: the first failing condition, None when there is none to blame (e.g. an
-    /// or-mode rule with no conditions).
+    /// or-mode rule with no conditions, see `reason`).
     pub failed: Option<FailedCondition>,
+    /// Every condition of an or-mode entry that failed (all of them, for a non-match).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub or_failed: Vec<FailedCondition>,
+    /// Why it did not match when no condition is to blame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
-/// What [`PluginTable::explain`] saw: candidates in evaluation (rank) order, and the outcome.
-/// Selectors ruled out by the prefix index are not listed: they could not match this path.
+/// What [`PluginTable::explain`] saw: candidates in evaluation (rank) order, then the entries the
+/// prefix index excluded (`candidate: false`), and the outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Explanation {
     pub outcome: SelectOutcome,
@@ -370,13 +417,56 @@ struct Recorder {
     rules: Vec<CandidateTrace>,
 }
 
+fn failed_condition(index: usize, c: &CompiledCondition, req: &RequestView) -> FailedCondition {
+    FailedCondition {
+        index,
+        text: c.to_string(),
+        param_type: c.param_type_name().to_string(),
+        param_name: c.param_name().to_string(),
+        operator: c.operator().to_string(),
+        expected: c.expected().to_string(),
+        actual: c.actual(req),
+    }
+}
+
 impl Sink for Recorder {
-    fn record(&mut self, kind: Kind, e: &Entry, result: EvalResult) {
+    const WANTS_EXCLUDED: bool = true;
+
+    fn record(&mut self, kind: Kind, e: &Entry, result: EvalResult, req: &RequestView, indexed: bool) {
         let failed = match result {
             Ok(()) | Err(None) => None,
-            Err(Some(i)) => Some(FailedCondition { index: i, text: e.conditions[i].to_string() }),
+            Err(Some(i)) => Some(failed_condition(i, &e.conditions[i], req)),
         };
-        let t = CandidateTrace { index: e.pos, id: e.id.to_string(), matched: result.is_ok(), score: e.score, failed };
+        let or_failed = if e.or_mode && result.is_err() {
+            e.conditions.iter().enumerate().map(|(i, c)| failed_condition(i, c, req)).collect()
+        } else {
+            Vec::new()
+        };
+        let reason = match result {
+            Err(None) if e.conditions.is_empty() && kind == Kind::Selector => {
+                Some("a custom selector without conditions never matches")
+            }
+            Err(None) => Some("an or-mode rule without conditions never matches"),
+            _ => None,
+        };
+        let mode = if e.always {
+            "full"
+        } else if e.or_mode {
+            "or"
+        } else {
+            "and"
+        };
+        let t = CandidateTrace {
+            index: e.pos,
+            id: e.id.to_string(),
+            matched: result.is_ok(),
+            score: e.score,
+            candidate: indexed,
+            mode,
+            failed,
+            or_failed,
+            reason,
+        };
         match kind {
             Kind::Selector => self.selectors.push(t),
             Kind::Rule => self.rules.push(t),
@@ -635,10 +725,18 @@ mod tests {
         let e = t.explain(&req("/api/x", &h));
         assert_eq!(e.outcome, Matched { selector: 1, rule: RuleChoice::Rule(1) });
         assert_eq!(e.outcome, t.select(&req("/api/x", &h)));
-        let ids: Vec<&str> = e.selectors.iter().map(|c| c.id.as_str()).collect();
-        assert_eq!(ids, ["a", "b"], "the /admin selector is not a candidate");
+        let ids: Vec<(&str, bool)> = e.selectors.iter().map(|c| (c.id.as_str(), c.candidate)).collect();
+        assert_eq!(ids, [("a", true), ("b", true), ("elsewhere", false)], "the /admin selector is not a candidate");
+        let f = e.selectors[2].failed.as_ref().unwrap();
+        assert_eq!(
+            (f.operator.as_str(), f.expected.as_str(), f.actual.as_deref()),
+            ("match", "/admin/**", Some("/api/x"))
+        );
         assert!(!e.selectors[0].matched);
-        assert_eq!(e.selectors[0].failed, Some(FailedCondition { index: 1, text: "header[x-env] = canary".into() }));
+        let f = e.selectors[0].failed.as_ref().unwrap();
+        assert_eq!((f.index, f.text.as_str()), (1, "header[x-env] = canary"));
+        assert_eq!((f.param_type.as_str(), f.param_name.as_str(), f.operator.as_str()), ("header", "x-env", "="));
+        assert_eq!((f.expected.as_str(), f.actual.as_deref()), ("canary", None));
         assert!(e.selectors[1].matched);
         assert_eq!(e.rules.len(), 2);
         assert_eq!(e.rules[0].failed.as_ref().map(|f| f.text.as_str()), Some("uri endsWith .json"));
@@ -817,7 +915,8 @@ mod tests {
                     Matched { rule: Dflt, .. } => 2,
                     Matched { .. } => 3,
                 }] += 1;
-                candidates += e.selectors.len();
+                candidates += e.selectors.iter().filter(|c| c.candidate).count();
+                assert_eq!(e.selectors.len(), enabled, "explain accounts for every enabled selector");
                 evaluated += enabled;
             }
         }

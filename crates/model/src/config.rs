@@ -80,6 +80,58 @@ pub struct ServerConfig {
     /// Add an RFC 7239 `Forwarded` header upstream (X-Forwarded-For/-Proto/-Host are always set).
     #[serde(default)]
     pub add_forwarded_header: bool,
+    /// OpenTelemetry span export (read at start).
+    #[serde(default)]
+    pub tracing: TracingConfig,
+}
+
+/// Where and how much to trace. Without `otlpEndpoint` no spans are made; the request id and the
+/// trace context headers are still handled (see README).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TracingConfig {
+    /// `http://collector:4317` (gRPC) or `http://collector:4318` (HTTP; `/v1/traces` is added when
+    /// the URL has no path).
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    #[serde(default)]
+    pub otlp_protocol: OtlpProtocol,
+    /// Share of new traces (no sampled parent) that are recorded, 0.0–1.0. A request with a
+    /// `traceparent` follows its parent's sampled flag.
+    #[serde(default = "one_f64")]
+    pub sample_ratio: f64,
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+}
+
+fn one_f64() -> f64 {
+    1.0
+}
+
+fn default_service_name() -> String {
+    "tigateway".to_string()
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        TracingConfig {
+            otlp_endpoint: None,
+            otlp_protocol: OtlpProtocol::Grpc,
+            sample_ratio: 1.0,
+            service_name: default_service_name(),
+        }
+    }
+}
+
+/// OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC (port 4317 by convention).
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (port 4318 by convention).
+    Http,
 }
 
 fn default_shutdown_ms() -> u64 {
@@ -96,6 +148,7 @@ impl Default for ServerConfig {
             shutdown_timeout_ms: default_shutdown_ms(),
             shenyu_compatible_errors: false,
             add_forwarded_header: false,
+            tracing: TracingConfig::default(),
         }
     }
 }

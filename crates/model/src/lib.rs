@@ -4,6 +4,7 @@
 //! produces one. Field names and enum numbers follow ShenYu's sync wire format so that a TiGateway
 //! gateway can follow a ShenYu admin and the other way round. The crate is pure data: no I/O.
 
+pub mod chain;
 pub mod config;
 pub mod diff;
 pub mod handle;

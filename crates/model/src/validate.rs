@@ -203,6 +203,21 @@ fn check_plugin_ref(name: &str, path: &str, cfg: &Config, errs: &mut Vec<Validat
 }
 
 fn validate_server(cfg: &Config, errs: &mut Vec<ValidationError>) {
+    let t = &cfg.server.tracing;
+    if !(0.0..=1.0).contains(&t.sample_ratio) {
+        errs.push(ValidationError::new(
+            "server.tracing.sampleRatio",
+            format!("must be within 0..1, got {}", t.sample_ratio),
+        ));
+    }
+    if let Some(e) = &t.otlp_endpoint {
+        if !(e.starts_with("http://") || e.starts_with("https://")) || e.parse::<http::Uri>().is_err() {
+            errs.push(ValidationError::new(
+                "server.tracing.otlpEndpoint",
+                format!("expected an http(s) URL, got {e:?}"),
+            ));
+        }
+    }
     for (i, l) in cfg.server.listeners.iter().enumerate() {
         if l.address.parse::<std::net::SocketAddr>().is_err() {
             errs.push(ValidationError::new(

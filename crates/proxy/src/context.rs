@@ -44,6 +44,12 @@ pub struct Ctx {
     pub is_upgrade: bool,
     /// Plugins whose response phase must run, with what they matched.
     pub response_plugins: SmallVec<[(u16, Option<Matched>); 4]>,
+    /// `X-Request-Id` (the client's when sane, else generated; see `trace.rs`).
+    pub request_id: HeaderValue,
+    /// The W3C trace id: this request's span's, or the incoming `traceparent`'s when spans are off.
+    pub trace_id: Option<opentelemetry::trace::TraceId>,
+    /// The upstream the forwarder last sent this request to.
+    pub upstream_peer: Option<std::sync::Arc<tigateway_upstream::Peer>>,
 }
 
 impl Ctx {

@@ -167,6 +167,7 @@ pub async fn forward(
             );
         let Some(i) = pick else { break };
         let peer = plan.upstreams.peer(i).clone();
+        ctx.upstream_peer = Some(peer.clone());
         let inflight = plan.upstreams.start(i);
         let sender = match worker.pool.get(&peer, connect_timeout, &snap.upstream_tls).await {
             Ok(s) => s,

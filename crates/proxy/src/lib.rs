@@ -13,7 +13,7 @@ pub mod error;
 pub mod forward;
 pub mod forwarded;
 pub mod h1;
-pub mod normalize;
+pub use tigateway_matcher::normalize;
 pub mod plugins;
 pub mod pool;
 pub mod server;
@@ -21,6 +21,7 @@ pub mod service;
 pub mod snapshot;
 mod sniff;
 pub mod tls;
+pub mod trace;
 
 pub use server::{listener_specs, Gateway, ListenerSpec};
 pub use snapshot::{build_snapshot, spawn_health_checks, Snapshot, SnapshotStore};

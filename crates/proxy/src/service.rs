@@ -20,6 +20,7 @@ use crate::normalize::normalize_path;
 use crate::plugins::Flow;
 use crate::pool::Pool;
 use crate::snapshot::{ChainEntry, Snapshot, SnapshotStore};
+use crate::trace::RequestTrace;
 
 /// Per worker thread state.
 pub struct Worker {
@@ -48,7 +49,8 @@ pub async fn handle(
     conn: Arc<ConnInfo>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let snap = worker.store.load_full();
-    let resp = match serve(req, &worker, &conn, &snap).await {
+    let mut trace = RequestTrace::begin(&req);
+    let resp = match serve(req, &worker, &conn, &snap, &mut trace).await {
         Ok(r) => r,
         Err(e) => {
             if e.kind.status().is_server_error() {
@@ -57,7 +59,7 @@ pub async fn handle(
             e.into_response()
         }
     };
-    Ok(resp)
+    Ok(trace.finish(resp))
 }
 
 fn check_framing(req: &Request<Incoming>, conn: &ConnInfo) -> Result<(), GatewayError> {
@@ -115,6 +117,7 @@ async fn serve(
     worker: &Worker,
     conn: &ConnInfo,
     snap: &Snapshot,
+    trace: &mut RequestTrace,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     check_framing(&req, conn)?;
     let limits = &snap.limits;
@@ -165,7 +168,11 @@ async fn serve(
         upstream_host: None,
         is_upgrade,
         response_plugins: SmallVec::new(),
+        request_id: HeaderValue::from_static(""),
+        trace_id: None,
+        upstream_peer: None,
     };
+    trace.attach(&mut ctx);
 
     if snap.needs_body && !hyper::body::Body::is_end_stream(&body) {
         let limit = MATCH_BODY_LIMIT.min(limits.max_body_bytes);
@@ -191,6 +198,7 @@ async fn serve(
                 }
             }
             Flow::Respond(resp) => {
+                trace.chose(entry, matched.as_ref(), None);
                 register_later_response_phases(snap, &mut ctx, idx);
                 let (mut parts, b) = resp.into_parts();
                 run_response_phases(snap, &ctx, &mut parts.status, &mut parts.headers);
@@ -198,10 +206,12 @@ async fn serve(
             }
             Flow::Proxy(plan) => {
                 register_later_response_phases(snap, &mut ctx, idx);
+                trace.chose(entry, matched.as_ref(), plan.route.as_ref().map(|r| r.route.id.as_str()));
                 let mut resp = match forward(worker, snap, &mut ctx, &plan, body, on_upgrade).await {
                     Ok(r) => r,
                     Err(e) => e.into_response(),
                 };
+                trace.upstream(&ctx);
                 let (mut parts, b) = resp.into_parts();
                 if let Some(route) = &plan.route {
                     let info = ctx.response_info();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 use tigateway_matcher::select::PluginTable;
-use tigateway_model::{builtin_plugin_order, Config, LimitsConfig, UpstreamConfig, ValidationError, ValidationErrors};
+use tigateway_model::{Config, LimitsConfig, UpstreamConfig, ValidationError, ValidationErrors};
 use tigateway_upstream::{Registry, UpstreamSet, UpstreamSpec};
 
 use crate::plugins::{factories, BuildInput, Plugin};
@@ -68,24 +68,14 @@ pub fn build_snapshot(
         }
     }
 
-    // Which plugins run, in which order: the `plugins` list when given (enabled ones), else every
-    // plugin that has selectors. `route` runs whenever there are routes.
-    let mut wanted: Vec<(&'static str, i64, Option<&tigateway_model::Plugin>)> = Vec::new();
+    // Which plugins run, in which order (shared with `explain`).
     let factories = factories();
-    for f in &factories {
-        let name = f.name();
-        let row = cfg.plugins.iter().find(|p| p.name == name);
-        let has_selectors = cfg.selectors.iter().any(|s| s.plugin_name == name);
-        let on = match row {
-            Some(r) => r.enabled,
-            None if name == "route" => !cfg.routes.is_empty(),
-            None => cfg.plugins.is_empty() && has_selectors,
-        };
-        if on {
-            let order = row.and_then(|r| r.sort).or_else(|| builtin_plugin_order(name)).unwrap_or(0);
-            wanted.push((name, order, row));
-        }
-    }
+    let names: Vec<&str> = factories.iter().map(|f| f.name()).collect();
+    let wanted: Vec<(&str, i64, Option<&tigateway_model::Plugin>)> = tigateway_model::chain::plugin_chain(cfg, &names)
+        .into_iter()
+        .filter(|s| s.enabled)
+        .map(|s| (s.name, s.order, s.row))
+        .collect();
     for (i, p) in cfg.plugins.iter().enumerate() {
         if p.enabled
             && !factories.iter().any(|f| f.name() == p.name)
@@ -107,15 +97,13 @@ pub fn build_snapshot(
             }
         }
     }
-    wanted.sort_by_key(|(_, order, _)| *order);
 
     let mut chain = Vec::new();
     let mut needs_body = false;
     for (name, order, row) in wanted {
         let factory = factories.iter().find(|f| f.name() == name).expect("wanted comes from factories");
-        let selectors: Vec<_> = cfg.selectors.iter().filter(|s| s.plugin_name == name).collect();
-        let selector_ids: std::collections::HashSet<&str> = selectors.iter().map(|s| s.id.as_str()).collect();
-        let rules: Vec<_> = cfg.rules.iter().filter(|r| selector_ids.contains(r.selector_id.as_str())).collect();
+        let name = factory.name();
+        let (selectors, rules) = tigateway_model::chain::plugin_inputs(cfg, name);
         let table = if factory.uses_selectors() {
             match PluginTable::compile(&selectors, &rules) {
                 Ok(t) => {
@@ -274,4 +262,15 @@ pub fn spawn_health_checks(store: Arc<SnapshotStore>) -> tokio::task::JoinHandle
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
     })
+}
+
+#[cfg(test)]
+mod chain_tests {
+    /// `explain` (which cannot see the factories) reads the chain from `IMPLEMENTED_PLUGINS`; it
+    /// must name the same plugins in the same order.
+    #[test]
+    fn implemented_plugins_list_is_the_factory_list() {
+        let names: Vec<&str> = crate::plugins::factories().iter().map(|f| f.name()).collect();
+        assert_eq!(names, tigateway_model::IMPLEMENTED_PLUGINS);
+    }
 }

@@ -66,6 +66,8 @@ pub struct CompiledRoute {
     pub set_status: Option<StatusCode>,
     pub metadata: serde_json::Map<String, serde_json::Value>,
     predicates: Vec<CompiledPredicate>,
+    /// `Name=arg,arg` per predicate, for explanations.
+    predicate_text: Vec<Box<str>>,
     request_filters: Vec<RequestFilter>,
     /// In application order, i.e. reverse declared order.
     response_filters: Vec<ResponseFilter>,
@@ -206,6 +208,7 @@ fn compile_route(
     };
 
     let mut predicates = Vec::new();
+    let mut predicate_text = Vec::new();
     let mut captured: BTreeSet<String> = BTreeSet::new();
     for (j, d) in def.predicates.iter().enumerate() {
         let at = format!("{path}.predicates[{j}]");
@@ -229,7 +232,10 @@ fn compile_route(
         }
         let mut group_of = |name: &str| group_ids.get(name).copied().unwrap_or(usize::MAX);
         match CompiledPredicate::compile(&parsed, &mut group_of) {
-            Ok(c) => predicates.push(c),
+            Ok(c) => {
+                predicates.push(c);
+                predicate_text.push(format!("{}={}", d.name, d.positional().join(",")).into_boxed_str());
+            }
             Err(e) => errs.push(ValidationError::new(at, format!("predicate {:?}: {e}", d.name))),
         }
     }
@@ -248,6 +254,7 @@ fn compile_route(
         set_status: None,
         metadata: def.metadata.clone(),
         predicates,
+        predicate_text,
         request_filters: Vec::new(),
         response_filters: Vec::new(),
     };
@@ -331,23 +338,80 @@ impl RouteTable {
         now: DateTime<Utc>,
         random: &mut dyn FnMut() -> f64,
     ) -> Option<RouteMatch<'_>> {
+        self.run(req, now, random, &mut ())
+    }
+
+    /// The same search as [`RouteTable::find`], recording every route it evaluated and why each
+    /// one before the winner failed.
+    pub fn explain(&self, req: &RequestView<'_>) -> RouteExplanation {
+        let now = if self.uses_clock { Utc::now() } else { DateTime::<Utc>::UNIX_EPOCH };
+        self.explain_at(req, now, &mut || rand::random::<f64>())
+    }
+
+    /// [`RouteTable::explain`] with the clock and random source supplied (see [`RouteTable::find_at`]).
+    pub fn explain_at(
+        &self,
+        req: &RequestView<'_>,
+        now: DateTime<Utc>,
+        random: &mut dyn FnMut() -> f64,
+    ) -> RouteExplanation {
+        let mut rec = RouteRecorder::default();
+        let found = self.run(req, now, random, &mut rec);
+        let matched = found.map(|m| RouteHit {
+            id: m.route.id.clone(),
+            position: m.route.position,
+            vars: m.vars.into_iter().collect(),
+        });
+        RouteExplanation { matched, routes: rec.routes }
+    }
+
+    /// One implementation for the data plane (`S = ()`, compiled down to the plain loop) and
+    /// for explanations.
+    fn run<S: RouteSink>(
+        &self,
+        req: &RequestView<'_>,
+        now: DateTime<Utc>,
+        random: &mut dyn FnMut() -> f64,
+        sink: &mut S,
+    ) -> Option<RouteMatch<'_>> {
         let mut candidates: SmallVec<[u32; 16]> = SmallVec::new();
         self.index.candidates(req.path, &mut candidates);
         let mut chosen: SmallVec<[Option<Option<u32>>; 4]> = SmallVec::from_elem(None, self.groups.len());
         let mut vars = Vec::new();
+        let mut choose = |g: usize| -> Option<u32> {
+            let group = self.groups.get(g)?;
+            *chosen[g].get_or_insert_with(|| group.pick(random()))
+        };
+        let mut winner = None;
         for &t in &candidates {
             let route = &self.routes[t as usize];
             vars.clear();
-            let mut choose = |g: usize| -> Option<u32> {
-                let group = self.groups.get(g)?;
-                *chosen[g].get_or_insert_with(|| group.pick(random()))
-            };
             let mut ctx = EvalCtx { now, chosen: &mut choose, route: t };
-            if route.predicates.iter().all(|p| p.test(req, &mut ctx, &mut vars)) {
-                return Some(RouteMatch { route, vars });
+            let failed = route.predicates.iter().position(|p| !p.test(req, &mut ctx, &mut vars));
+            if S::ON {
+                sink.record(route, true, failed, req, &mut ctx);
+            }
+            if failed.is_none() {
+                winner = Some(t);
+                break;
             }
         }
-        None
+        if S::ON {
+            // Routes the index ruled out cannot match this path; evaluate the ones ordered before
+            // the winner anyway, to name their failing predicate.
+            let end = winner.map_or(self.routes.len(), |w| w as usize);
+            for t in 0..end as u32 {
+                if candidates.contains(&t) {
+                    continue;
+                }
+                let route = &self.routes[t as usize];
+                let mut scratch = Vec::new();
+                let mut ctx = EvalCtx { now, chosen: &mut choose, route: t };
+                let failed = route.predicates.iter().position(|p| !p.test(req, &mut ctx, &mut scratch));
+                sink.record(route, false, failed, req, &mut ctx);
+            }
+        }
+        winner.map(|t| RouteMatch { route: &self.routes[t as usize], vars })
     }
 
     /// Routes in evaluation order.
@@ -362,6 +426,120 @@ impl RouteTable {
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
     }
+}
+
+/// Receives each evaluated route; `()` is the data plane's no-op.
+trait RouteSink {
+    const ON: bool;
+    fn record(
+        &mut self,
+        route: &CompiledRoute,
+        candidate: bool,
+        failed: Option<usize>,
+        req: &RequestView<'_>,
+        ctx: &mut EvalCtx<'_>,
+    );
+}
+
+impl RouteSink for () {
+    const ON: bool = false;
+    #[inline(always)]
+    fn record(&mut self, _: &CompiledRoute, _: bool, _: Option<usize>, _: &RequestView<'_>, _: &mut EvalCtx<'_>) {}
+}
+
+#[derive(Default)]
+struct RouteRecorder {
+    routes: Vec<RouteTrace>,
+}
+
+impl RouteSink for RouteRecorder {
+    const ON: bool = true;
+    fn record(
+        &mut self,
+        route: &CompiledRoute,
+        candidate: bool,
+        failed: Option<usize>,
+        req: &RequestView<'_>,
+        ctx: &mut EvalCtx<'_>,
+    ) {
+        let failed = failed.map(|i| FailedPredicate {
+            index: i,
+            text: route.predicate_text[i].to_string(),
+            actual: route.predicates[i].actual(req, ctx),
+        });
+        self.routes.push(RouteTrace {
+            id: route.id.clone(),
+            order: route.order,
+            position: route.position,
+            uri: route_uri_text(&route.target),
+            candidate,
+            matched: failed.is_none(),
+            failed,
+        });
+    }
+}
+
+fn route_uri_text(t: &RouteTarget) -> String {
+    match t {
+        RouteTarget::Url { scheme, authority } => {
+            let name = match scheme {
+                Scheme::Http => "http",
+                Scheme::Https => "https",
+                Scheme::H2c => "h2c",
+                Scheme::Ws => "ws",
+                Scheme::Wss => "wss",
+            };
+            format!("{name}://{authority}")
+        }
+        RouteTarget::Lb { service } => format!("lb://{service}"),
+        RouteTarget::NoOp => "no://op".to_string(),
+    }
+}
+
+/// A predicate that failed, with what the request offered it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedPredicate {
+    /// Position in the route's `predicates`.
+    pub index: usize,
+    /// `Name=arg,arg` as configured.
+    pub text: String,
+    pub actual: Option<String>,
+}
+
+/// One route the search evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteTrace {
+    pub id: String,
+    pub order: i64,
+    /// Position in the configured route list.
+    pub position: usize,
+    pub uri: String,
+    /// False when the prefix index ruled the route out for this path (it could not match); it
+    /// is evaluated for the explanation only.
+    pub candidate: bool,
+    pub matched: bool,
+    pub failed: Option<FailedPredicate>,
+}
+
+/// The winning route of an explanation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteHit {
+    pub id: String,
+    pub position: usize,
+    /// URI template variables its Path/Host predicates captured.
+    pub vars: std::collections::BTreeMap<String, String>,
+}
+
+/// What [`RouteTable::explain`] saw: routes in evaluation order (by `order`, then position) up to
+/// the winner, then the ones the index excluded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteExplanation {
+    pub matched: Option<RouteHit>,
+    pub routes: Vec<RouteTrace>,
 }
 
 // `ShortCircuit` is returned by value on purpose: it is the rare path, and the proxy turns it

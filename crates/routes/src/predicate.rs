@@ -145,6 +145,46 @@ impl CompiledPredicate {
         }
     }
 
+    /// What the request offered this predicate, for explanations (None: nothing, e.g. no such
+    /// header). Several values (repeated headers, cookies, query parameters) are joined with `, `.
+    pub(crate) fn actual(&self, req: &RequestView<'_>, ctx: &mut EvalCtx<'_>) -> Option<String> {
+        let join = |v: Vec<String>| (!v.is_empty()).then(|| v.join(", "));
+        match self {
+            CompiledPredicate::After(_) | CompiledPredicate::Before(_) | CompiledPredicate::Between(..) => {
+                Some(ctx.now.to_rfc3339())
+            }
+            CompiledPredicate::Cookie { name, .. } => {
+                join(cookies(req.headers).filter(|(n, _)| n == name).map(|(_, v)| v.to_string()).collect())
+            }
+            CompiledPredicate::Header { name, .. } => join(
+                req.headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect(),
+            ),
+            CompiledPredicate::Host(_) => {
+                Some(req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or(req.host).to_string())
+            }
+            CompiledPredicate::Method(_) => Some(req.method.to_string()),
+            CompiledPredicate::Path(_) => Some(req.path.to_string()),
+            CompiledPredicate::Query { param, .. } => join(
+                query_pairs(req.query.unwrap_or(""))
+                    .filter(|(n, _)| n == param)
+                    .map(|(_, v)| v.map(Cow::into_owned).unwrap_or_default())
+                    .collect(),
+            ),
+            CompiledPredicate::RemoteAddr(_) => Some(req.client_ip.to_string()),
+            CompiledPredicate::XForwardedRemoteAddr { max_trusted_index, .. } => {
+                match x_forwarded_address(req.headers, *max_trusted_index) {
+                    XffAddress::Ip(ip) => Some(ip.to_string()),
+                    XffAddress::Unparsable => Some("(unparsable X-Forwarded-For)".to_string()),
+                    XffAddress::Absent => Some(req.peer_ip.to_string()),
+                }
+            }
+            CompiledPredicate::Weight { group } => Some(match (ctx.chosen)(*group) {
+                Some(r) => format!("this request's weight draw chose the route at evaluation position {r}"),
+                None => "no route of the group was chosen".to_string(),
+            }),
+        }
+    }
+
     /// Literal prefixes for the route index, if this is a Path predicate.
     pub(crate) fn path_prefixes(&self) -> Option<impl Iterator<Item = &str>> {
         match self {

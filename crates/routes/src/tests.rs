@@ -636,3 +636,32 @@ fn template_variables_expand_in_header_values() {
     assert_eq!(all(&rr.headers, "x-seg"), vec!["seg-x y"]);
     assert_eq!(rr.path, "/x%20y");
 }
+
+#[test]
+fn explain_names_the_failing_predicate_of_each_earlier_route() {
+    let t = table(json!([
+        {"id": "canary", "uri": "http://canary:8080", "order": 0,
+         "predicates": ["Path=/api/users/{id}", "Header=X-Env,canary"]},
+        {"id": "admin", "uri": "http://admin:8080", "order": 1, "predicates": ["Path=/admin/**"]},
+        {"id": "users", "uri": "lb://users", "order": 2, "predicates": ["Path=/api/**", "Method=GET"]},
+        {"id": "late", "uri": "http://late:8080", "order": 3, "predicates": ["Path=/api/**"]},
+    ]));
+    let req = Req::get("/api/users/42").header("x-env", "stable");
+    let e = t.explain_at(&req.view(), Utc::now(), &mut || 0.0);
+    assert_eq!(e.matched.as_ref().map(|m| m.id.as_str()), winner(&t, &req).as_deref());
+    assert_eq!(e.matched.as_ref().unwrap().id, "users");
+    let seen: Vec<(&str, bool, bool)> = e.routes.iter().map(|r| (r.id.as_str(), r.candidate, r.matched)).collect();
+    // "late" comes after the winner and is never looked at.
+    assert_eq!(seen, [("canary", true, false), ("users", true, true), ("admin", false, false)]);
+    let f = e.routes[0].failed.as_ref().unwrap();
+    assert_eq!((f.index, f.text.as_str(), f.actual.as_deref()), (1, "Header=X-Env,canary", Some("stable")));
+    let f = e.routes[2].failed.as_ref().unwrap();
+    assert_eq!((f.text.as_str(), f.actual.as_deref()), ("Path=/admin/**", Some("/api/users/42")));
+    assert_eq!(e.routes[1].uri, "lb://users");
+
+    let post = Req { method: http::Method::POST, ..Req::get("/nothing") };
+    let e = t.explain_at(&post.view(), Utc::now(), &mut || 0.0);
+    assert!(e.matched.is_none());
+    assert_eq!(e.routes.len(), 4, "a 404 accounts for every route");
+    assert!(e.routes.iter().all(|r| !r.matched && r.failed.as_ref().is_some_and(|f| f.text.starts_with("Path="))));
+}

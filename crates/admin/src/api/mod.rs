@@ -5,6 +5,7 @@
 mod config;
 mod crud;
 mod error;
+mod explain;
 mod extract;
 mod identity;
 mod openapi;
@@ -107,6 +108,7 @@ pub(crate) enum Op {
     Revision,
     Rollback,
     Audit,
+    Explain,
     ListUsers,
     CreateUser,
     GetUser,
@@ -145,7 +147,7 @@ impl Op {
             Op::Crud(kind, CrudOp::List | CrudOp::Get) => (crud::resource_of(kind), Read),
             Op::Crud(kind, _) => (crud::resource_of(kind), Write),
             Op::Batch | Op::Import | Op::Rollback => (Resource::Config, Write),
-            Op::Export | Op::Revisions | Op::Revision => (Resource::Config, Read),
+            Op::Export | Op::Revisions | Op::Revision | Op::Explain => (Resource::Config, Read),
             Op::Audit => (Resource::Audit, Read),
             Op::ListUsers | Op::GetUser => (Resource::Users, Read),
             Op::CreateUser | Op::UpdateUser | Op::DeleteUser | Op::RevokeSessions | Op::RotateSessionSecret => {
@@ -198,6 +200,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         ep(Get, "/api/v1/revisions/{n}", Op::Revision),
         ep(Post, "/api/v1/revisions/{n}/rollback", Op::Rollback),
         ep(Get, "/api/v1/audit", Op::Audit),
+        ep(Post, "/api/v1/explain", Op::Explain),
         ep(Get, "/api/v1/users", Op::ListUsers),
         ep(Post, "/api/v1/users", Op::CreateUser),
         ep(Get, "/api/v1/users/{id}", Op::GetUser),
@@ -237,6 +240,7 @@ fn handler(ep: &Endpoint) -> MethodRouter<AppState> {
         Op::Revision => on(f, config::revision),
         Op::Rollback => on(f, config::rollback),
         Op::Audit => on(f, config::audit),
+        Op::Explain => on(f, explain::explain),
         Op::ListUsers => on(f, identity::list_users),
         Op::CreateUser => on(f, identity::create_user),
         Op::GetUser => on(f, identity::get_user),

@@ -84,6 +84,47 @@ mod doc {
         pub changes: Vec<Value>,
     }
 
+    /// A request to explain against the stored config.
+    #[derive(ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ExplainRequest {
+        /// HTTP method (default GET).
+        pub method: Option<String>,
+        /// Request target: a path, optionally with `?query`.
+        pub path: String,
+        /// Query string without `?`; overrides one in `path`.
+        pub query: Option<String>,
+        /// Header name -> value, or a list of values for a repeated header.
+        pub headers: Option<std::collections::BTreeMap<String, Value>>,
+        /// Cookie name -> value.
+        pub cookies: Option<std::collections::BTreeMap<String, String>>,
+        /// Client address after trusted-proxy resolution (default 127.0.0.1).
+        pub client_ip: Option<String>,
+        /// TCP peer address (default: the client address).
+        pub peer_ip: Option<String>,
+        /// Body, for `post` conditions.
+        pub body: Option<String>,
+    }
+
+    /// What the gateway does with the request and why.
+    #[derive(ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Explanation {
+        /// The request as matching saw it (normalised path, host, client IP, upgrade).
+        pub request: Value,
+        /// Every implemented plugin in chain order: `name`, `order`, `enabled`, `result`
+        /// (disabled, noSelector, noRule, noRoute, skipped, applied, terminal, responsePhase,
+        /// notReached), `detail`, the chosen `selector`/`rule`, and the evaluated `selectors`/`rules`
+        /// (each with `matched`, `candidate`, and for a non-match `failed`: `paramType`, `paramName`,
+        /// `operator`, `expected`, `actual`); for `route`, `routes` with each route's failing predicate.
+        pub plugins: Vec<Value>,
+        /// `kind` (proxy, redirect, respond, notFound, badRequest), `status`, `plugin`, `selector`,
+        /// `rule`, `route`, `upstreams`, `location`, `message`.
+        pub outcome: Value,
+        /// Caveats (e.g. request-plugin edits not applied).
+        pub notes: Option<Vec<String>>,
+    }
+
     /// One audit-log entry (secrets redacted).
     #[derive(ToSchema)]
     #[serde(rename_all = "camelCase")]
@@ -273,6 +314,8 @@ fn components() -> Components {
         .schema_from::<doc::CreatedToken>()
         .schema_from::<doc::NewToken>()
         .schema_from::<doc::Deleted>()
+        .schema_from::<doc::ExplainRequest>()
+        .schema_from::<doc::Explanation>()
         .schema(
             "Config",
             ObjectBuilder::new()
@@ -555,6 +598,17 @@ fn operation_without_permission(ep: &Endpoint) -> Operation {
             .ok("200", Some(schema_ref("PageAuditEntry")), "One page, secrets redacted.")
             .secured()
             .err("400", "A query parameter does not parse, or an unknown entityType."),
+        Op::Explain => o(config, "explain", "Explain how the stored config handles a request")
+            .body(schema_ref("ExplainRequest"), "The request to explain.")
+            .ok(
+                "200",
+                Some(schema_ref("Explanation")),
+                "Which plugins ran, which selector/rule/route each chose, the failing condition of every other \
+                 candidate, and the outcome.",
+            )
+            .secured()
+            .err("400", "The described request is malformed (the field is named).")
+            .err("409", "The stored config does not compile."),
         Op::ListUsers => o(users, "listUsers", "List users")
             .paging()
             .query("username", string(), "Case-insensitive substring of the username.")
