@@ -44,6 +44,12 @@ pub struct Ctx {
     pub is_upgrade: bool,
     /// Plugins whose response phase must run, with what they matched.
     pub response_plugins: SmallVec<[(u16, Option<Matched>); 4]>,
+    /// The upstream that answered (set by the forwarder).
+    pub upstream: Option<std::sync::Arc<tigateway_upstream::Peer>>,
+    /// How long the answering upstream took to send its response head.
+    pub upstream_time: Option<std::time::Duration>,
+    /// Upstream attempts beyond the first.
+    pub retries: u32,
 }
 
 impl Ctx {

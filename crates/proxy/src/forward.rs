@@ -194,7 +194,10 @@ pub async fn forward(
         };
         match outcome {
             Attempt::Done(resp) => {
+                ctx.upstream_time = Some(inflight.elapsed());
+                ctx.retries = attempt;
                 inflight.finish(Outcome::Success);
+                ctx.upstream = Some(peer);
                 return Ok(resp);
             }
             Attempt::RetryStatus(resp) => {
@@ -232,6 +235,7 @@ pub async fn forward(
             None => break,
         }
     }
+    ctx.retries = attempt.saturating_sub(1);
     // Retries on status ran out: the last answer goes to the client as it is.
     if let Some(resp) = last_status_response {
         return Ok(resp);

@@ -14,6 +14,7 @@ pub mod forward;
 pub mod forwarded;
 pub mod h1;
 pub mod normalize;
+pub mod observe;
 pub mod plugins;
 pub mod pool;
 pub mod server;
@@ -23,4 +24,4 @@ mod sniff;
 pub mod tls;
 
 pub use server::{listener_specs, Gateway, ListenerSpec};
-pub use snapshot::{build_snapshot, spawn_health_checks, Snapshot, SnapshotStore};
+pub use snapshot::{build_snapshot, build_snapshot_observed, spawn_health_checks, Snapshot, SnapshotStore};
