@@ -60,6 +60,8 @@ enum Command {
         /// Worker threads (default: number of cores).
         #[arg(long)]
         workers: Option<usize>,
+        #[command(flatten)]
+        observe: ObserveArgs,
     },
     /// Admin API and gateway in one process, everything stored in an embedded SQLite file: no other
     /// service needed. A change made through the API is served by the gateway at once.
@@ -76,6 +78,8 @@ enum Command {
         /// Worker threads (default: number of cores).
         #[arg(long)]
         workers: Option<usize>,
+        #[command(flatten)]
+        observe: ObserveArgs,
     },
     /// Run the admin API alone against PostgreSQL, MySQL/MariaDB or SQLite; or, with `export` /
     /// `import`, back up and restore its whole config.
@@ -86,6 +90,9 @@ enum Command {
         /// Admin API address (loopback by default).
         #[arg(long, default_value = "127.0.0.1:9095")]
         listen: SocketAddr,
+        /// Metrics listener (`/metrics`, `/health`, `/ready`) of the admin, or `off`.
+        #[arg(long, default_value = "127.0.0.1:9096")]
+        metrics: String,
         #[command(subcommand)]
         action: Option<AdminAction>,
     },
@@ -95,6 +102,21 @@ enum Command {
         file: PathBuf,
     },
 }
+
+/// Observability switches shared by `gateway` and `standalone`.
+#[derive(clap::Args)]
+struct ObserveArgs {
+    /// Metrics listener serving `/metrics` (Prometheus/OpenMetrics), `/health` and `/ready`; `off`
+    /// disables it.
+    #[arg(long, default_value = "127.0.0.1:9196", env = "TIGATEWAY_METRICS")]
+    metrics: String,
+    /// Access log: `stdout`, a file path (rotated by size), or `off`. Overrides
+    /// `server.accessLog.enabled` / `output`.
+    #[arg(long, env = "TIGATEWAY_ACCESS_LOG")]
+    access_log: Option<String>,
+}
+
+mod observe;
 
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -110,12 +132,12 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
     let result = match cli.command {
-        Command::Gateway { config, listen, workers } => run_gateway(config, listen, workers),
+        Command::Gateway { config, listen, workers, observe } => run_gateway(config, listen, workers, observe),
         Command::Validate { file } => return validate(&file),
-        Command::Standalone { data_dir, admin_listen, listen, workers } => {
-            run_standalone(data_dir, admin_listen, listen, workers)
+        Command::Standalone { data_dir, admin_listen, listen, workers, observe } => {
+            run_standalone(data_dir, admin_listen, listen, workers, observe)
         }
-        Command::Admin { database_url, listen, action: None } => run_admin(database_url, listen),
+        Command::Admin { database_url, listen, metrics, action: None } => run_admin(database_url, listen, metrics),
         Command::Admin { database_url, action: Some(action), .. } => admin_action(&database_url, action),
     };
     match result {
@@ -150,34 +172,34 @@ fn validate(path: &std::path::Path) -> std::process::ExitCode {
     }
 }
 
-fn run_gateway(path: PathBuf, listen: Option<SocketAddr>, workers: Option<usize>) -> anyhow::Result<()> {
-    // The store starts empty; the watcher's first read (synchronous, before `start_with` returns)
-    // loads, validates, compiles and swaps in the file's config, so the file is read and compiled
-    // once at start. An invalid file at start is an error here.
-    let registry = Arc::new(Registry::new(&tigateway_model::UpstreamConfig::default()));
-    let store = SnapshotStore::new(tigateway_model::Config::default(), registry)
-        .map_err(|e| anyhow::anyhow!("empty config did not compile: {e}"))?;
-    let prepare_store = store.clone();
-    let swap_store = store.clone();
-    let _watch = tigateway_sync::file::FileWatcher::new(path.clone())
-        .start_with(
-            move |c| prepare_store.prepare(c).map_err(|e| e.to_string()),
-            move |snap| {
-                swap_store.swap(snap);
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
-    let cfg = store.load().config.clone();
-    let listeners = listener_specs(&cfg, listen).map_err(anyhow::Error::msg)?;
-
-    // Control tasks (file watch, health checks, demo upstream) get their own small runtime, away
-    // from the workers' request loops.
+fn run_gateway(
+    path: PathBuf,
+    listen: Option<SocketAddr>,
+    workers: Option<usize>,
+    args: ObserveArgs,
+) -> anyhow::Result<()> {
+    // Control tasks (metrics listener, file watch, health checks, demo upstream) get their own
+    // small runtime, away from the workers' request loops.
     let control = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("tigw-control")
         .enable_all()
         .build()?;
     let _guard = control.enter();
+    let obs = observe::start(&control, &args)?;
+
+    // The store starts empty; the watcher's first read (synchronous, before `start_with` returns)
+    // loads, validates, compiles and swaps in the file's config, so the file is read and compiled
+    // once at start. An invalid file at start is an error here.
+    let registry = Arc::new(Registry::new(&tigateway_model::UpstreamConfig::default()));
+    let store = SnapshotStore::new_observed(tigateway_model::Config::default(), registry, obs.clone())
+        .map_err(|e| anyhow::anyhow!("empty config did not compile: {e}"))?;
+    let _watch = observe::watch_file(&store, path.clone())
+        .map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
+    let cfg = store.load().config.clone();
+    observe::start_access_log(&obs, &args, &cfg.server.access_log)?;
+    let listeners = listener_specs(&cfg, listen).map_err(anyhow::Error::msg)?;
+
     for addr in &cfg.demo_upstreams {
         let addr: SocketAddr = addr.parse().context("demoUpstreams address")?;
         control.spawn(async move {
@@ -195,7 +217,11 @@ fn run_gateway(path: PathBuf, listen: Option<SocketAddr>, workers: Option<usize>
 
 /// Opens the store, creates the first admin if there is none, and serves the admin API. The first
 /// admin's password comes from `TIGATEWAY_ADMIN_PASSWORD`, or is generated and logged once.
-async fn start_admin(url: &str, listen: SocketAddr) -> anyhow::Result<tigateway_admin::store::Store> {
+async fn start_admin(
+    url: &str,
+    listen: SocketAddr,
+    metrics: Arc<tigateway_observe::AdminMetrics>,
+) -> anyhow::Result<tigateway_admin::store::Store> {
     let store =
         tigateway_admin::store::Store::open(url).await.map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
     let identity = tigateway_admin::identity::Identity::new(&store);
@@ -213,7 +239,7 @@ async fn start_admin(url: &str, listen: SocketAddr) -> anyhow::Result<tigateway_
         limiter: Arc::new(tigateway_auth::LoginLimiter::new(5, std::time::Duration::from_secs(300))),
         session_ttl: std::time::Duration::from_secs(3600),
     };
-    let app = tigateway_admin::api::router(state);
+    let app = observe::count_admin_requests(tigateway_admin::api::router(state), metrics);
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding the admin API on {listen}"))?;
     tracing::info!(address = %listen, "admin API listening");
@@ -271,10 +297,16 @@ fn admin_action(url: &str, action: AdminAction) -> anyhow::Result<()> {
     })
 }
 
-fn run_admin(url: String, listen: SocketAddr) -> anyhow::Result<()> {
+fn run_admin(url: String, listen: SocketAddr, metrics: String) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let _guard = rt.enter();
+    let obs = observe::start(&rt, &ObserveArgs { metrics, access_log: Some("off".into()) })?;
+    // The admin alone has no snapshot: it is ready once its store answers.
+    obs.sources.register("store");
     rt.block_on(async {
-        start_admin(&url, listen).await?;
+        start_admin(&url, listen, obs.admin.clone()).await?;
+        obs.sources.set_connected("store", true, false);
+        obs.sources.applied("store", 0, 0, std::time::Duration::ZERO);
         shutdown_signal().await;
         tracing::info!("stopped");
         Ok(())
@@ -286,6 +318,7 @@ fn run_standalone(
     admin_listen: SocketAddr,
     listen: SocketAddr,
     workers: Option<usize>,
+    args: ObserveArgs,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let url = format!("sqlite://{}?mode=rwc", data_dir.join("tigateway.db").display());
@@ -295,31 +328,43 @@ fn run_standalone(
         .enable_all()
         .build()?;
     let _guard = control.enter();
-    let store = control.block_on(start_admin(&url, admin_listen))?;
+    let obs = observe::start(&control, &args)?;
+    obs.sources.register(observe::STORE_SOURCE);
+    let store = control.block_on(start_admin(&url, admin_listen, obs.admin.clone()))?;
+    obs.sources.set_connected(observe::STORE_SOURCE, true, false);
 
     // The gateway takes the store's config through the same snapshot path as every other source:
     // each committed change becomes one new snapshot, swapped atomically.
     let registry = Arc::new(Registry::new(&tigateway_model::UpstreamConfig::default()));
-    let snapshots = SnapshotStore::new(tigateway_model::Config::default(), registry)
+    let snapshots = SnapshotStore::new_observed(tigateway_model::Config::default(), registry, obs.clone())
         .map_err(|e| anyhow::anyhow!("empty config did not compile: {e}"))?;
+    let revision = control.block_on(store.current_revision()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let initial = control.block_on(store.load_config()).map_err(|e| anyhow::anyhow!("loading the config: {e}"))?;
-    snapshots.apply(initial).map_err(|e| anyhow::anyhow!("the stored config does not compile:\n{e}"))?;
+    observe::start_access_log(&obs, &args, &initial.server.access_log)?;
+    let snap = snapshots.prepare(initial).map_err(|e| anyhow::anyhow!("the stored config does not compile:\n{e}"))?;
+    snapshots.swap_from(observe::STORE_SOURCE, revision as u64, snap);
     let follower = snapshots.clone();
     let mut changes = store.subscribe();
     control.spawn(async move {
         while changes.changed().await.is_ok() {
             let revision = *changes.borrow_and_update();
+            let sources = &follower.observe().sources;
+            sources.change_seen(observe::STORE_SOURCE);
             match store.load_config().await {
                 Ok(cfg) => match follower.prepare(cfg) {
                     Ok(snap) => {
-                        follower.swap(snap);
+                        follower.swap_from(observe::STORE_SOURCE, revision as u64, snap);
                         tracing::info!(revision, "admin change applied");
                     }
                     Err(e) => {
+                        sources.rejected(observe::STORE_SOURCE, &e.to_string());
                         tracing::error!(revision, "admin change does not compile; previous config keeps serving:\n{e}")
                     }
                 },
-                Err(e) => tracing::error!(revision, error = %e, "reading the admin change failed"),
+                Err(e) => {
+                    sources.rejected(observe::STORE_SOURCE, &e.to_string());
+                    tracing::error!(revision, error = %e, "reading the admin change failed")
+                }
             }
         }
     });
