@@ -91,7 +91,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9095")]
         listen: SocketAddr,
         /// Metrics listener (`/metrics`, `/health`, `/ready`) of the admin, or `off`.
-        #[arg(long, default_value = "127.0.0.1:9096")]
+        #[arg(long, default_value = "127.0.0.1:9096", env = "TIGATEWAY_ADMIN_METRICS")]
         metrics: String,
         #[command(subcommand)]
         action: Option<AdminAction>,
