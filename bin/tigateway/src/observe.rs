@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 use tigateway_observe::{AccessLog, Destination, Observe};
 use tigateway_proxy::SnapshotStore;
+use tigateway_sync::file::WatchEvent;
 
 use crate::ObserveArgs;
 
@@ -49,8 +50,7 @@ pub fn start_access_log(
     } else {
         Destination::File { path: PathBuf::from(output), max_bytes: cfg.max_bytes, keep: cfg.max_files }
     };
-    let log =
-        AccessLog::start(dest, cfg.buffer_size).with_context(|| format!("opening the access log {output:?}"))?;
+    let log = AccessLog::start(dest, cfg.buffer_size).with_context(|| format!("opening the access log {output:?}"))?;
     obs.set_access_log(log);
     tracing::info!(output, "access log on");
     Ok(())
@@ -67,16 +67,22 @@ pub fn watch_file(
     let prepare_store = store.clone();
     let swap_store = store.clone();
     let generation = Arc::new(AtomicU64::new(0));
-    let handle = tigateway_sync::file::FileWatcher::new(path).start_with(
-        move |c| {
-            let sources = &prepare_store.observe().sources;
-            sources.change_seen(FILE_SOURCE);
-            prepare_store.prepare(c).map_err(|e| {
-                let msg = e.to_string();
-                sources.rejected(FILE_SOURCE, &msg);
-                msg
-            })
-        },
+    let events = sources.clone();
+    let handle = tigateway_sync::file::FileWatcher::new(path).report(move |ev| match ev {
+        WatchEvent::Changed => events.change_seen(FILE_SOURCE),
+        WatchEvent::Rejected(e) => events.rejected(FILE_SOURCE, e),
+        // The running config keeps serving: it is the "cache" a file source falls back to.
+        WatchEvent::Unreadable(e) => {
+            events.set_connected(FILE_SOURCE, false, true);
+            events.set_detail(FILE_SOURCE, Some(format!("cannot read the config: {e}")));
+        }
+        WatchEvent::Readable => {
+            events.set_connected(FILE_SOURCE, true, false);
+            events.set_detail(FILE_SOURCE, None);
+        }
+    });
+    let handle = handle.start_with(
+        move |c| prepare_store.prepare(c).map_err(|e| e.to_string()),
         move |snap| {
             let gen = generation.fetch_add(1, Ordering::Relaxed) + 1;
             swap_store.swap_from(FILE_SOURCE, gen, snap);
@@ -88,10 +94,7 @@ pub fn watch_file(
 }
 
 /// Counts admin API requests by endpoint template (never the raw path) and status, and times writes.
-pub fn count_admin_requests(
-    router: axum::Router,
-    metrics: Arc<tigateway_observe::AdminMetrics>,
-) -> axum::Router {
+pub fn count_admin_requests(router: axum::Router, metrics: Arc<tigateway_observe::AdminMetrics>) -> axum::Router {
     router.route_layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
         let metrics = metrics.clone();
         async move {

@@ -61,7 +61,11 @@ pub enum Destination {
     Stdout,
     /// A file, rotated when it passes `max_bytes`: `access.log` → `access.log.1` → … `.N`, the oldest
     /// beyond `keep` deleted.
-    File { path: PathBuf, max_bytes: u64, keep: usize },
+    File {
+        path: PathBuf,
+        max_bytes: u64,
+        keep: usize,
+    },
 }
 
 /// The request side of the access log (cheap to share).

@@ -18,8 +18,10 @@ use prometheus_client::metrics::MetricType;
 /// Upper bounds (seconds) of the latency histograms' buckets.
 pub const LATENCY_BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-const BUCKET_US: [u64; 14] =
-    [500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000];
+const BUCKET_US: [u64; 14] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
+    10_000_000,
+];
 
 /// A lock-free histogram over [`LATENCY_BUCKETS`] (+Inf last). Buckets are stored per slot and made
 /// cumulative when encoded.
@@ -273,6 +275,11 @@ pub(crate) fn counter<'a>(
     rows: impl IntoIterator<Item = (Vec<(&'static str, Esc<'a>)>, u64)>,
 ) -> std::fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    let mut rows: Vec<_> = rows.into_iter().collect();
+    if rows.len() == 1 && rows[0].0.is_empty() {
+        // A metric without labels: `name_total 3`, not `name_total{} 3`.
+        return ConstCounter::new(rows.remove(0).1).encode(m);
+    }
     for (labels, v) in rows {
         ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
     }
@@ -289,6 +296,10 @@ where
     ConstGauge<V>: EncodeMetric,
 {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    let mut rows: Vec<_> = rows.into_iter().collect();
+    if rows.len() == 1 && rows[0].0.is_empty() {
+        return ConstGauge::new(rows.remove(0).1).encode(m);
+    }
     for (labels, v) in rows {
         ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
     }
@@ -304,9 +315,8 @@ fn histograms<'a>(
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
     for (labels, h) in rows {
         let (sum, count, buckets) = h.snapshot();
-        m.encode_family(&labels)?.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-            sum, count, &buckets, None,
-        )?;
+        m.encode_family(&labels)?
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
     }
     Ok(())
 }

@@ -17,6 +17,47 @@ use tokio::net::TcpListener;
 use crate::Observe;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The classic Prometheus text format (0.0.4) from OpenMetrics text: counter families are named
+/// with their `_total` suffix, `# UNIT` and `# EOF` go. Served to clients that do not ask for
+/// OpenMetrics (curl, `promtool check metrics`, older scrapers); Prometheus itself asks for
+/// OpenMetrics.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let mut counters = std::collections::HashSet::new();
+    for l in openmetrics.lines() {
+        if let Some(rest) = l.strip_prefix("# TYPE ") {
+            if let Some(name) = rest.strip_suffix(" counter") {
+                counters.insert(name.to_string());
+            }
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for l in openmetrics.lines() {
+        if l == "# EOF" || l.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = l
+            .strip_prefix("# HELP ")
+            .map(|r| ("# HELP ", r))
+            .or_else(|| l.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) {
+                    out.push_str("_total");
+                }
+                out.push(' ');
+                out.push_str(tail);
+            }
+            None => out.push_str(l),
+        }
+        out.push('\n');
+    }
+    out
+}
 
 fn respond(status: StatusCode, ctype: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
@@ -27,12 +68,15 @@ fn respond(status: StatusCode, ctype: &'static str, body: impl Into<Bytes>) -> R
 }
 
 /// Answers one request on the metrics listener.
-pub fn answer(obs: &Observe, method: &Method, path: &str) -> Response<Full<Bytes>> {
+pub fn answer(obs: &Observe, method: &Method, path: &str, accept: Option<&str>) -> Response<Full<Bytes>> {
     if method != Method::GET && method != Method::HEAD {
         return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "only GET\n");
     }
     match path {
-        "/metrics" => respond(StatusCode::OK, OPENMETRICS, obs.encode()),
+        "/metrics" if accept.is_some_and(|a| a.contains("application/openmetrics-text")) => {
+            respond(StatusCode::OK, OPENMETRICS, obs.encode())
+        }
+        "/metrics" => respond(StatusCode::OK, PROMETHEUS_TEXT, to_prometheus_text(&obs.encode())),
         "/health" | "/healthz" | "/livez" => respond(StatusCode::OK, "application/json", "{\"status\":\"ok\"}\n"),
         "/ready" | "/readyz" => {
             let r = obs.sources.readiness();
@@ -59,7 +103,8 @@ pub async fn serve(listener: TcpListener, obs: Arc<Observe>) {
         let obs = obs.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
-                let r = answer(&obs, req.method(), req.uri().path());
+                let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+                let r = answer(&obs, req.method(), req.uri().path(), accept);
                 async move { Ok::<_, Infallible>(r) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -75,4 +120,17 @@ pub async fn start(addr: SocketAddr, obs: Arc<Observe>) -> std::io::Result<Socke
     let local = listener.local_addr()?;
     tokio::spawn(serve(listener, obs));
     Ok(local)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prometheus_text_names_counters_with_total() {
+        let om =
+            "# HELP a_x Help.\n# TYPE a_x counter\na_x_total{k=\"v\"} 1\n# HELP g G.\n# TYPE g gauge\ng 2\n# EOF\n";
+        assert_eq!(
+            super::to_prometheus_text(om),
+            "# HELP a_x_total Help.\n# TYPE a_x_total counter\na_x_total{k=\"v\"} 1\n# HELP g G.\n# TYPE g gauge\ng 2\n"
+        );
+    }
 }

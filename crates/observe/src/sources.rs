@@ -263,14 +263,8 @@ impl Collector for SourcesCollector {
         )?;
         self.0.update_time.encode(m)?;
 
-        let cache: Vec<(String, (u64, u64))> = self
-            .0
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
+        let cache: Vec<(String, (u64, u64))> =
+            self.0.cache.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), *v)).collect();
         fn cl(k: &str) -> Vec<(&'static str, Esc<'_>)> {
             vec![("level", Esc(k))]
         }

@@ -78,7 +78,16 @@ async fn ready_flips_with_snapshot_and_source_state() {
     obs.sources.cache_hit("l1");
     obs.sources.cache_hit("l1");
     obs.sources.cache_miss("l1");
-    let r = client().get(format!("{base}/metrics")).send().await.unwrap();
+    let plain = client().get(format!("{base}/metrics")).send().await.unwrap();
+    assert!(plain.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let plain = plain.text().await.unwrap();
+    assert!(plain.contains("# TYPE tigateway_config_updates_total counter\n"), "{plain}");
+    let r = client()
+        .get(format!("{base}/metrics"))
+        .header("accept", "application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
+        .send()
+        .await
+        .unwrap();
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
     let text = r.text().await.unwrap();
     for line in [

@@ -130,7 +130,9 @@ fn stats_and_ids<'s>(
             let r = &snap.route_obs[position as usize];
             (&r.stats, r.logged, None, Some("route"))
         }
-        Terminal::Plugin { entry } => (snap.observe.gateway.no_route(), false, None, Some(snap.chain[entry as usize].name)),
+        Terminal::Plugin { entry } => {
+            (snap.observe.gateway.no_route(), false, None, Some(snap.chain[entry as usize].name))
+        }
         Terminal::None => (snap.observe.gateway.no_route(), false, None, None),
     }
 }
