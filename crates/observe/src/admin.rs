@@ -27,7 +27,7 @@ impl AdminMetrics {
     pub fn new() -> Arc<AdminMetrics> {
         Arc::new(AdminMetrics {
             requests: Mutex::new(BTreeMap::new()),
-            write_time: Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0].into_iter()),
+            write_time: Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
         })
     }
 

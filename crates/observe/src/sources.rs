@@ -92,9 +92,7 @@ impl Default for Sources {
             states: Mutex::new(BTreeMap::new()),
             snapshot_loaded: AtomicBool::new(false),
             snapshot_version: AtomicU64::new(0),
-            update_time: Histogram::new(
-                [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0].into_iter(),
-            ),
+            update_time: Histogram::new([0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             cache: Mutex::new(BTreeMap::new()),
         }
     }

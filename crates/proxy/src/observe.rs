@@ -112,10 +112,7 @@ impl LogFields {
     }
 }
 
-fn stats_and_ids<'s>(
-    snap: &'s Snapshot,
-    t: Terminal,
-) -> (&'s Arc<RouteStats>, bool, Option<&'s Arc<str>>, Option<&'static str>) {
+fn stats_and_ids(snap: &Snapshot, t: Terminal) -> (&Arc<RouteStats>, bool, Option<&Arc<str>>, Option<&'static str>) {
     match t {
         Terminal::Selector { entry, m } => {
             let e = &snap.chain[entry as usize];

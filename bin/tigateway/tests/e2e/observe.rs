@@ -334,16 +334,14 @@ async fn logged_scope_keeps_only_flagged_rules_and_debug_headers_show_the_route(
     let up = upstream(UpstreamBehavior::named("up")).await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("access.log");
-    let quiet = format!(
-        r#"  - id: r-quiet
+    let quiet = r#"  - id: r-quiet
     selectorId: s-orders
     loged: false
     sort: 1
-    conditionDataList: [{{paramType: uri, operator: match, paramValue: "/http/quiet/**"}}]
-    handle: {{loadBalance: roundRobin, retry: 0, timeout: 3000}}
-"#
-    );
-    let cfg = config(&up, &log, &quiet)
+    conditionDataList: [{paramType: uri, operator: match, paramValue: "/http/quiet/**"}]
+    handle: {loadBalance: roundRobin, retry: 0, timeout: 3000}
+"#;
+    let cfg = config(&up, &log, quiet)
         .replace("accessLog: {enabled: true,", "debugHeaders: true\n  accessLog: {enabled: true, scope: logged,");
     let (gw, obs) = in_process(&cfg, &log);
     let base = format!("http://{}", gw.local_addrs[0]);
