@@ -1,20 +1,19 @@
 //! The admin API's own metrics: requests by endpoint (the route template, never the raw path),
-//! method and status class, and the latency of writes (which is where the store's transaction time
-//! shows: every write is one store transaction).
+//! method and status class, and request latency by method class. The write methods' series are
+//! where the store's latency shows (every write is one store transaction, validation included).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::encoding::DescriptorEncoder;
 
-use crate::metrics::{counter, method_class, status_class, Esc, METHODS, STATUS_CLASSES};
+use crate::metrics::{counter, histograms, method_class, status_class, Esc, Histo, METHODS, STATUS_CLASSES};
 
 pub struct AdminMetrics {
     requests: Mutex<BTreeMap<(String, usize, usize), u64>>,
-    write_time: Histogram,
+    latency: [Histo; 8],
 }
 
 impl std::fmt::Debug for AdminMetrics {
@@ -25,19 +24,15 @@ impl std::fmt::Debug for AdminMetrics {
 
 impl AdminMetrics {
     pub fn new() -> Arc<AdminMetrics> {
-        Arc::new(AdminMetrics {
-            requests: Mutex::new(BTreeMap::new()),
-            write_time: Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
-        })
+        Arc::new(AdminMetrics { requests: Mutex::new(BTreeMap::new()), latency: Default::default() })
     }
 
     /// `endpoint` must be a route template (`/api/v1/selectors/{id}`), not the request path.
     pub fn record(&self, endpoint: &str, method: &http::Method, status: u16, took: Duration) {
-        let key = (endpoint.to_string(), method_class(method), status_class(status));
+        let m = method_class(method);
+        let key = (endpoint.to_string(), m, status_class(status));
         *self.requests.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default() += 1;
-        if !matches!(*method, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS) {
-            self.write_time.observe(took.as_secs_f64());
-        }
+        self.latency[m].observe(took);
     }
 }
 
@@ -60,12 +55,16 @@ impl Collector for AdminCollector {
                 (vec![("endpoint", Esc(e)), ("method", Esc(METHODS[*m])), ("status", Esc(STATUS_CLASSES[*s]))], *v)
             }),
         )?;
-        let m = enc.encode_descriptor(
-            "tigateway_admin_write_duration_seconds",
-            "Time to serve an admin write (validation plus the store transaction).",
-            None,
-            self.0.write_time.metric_type(),
-        )?;
-        self.0.write_time.encode(m)
+        histograms(
+            &mut enc,
+            "tigateway_admin_request_duration_seconds",
+            "Time to serve an admin request, by method class (writes: validation plus the store transaction).",
+            self.0
+                .latency
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| h.count() > 0)
+                .map(|(i, h)| (vec![("method", Esc(METHODS[i]))], h)),
+        )
     }
 }

@@ -306,7 +306,7 @@ where
     Ok(())
 }
 
-fn histograms<'a>(
+pub(crate) fn histograms<'a>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,

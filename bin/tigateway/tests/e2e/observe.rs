@@ -385,3 +385,44 @@ async fn debug_headers_are_absent_unless_switched_on() {
     }
     tokio::task::spawn_blocking(move || gw.shutdown()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn standalone_reports_the_admin_store_and_admin_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (admin_port, gw_port, mport) = (free_port(), free_port(), free_port());
+    let _p = Proc(
+        Command::new(BIN)
+            .args(["standalone", "--data-dir"])
+            .arg(dir.path())
+            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+            .args(["--listen", &format!("127.0.0.1:{gw_port}"), "--workers", "1"])
+            .args(["--metrics", &format!("127.0.0.1:{mport}")])
+            .env("TIGATEWAY_ADMIN_PASSWORD", "correct horse battery")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(gw_port, "standalone gateway");
+    let (status, body) = get_json(&format!("http://127.0.0.1:{mport}/ready")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["sources"][0]["name"], "admin-store");
+    assert_eq!(body["sources"][0]["connected"], true);
+
+    let login = |password: &'static str| {
+        client()
+            .post(format!("http://127.0.0.1:{admin_port}/api/v1/login"))
+            .json(&serde_json::json!({"username": "admin", "password": password}))
+            .send()
+    };
+    assert_eq!(login("correct horse battery").await.unwrap().status(), 200);
+    assert_eq!(login("wrong").await.unwrap().status(), 401);
+    let s = samples(&scrape(mport).await);
+    let key = |status: &str| {
+        format!(r#"tigateway_admin_requests_total{{endpoint="/api/v1/login",method="POST",status="{status}"}}"#)
+    };
+    assert_eq!(value(&s, &key("2xx")), 1.0);
+    assert_eq!(value(&s, &key("4xx")), 1.0);
+    assert_eq!(value(&s, r#"tigateway_admin_request_duration_seconds_count{method="POST"}"#), 2.0);
+    assert_eq!(value(&s, r#"tigateway_config_updates_total{source="admin-store"}"#), 1.0);
+}
