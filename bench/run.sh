@@ -45,6 +45,7 @@ Options:
   -h, --help      this text
 Environment (defaults): UPSTREAM_PORT=18080 NGINX_PORT=18081 TIGW_PORT=18082 THREADS=1
   CONNECTIONS=50 DURATION=10s WARMUP=3s RUNS=1 PIN=1 IDLE_WAIT=2 NGINX_XFF=0 REQ_PATH=/bench/ping
+  TIGW_ARGS (extra gateway arguments, e.g. "--access-log /tmp/access.log")
   CARGO_TARGET_DIR (default \$ROOT/target) TIGATEWAY_BIN (default \$CARGO_TARGET_DIR/perf/tigateway)
 EOF
 }
@@ -392,7 +393,9 @@ if ! "$TIGW" validate "$OUT/tigateway.yaml" >"$OUT/tigateway-validate.log" 2>&1;
     tail -n 40 "$OUT/tigateway-validate.log" >&2
     die "tigateway validate rejected the generated config $OUT/tigateway.yaml (errors above)"
 fi
-"${PROXY_PIN[@]}" "$TIGW" gateway -c "$OUT/tigateway.yaml" --listen "127.0.0.1:$TIGW_PORT" --workers 1 \
+# TIGW_ARGS: extra gateway arguments, e.g. "--access-log $OUT/access.log" or "--metrics off".
+# shellcheck disable=SC2086
+"${PROXY_PIN[@]}" "$TIGW" gateway -c "$OUT/tigateway.yaml" --listen "127.0.0.1:$TIGW_PORT" --workers 1 ${TIGW_ARGS:-} \
     >"$OUT/tigateway.log" 2>&1 &
 TIGW_PID=$!
 PIDS+=("$TIGW_PID")

@@ -77,6 +77,8 @@ enum Command {
         workers: Option<usize>,
         #[command(flatten)]
         trace: trace_args::TraceArgs,
+        #[command(flatten)]
+        observe: ObserveArgs,
     },
     /// Admin API and gateway in one process, everything stored in an embedded SQLite file: no other
     /// service needed. A change made through the API is served by the gateway at once.
@@ -97,6 +99,8 @@ enum Command {
         admin: AdminOptions,
         #[command(flatten)]
         trace: trace_args::TraceArgs,
+        #[command(flatten)]
+        observe: ObserveArgs,
     },
     /// Run the admin API alone against PostgreSQL, MySQL/MariaDB or SQLite; or, with `export` /
     /// `import`, back up and restore its whole config.
@@ -109,6 +113,9 @@ enum Command {
         listen: SocketAddr,
         #[command(flatten)]
         admin: AdminOptions,
+        /// Metrics listener (`/metrics`, `/health`, `/ready`) of the admin, or `off`.
+        #[arg(long, default_value = "127.0.0.1:9096", env = "TIGATEWAY_ADMIN_METRICS")]
+        metrics: String,
         #[command(subcommand)]
         action: Option<AdminAction>,
     },
@@ -124,6 +131,21 @@ enum Command {
     },
 }
 
+/// Observability switches shared by `gateway` and `standalone`.
+#[derive(clap::Args)]
+struct ObserveArgs {
+    /// Metrics listener serving `/metrics` (Prometheus/OpenMetrics), `/health` and `/ready`; `off`
+    /// disables it.
+    #[arg(long, default_value = "127.0.0.1:9196", env = "TIGATEWAY_METRICS")]
+    metrics: String,
+    /// Access log: `stdout`, a file path (rotated by size), or `off`. Overrides
+    /// `server.accessLog.enabled` / `output`.
+    #[arg(long, env = "TIGATEWAY_ACCESS_LOG")]
+    access_log: Option<String>,
+}
+
+mod observe;
+
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -138,13 +160,17 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
     let result = match cli.command {
-        Command::Gateway { config, listen, workers, trace } => run_gateway(config, listen, workers, trace),
+        Command::Gateway { config, listen, workers, trace, observe } => {
+            run_gateway(config, listen, workers, trace, observe)
+        }
         Command::Validate { file } => return validate(&file),
         Command::Explain(args) => return explain_cmd::run(args),
-        Command::Standalone { data_dir, admin_listen, listen, workers, admin, trace } => {
-            run_standalone(data_dir, admin_listen, listen, workers, admin, trace)
+        Command::Standalone { data_dir, admin_listen, listen, workers, admin, trace, observe } => {
+            run_standalone(data_dir, admin_listen, listen, workers, admin, trace, observe)
         }
-        Command::Admin { database_url, listen, admin, action: None } => run_admin(database_url, listen, admin),
+        Command::Admin { database_url, listen, admin, metrics, action: None } => {
+            run_admin(database_url, listen, admin, metrics)
+        }
         Command::Admin { database_url, action: Some(action), .. } => admin_action(&database_url, action),
     };
     match result {
@@ -184,34 +210,30 @@ fn run_gateway(
     listen: Option<SocketAddr>,
     workers: Option<usize>,
     trace: trace_args::TraceArgs,
+    args: ObserveArgs,
 ) -> anyhow::Result<()> {
-    // The store starts empty; the watcher's first read (synchronous, before `start_with` returns)
-    // loads, validates, compiles and swaps in the file's config, so the file is read and compiled
-    // once at start. An invalid file at start is an error here.
-    let registry = Arc::new(Registry::new(&tigateway_model::UpstreamConfig::default()));
-    let store = SnapshotStore::new(tigateway_model::Config::default(), registry)
-        .map_err(|e| anyhow::anyhow!("empty config did not compile: {e}"))?;
-    let prepare_store = store.clone();
-    let swap_store = store.clone();
-    let _watch = tigateway_sync::file::FileWatcher::new(path.clone())
-        .start_with(
-            move |c| prepare_store.prepare(c).map_err(|e| e.to_string()),
-            move |snap| {
-                swap_store.swap(snap);
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
-    let cfg = store.load().config.clone();
-    let listeners = listener_specs(&cfg, listen).map_err(anyhow::Error::msg)?;
-
-    // Control tasks (file watch, health checks, demo upstream) get their own small runtime, away
-    // from the workers' request loops.
+    // Control tasks (metrics listener, file watch, health checks, demo upstream) get their own
+    // small runtime, away from the workers' request loops.
     let control = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("tigw-control")
         .enable_all()
         .build()?;
     let _guard = control.enter();
+    let obs = observe::start(&control, &args)?;
+
+    // The store starts empty; the watcher's first read (synchronous, before `start_with` returns)
+    // loads, validates, compiles and swaps in the file's config, so the file is read and compiled
+    // once at start. An invalid file at start is an error here.
+    let registry = Arc::new(Registry::new(&tigateway_model::UpstreamConfig::default()));
+    let store = SnapshotStore::new_observed(tigateway_model::Config::default(), registry, obs.clone())
+        .map_err(|e| anyhow::anyhow!("empty config did not compile: {e}"))?;
+    let _watch = observe::watch_file(&store, path.clone())
+        .map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
+    let cfg = store.load().config.clone();
+    observe::start_access_log(&obs, &args, &cfg.server.access_log)?;
+    let listeners = listener_specs(&cfg, listen).map_err(anyhow::Error::msg)?;
+
     let _tracing = trace.start(cfg.server.tracing.clone())?;
     for addr in &cfg.demo_upstreams {
         let addr: SocketAddr = addr.parse().context("demoUpstreams address")?;
@@ -234,6 +256,7 @@ async fn start_admin(
     url: &str,
     listen: SocketAddr,
     opts: AdminOptions,
+    metrics: Arc<tigateway_observe::AdminMetrics>,
 ) -> anyhow::Result<tigateway_admin::store::Store> {
     let store =
         tigateway_admin::store::Store::open(url).await.map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
@@ -249,7 +272,7 @@ async fn start_admin(
     let mut state = tigateway_admin::api::AppState::new(store.clone(), identity);
     state.session_ttl = std::time::Duration::from_secs(opts.session_ttl_secs.max(1));
     state.trusted_proxies = Arc::from(opts.trusted_proxies);
-    let app = tigateway_admin::api::router(state);
+    let app = observe::count_admin_requests(tigateway_admin::api::router(state), metrics);
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding the admin API on {listen}"))?;
     tracing::info!(address = %listen, "admin API listening");
@@ -307,10 +330,16 @@ fn admin_action(url: &str, action: AdminAction) -> anyhow::Result<()> {
     })
 }
 
-fn run_admin(url: String, listen: SocketAddr, opts: AdminOptions) -> anyhow::Result<()> {
+fn run_admin(url: String, listen: SocketAddr, opts: AdminOptions, metrics: String) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let _guard = rt.enter();
+    let obs = observe::start(&rt, &ObserveArgs { metrics, access_log: Some("off".into()) })?;
+    // The admin alone has no snapshot: it is ready once its store answers.
+    obs.sources.register("store");
     rt.block_on(async {
-        start_admin(&url, listen, opts).await?;
+        start_admin(&url, listen, opts, obs.admin.clone()).await?;
+        obs.sources.set_connected("store", true, false);
+        obs.sources.applied("store", 0, 0, std::time::Duration::ZERO);
         shutdown_signal().await;
         tracing::info!("stopped");
         Ok(())
@@ -324,6 +353,7 @@ fn run_standalone(
     workers: Option<usize>,
     opts: AdminOptions,
     trace: trace_args::TraceArgs,
+    args: ObserveArgs,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let url = format!("sqlite://{}?mode=rwc", data_dir.join("tigateway.db").display());
@@ -333,32 +363,44 @@ fn run_standalone(
         .enable_all()
         .build()?;
     let _guard = control.enter();
-    let store = control.block_on(start_admin(&url, admin_listen, opts))?;
+    let obs = observe::start(&control, &args)?;
+    obs.sources.register(observe::STORE_SOURCE);
+    let store = control.block_on(start_admin(&url, admin_listen, opts, obs.admin.clone()))?;
+    obs.sources.set_connected(observe::STORE_SOURCE, true, false);
 
     // The gateway takes the store's config through the same snapshot path as every other source:
     // each committed change becomes one new snapshot, swapped atomically.
     let registry = Arc::new(Registry::new(&tigateway_model::UpstreamConfig::default()));
-    let snapshots = SnapshotStore::new(tigateway_model::Config::default(), registry)
+    let snapshots = SnapshotStore::new_observed(tigateway_model::Config::default(), registry, obs.clone())
         .map_err(|e| anyhow::anyhow!("empty config did not compile: {e}"))?;
+    let revision = control.block_on(store.current_revision()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let initial = control.block_on(store.load_config()).map_err(|e| anyhow::anyhow!("loading the config: {e}"))?;
     let _tracing = trace.start(initial.server.tracing.clone())?;
-    snapshots.apply(initial).map_err(|e| anyhow::anyhow!("the stored config does not compile:\n{e}"))?;
+    observe::start_access_log(&obs, &args, &initial.server.access_log)?;
+    let snap = snapshots.prepare(initial).map_err(|e| anyhow::anyhow!("the stored config does not compile:\n{e}"))?;
+    snapshots.swap_from(observe::STORE_SOURCE, revision as u64, snap);
     let follower = snapshots.clone();
     let mut changes = store.subscribe();
     control.spawn(async move {
         while changes.changed().await.is_ok() {
             let revision = *changes.borrow_and_update();
+            let sources = &follower.observe().sources;
+            sources.change_seen(observe::STORE_SOURCE);
             match store.load_config().await {
                 Ok(cfg) => match follower.prepare(cfg) {
                     Ok(snap) => {
-                        follower.swap(snap);
+                        follower.swap_from(observe::STORE_SOURCE, revision as u64, snap);
                         tracing::info!(revision, "admin change applied");
                     }
                     Err(e) => {
+                        sources.rejected(observe::STORE_SOURCE, &e.to_string());
                         tracing::error!(revision, "admin change does not compile; previous config keeps serving:\n{e}")
                     }
                 },
-                Err(e) => tracing::error!(revision, error = %e, "reading the admin change failed"),
+                Err(e) => {
+                    sources.rejected(observe::STORE_SOURCE, &e.to_string());
+                    tracing::error!(revision, error = %e, "reading the admin change failed")
+                }
             }
         }
     });

@@ -80,6 +80,13 @@ pub struct ServerConfig {
     /// Add an RFC 7239 `Forwarded` header upstream (X-Forwarded-For/-Proto/-Host are always set).
     #[serde(default)]
     pub add_forwarded_header: bool,
+    /// Access log (one JSON line per request); `--access-log` on the command line wins.
+    #[serde(default)]
+    pub access_log: AccessLogConfig,
+    /// Answer with `X-TiGateway-Route`, `X-TiGateway-Upstream` and timing headers (for debugging;
+    /// they reveal internals, so off by default).
+    #[serde(default)]
+    pub debug_headers: bool,
     /// OpenTelemetry span export (read at start).
     #[serde(default)]
     pub tracing: TracingConfig,
@@ -134,6 +141,65 @@ pub enum OtlpProtocol {
     Http,
 }
 
+/// `server.accessLog`. `enabled` and `scope` reload live; `output`, `maxBytes`, `maxFiles` and
+/// `bufferSize` are read at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessLogConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// `all`: every request; `logged`: only requests whose ShenYu rule (or selector) has
+    /// `loged`/`logged: true`, or whose Spring route has `metadata.logged: true`.
+    #[serde(default)]
+    pub scope: AccessLogScope,
+    /// `stdout` or a file path.
+    #[serde(default = "default_access_log_output")]
+    pub output: String,
+    /// Rotate the file when it passes this size.
+    #[serde(default = "default_access_log_max_bytes")]
+    pub max_bytes: u64,
+    /// Rotated files kept (`access.log.1` … `.N`).
+    #[serde(default = "default_access_log_max_files")]
+    pub max_files: usize,
+    /// Lines waiting to be written; beyond this lines are dropped and counted, never waited for.
+    #[serde(default = "default_access_log_buffer")]
+    pub buffer_size: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum AccessLogScope {
+    #[default]
+    All,
+    Logged,
+}
+
+fn default_access_log_output() -> String {
+    "stdout".into()
+}
+fn default_access_log_max_bytes() -> u64 {
+    100 * 1024 * 1024
+}
+fn default_access_log_max_files() -> usize {
+    5
+}
+fn default_access_log_buffer() -> usize {
+    16 * 1024
+}
+
+impl Default for AccessLogConfig {
+    fn default() -> Self {
+        AccessLogConfig {
+            enabled: false,
+            scope: AccessLogScope::All,
+            output: default_access_log_output(),
+            max_bytes: default_access_log_max_bytes(),
+            max_files: default_access_log_max_files(),
+            buffer_size: default_access_log_buffer(),
+        }
+    }
+}
+
 fn default_shutdown_ms() -> u64 {
     30_000
 }
@@ -148,6 +214,8 @@ impl Default for ServerConfig {
             shutdown_timeout_ms: default_shutdown_ms(),
             shenyu_compatible_errors: false,
             add_forwarded_header: false,
+            access_log: AccessLogConfig::default(),
+            debug_headers: false,
             tracing: TracingConfig::default(),
         }
     }

@@ -48,8 +48,12 @@ pub struct Ctx {
     pub request_id: HeaderValue,
     /// The W3C trace id: this request's span's, or the incoming `traceparent`'s when spans are off.
     pub trace_id: Option<opentelemetry::trace::TraceId>,
-    /// The upstream the forwarder last sent this request to.
-    pub upstream_peer: Option<std::sync::Arc<tigateway_upstream::Peer>>,
+    /// The upstream that answered (set by the forwarder).
+    pub upstream: Option<std::sync::Arc<tigateway_upstream::Peer>>,
+    /// How long the answering upstream took to send its response head.
+    pub upstream_time: Option<std::time::Duration>,
+    /// Upstream attempts beyond the first.
+    pub retries: u32,
 }
 
 impl Ctx {

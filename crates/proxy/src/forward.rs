@@ -167,7 +167,8 @@ pub async fn forward(
             );
         let Some(i) = pick else { break };
         let peer = plan.upstreams.peer(i).clone();
-        ctx.upstream_peer = Some(peer.clone());
+        // The upstream being tried: on failure the access log and the span name the last one tried.
+        ctx.upstream = Some(peer.clone());
         let inflight = plan.upstreams.start(i);
         let sender = match worker.pool.get(&peer, connect_timeout, &snap.upstream_tls).await {
             Ok(s) => s,
@@ -195,6 +196,8 @@ pub async fn forward(
         };
         match outcome {
             Attempt::Done(resp) => {
+                ctx.upstream_time = Some(inflight.elapsed());
+                ctx.retries = attempt;
                 inflight.finish(Outcome::Success);
                 return Ok(resp);
             }
@@ -233,6 +236,7 @@ pub async fn forward(
             None => break,
         }
     }
+    ctx.retries = attempt.saturating_sub(1);
     // Retries on status ran out: the last answer goes to the client as it is.
     if let Some(resp) = last_status_response {
         return Ok(resp);

@@ -14,6 +14,7 @@ pub mod forward;
 pub mod forwarded;
 pub mod h1;
 pub use tigateway_matcher::normalize;
+pub mod observe;
 pub mod plugins;
 pub mod pool;
 pub mod server;
@@ -24,4 +25,4 @@ pub mod tls;
 pub mod trace;
 
 pub use server::{listener_specs, Gateway, ListenerSpec};
-pub use snapshot::{build_snapshot, spawn_health_checks, Snapshot, SnapshotStore};
+pub use snapshot::{build_snapshot, build_snapshot_observed, spawn_health_checks, Snapshot, SnapshotStore};

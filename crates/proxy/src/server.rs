@@ -181,6 +181,22 @@ fn builder(store: &SnapshotStore, http2: bool) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// Counts a client connection as open (`tigateway_active_connections`) while alive.
+struct ConnOpen(Arc<tigateway_observe::GatewayMetrics>);
+
+impl ConnOpen {
+    fn new(m: &Arc<tigateway_observe::GatewayMetrics>) -> ConnOpen {
+        m.connection_opened();
+        ConnOpen(m.clone())
+    }
+}
+
+impl Drop for ConnOpen {
+    fn drop(&mut self) {
+        self.0.connection_closed();
+    }
+}
+
 /// Best-effort 408 on a connection whose request head did not arrive in time.
 fn send_408(sock: socket2::Socket) {
     use std::io::Write;
@@ -210,6 +226,7 @@ fn serve_conn(
     });
     let w = worker.clone();
     let svc = service_fn(move |req| handle(req, w.clone(), conn_info.clone()));
+    let open = ConnOpen::new(&worker.store.observe().gateway);
     match spec.tls {
         None => {
             // hyper only closes a connection whose request head is too slow; a duplicate of the
@@ -220,6 +237,7 @@ fn serve_conn(
             let conn = b.serve_connection_with_upgrades(TokioIo::new(sniff), svc).into_owned();
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
+                let _open = open;
                 if let Err(e) = conn.await {
                     let timed_out = e.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_timeout());
                     if timed_out && head_in_progress.load(std::sync::atomic::Ordering::Relaxed) {
@@ -236,6 +254,7 @@ fn serve_conn(
             let watcher = graceful.watcher();
             let timeout = Duration::from_millis(worker.store.load().limits.header_read_timeout_ms);
             tokio::spawn(async move {
+                let _open = open;
                 let tls = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {

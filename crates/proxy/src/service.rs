@@ -17,6 +17,7 @@ use crate::error::{not_found, ErrorKind, GatewayError};
 use crate::forward::forward;
 use crate::forwarded::{client_ip, is_trusted, remove_hop_by_hop};
 use crate::normalize::normalize_path;
+use crate::observe::{LogFields, Observed, Terminal};
 use crate::plugins::Flow;
 use crate::pool::Pool;
 use crate::snapshot::{ChainEntry, Snapshot, SnapshotStore};
@@ -48,9 +49,25 @@ pub async fn handle(
     worker: Arc<Worker>,
     conn: Arc<ConnInfo>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    let started = std::time::Instant::now();
     let snap = worker.store.load_full();
+    let method = req.method().clone();
+    let mut obs = Observed {
+        bytes_in: req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        ..Observed::default()
+    };
+    // Strings for the access log are copied only when it is on.
+    let arrived = snap.access_log.map(|_| {
+        obs.log = Some(LogFields::from_request(&req));
+        std::time::SystemTime::now()
+    });
     let mut trace = RequestTrace::begin(&req);
-    let resp = match serve(req, &worker, &conn, &snap, &mut trace).await {
+    let resp = match serve(req, &worker, &conn, &snap, &mut obs, &mut trace).await {
         Ok(r) => r,
         Err(e) => {
             if e.kind.status().is_server_error() {
@@ -59,7 +76,12 @@ pub async fn handle(
             e.into_response()
         }
     };
-    Ok(trace.finish(resp))
+    let mut resp = trace.finish(resp);
+    if obs.client_ip.is_none() {
+        obs.client_ip = Some(conn.peer.ip());
+    }
+    crate::observe::finish(&snap, &mut resp, obs, &method, started, arrived);
+    Ok(resp)
 }
 
 fn check_framing(req: &Request<Incoming>, conn: &ConnInfo) -> Result<(), GatewayError> {
@@ -117,6 +139,7 @@ async fn serve(
     worker: &Worker,
     conn: &ConnInfo,
     snap: &Snapshot,
+    obs: &mut Observed,
     trace: &mut RequestTrace,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     check_framing(&req, conn)?;
@@ -170,14 +193,25 @@ async fn serve(
         response_plugins: SmallVec::new(),
         request_id: HeaderValue::from_static(""),
         trace_id: None,
-        upstream_peer: None,
+        upstream: None,
+        upstream_time: None,
+        retries: 0,
     };
     trace.attach(&mut ctx);
+    obs.client_ip = Some(ctx.client_ip);
+    if let Some(log) = &mut obs.log {
+        // The id the request carries from here on (the client's, or the one generated for it).
+        log.request_id = ctx.request_id.to_str().ok().filter(|s| !s.is_empty()).map(str::to_string);
+        log.trace_id = ctx.trace_id.map(|t| t.to_string());
+    }
 
     if snap.needs_body && !hyper::body::Body::is_end_stream(&body) {
         let limit = MATCH_BODY_LIMIT.min(limits.max_body_bytes);
         match read_bounded(&mut body, limit).await {
-            Ok(b) => ctx.body = Some(b),
+            Ok(b) => {
+                obs.bytes_in = b.len() as u64;
+                ctx.body = Some(b)
+            }
             Err(true) => {
                 return Err(
                     GatewayError::new(ErrorKind::PayloadTooLarge, "request body larger than the limit").closing()
@@ -199,15 +233,21 @@ async fn serve(
             }
             Flow::Respond(resp) => {
                 trace.chose(entry, matched.as_ref(), None);
+                obs.terminal = terminal(idx, matched.as_ref(), None);
                 register_later_response_phases(snap, &mut ctx, idx);
                 let (mut parts, b) = resp.into_parts();
                 run_response_phases(snap, &ctx, &mut parts.status, &mut parts.headers);
                 return Ok(Response::from_parts(parts, b));
             }
             Flow::Proxy(plan) => {
+                obs.terminal = terminal(idx, matched.as_ref(), plan.route.as_ref().map(|r| r.route.position));
                 register_later_response_phases(snap, &mut ctx, idx);
                 trace.chose(entry, matched.as_ref(), plan.route.as_ref().map(|r| r.route.id.as_str()));
-                let mut resp = match forward(worker, snap, &mut ctx, &plan, body, on_upgrade).await {
+                let result = forward(worker, snap, &mut ctx, &plan, body, on_upgrade).await;
+                obs.upstream = ctx.upstream.clone();
+                obs.upstream_time = ctx.upstream_time;
+                obs.retries = ctx.retries;
+                let mut resp = match result {
                     Ok(r) => r,
                     Err(e) => e.into_response(),
                 };
@@ -224,6 +264,14 @@ async fn serve(
         }
     }
     Ok(not_found(snap.shenyu_errors))
+}
+
+fn terminal(entry: usize, matched: Option<&Matched>, route: Option<usize>) -> Terminal {
+    match (matched, route) {
+        (_, Some(position)) => Terminal::Route { position: position as u32 },
+        (Some(m), None) => Terminal::Selector { entry: entry as u16, m: *m },
+        (None, None) => Terminal::Plugin { entry: entry as u16 },
+    }
 }
 
 /// What a plugin's selector table chose: None when the plugin does not apply to this request,

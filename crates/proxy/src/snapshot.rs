@@ -18,6 +18,8 @@ pub struct ChainEntry {
     /// ShenYu selector/rule table; None for plugins that route by themselves.
     pub table: Option<PluginTable>,
     pub plugin: Box<dyn Plugin>,
+    /// Metric handles and log ids per selector/rule, by position in the table (resolved at build).
+    pub obs: crate::observe::EntryObs,
 }
 
 pub struct Snapshot {
@@ -35,6 +37,14 @@ pub struct Snapshot {
     pub upstream_sets: Vec<Arc<UpstreamSet>>,
     /// TLS client settings for https/wss upstreams.
     pub upstream_tls: Arc<rustls::ClientConfig>,
+    /// Metric handles of Spring routes, by position in `config.routes`.
+    pub route_obs: Vec<crate::observe::TargetObs>,
+    pub observe: Arc<tigateway_observe::Observe>,
+    /// Access logging for this config: None when off.
+    pub access_log: Option<tigateway_model::AccessLogScope>,
+    pub debug_headers: bool,
+    /// Time compile took (for `tigateway_routes_update_time_seconds`).
+    pub build_time: std::time::Duration,
 }
 
 /// Validates and compiles a config. Every problem is reported, with its path.
@@ -43,6 +53,17 @@ pub fn build_snapshot(
     registry: &Arc<Registry>,
     version: u64,
 ) -> Result<Snapshot, ValidationErrors> {
+    build_snapshot_observed(config, registry, version, &tigateway_observe::Observe::new())
+}
+
+/// [`build_snapshot`], resolving metric handles in `observe` (the process's metrics).
+pub fn build_snapshot_observed(
+    config: Arc<Config>,
+    registry: &Arc<Registry>,
+    version: u64,
+    observe: &Arc<tigateway_observe::Observe>,
+) -> Result<Snapshot, ValidationErrors> {
+    let started = std::time::Instant::now();
     config.validate()?;
     let cfg = &*config;
     let mut errs: Vec<ValidationError> = Vec::new();
@@ -121,7 +142,10 @@ pub fn build_snapshot(
         let input =
             BuildInput { row, selectors: &selectors, rules: &rules, config: cfg, registry, services: &services };
         match factory.build(&input) {
-            Ok(plugin) => chain.push(ChainEntry { name, order, table, plugin }),
+            Ok(plugin) => {
+                let obs = crate::observe::EntryObs::resolve(&observe.gateway, &selectors, &rules);
+                chain.push(ChainEntry { name, order, table, plugin, obs })
+            }
             Err(e) => errs.extend(e),
         }
     }
@@ -139,7 +163,14 @@ pub fn build_snapshot(
     if !errs.is_empty() {
         return Err(ValidationErrors(errs));
     }
+    let route_obs = crate::observe::TargetObs::for_routes(&observe.gateway, &cfg.routes);
+    let access_log = observe.access_log_wanted(cfg.server.access_log.enabled).then_some(cfg.server.access_log.scope);
     Ok(Snapshot {
+        route_obs,
+        observe: observe.clone(),
+        access_log,
+        debug_headers: cfg.server.debug_headers,
+        build_time: started.elapsed(),
         version,
         chain,
         trusted_proxies,
@@ -159,12 +190,38 @@ pub struct SnapshotStore {
     current: ArcSwap<Snapshot>,
     registry: Arc<Registry>,
     version: std::sync::atomic::AtomicU64,
+    observe: Arc<tigateway_observe::Observe>,
 }
 
 impl SnapshotStore {
     pub fn new(config: Config, registry: Arc<Registry>) -> Result<Arc<SnapshotStore>, ValidationErrors> {
-        let snap = build_snapshot(Arc::new(config), &registry, 1)?;
-        Ok(Arc::new(SnapshotStore { current: ArcSwap::from_pointee(snap), registry, version: 1.into() }))
+        Self::new_observed(config, registry, tigateway_observe::Observe::new())
+    }
+
+    /// A store whose snapshots count into `observe` (the process's metrics, access log, readiness).
+    pub fn new_observed(
+        config: Config,
+        registry: Arc<Registry>,
+        observe: Arc<tigateway_observe::Observe>,
+    ) -> Result<Arc<SnapshotStore>, ValidationErrors> {
+        let snap = build_snapshot_observed(Arc::new(config), &registry, 1, &observe)?;
+        let peers = registry.clone();
+        observe.gateway.set_upstream_source(move || crate::observe::upstream_samples(&peers));
+        Ok(Arc::new(SnapshotStore { current: ArcSwap::from_pointee(snap), registry, version: 1.into(), observe }))
+    }
+
+    pub fn observe(&self) -> &Arc<tigateway_observe::Observe> {
+        &self.observe
+    }
+
+    /// Swaps in a prepared snapshot that came from config source `source` (its own version
+    /// `source_version`) and reports it: config update counters, build + swap time, readiness.
+    pub fn swap_from(&self, source: &str, source_version: u64, snap: Snapshot) -> u64 {
+        let started = std::time::Instant::now();
+        let build = snap.build_time;
+        let version = self.swap(snap);
+        self.observe.sources.applied(source, source_version, version, build + started.elapsed());
+        version
     }
 
     pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
@@ -189,7 +246,7 @@ impl SnapshotStore {
     pub fn prepare(&self, config: Config) -> Result<Snapshot, ValidationErrors> {
         let version = self.version.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let started = std::time::Instant::now();
-        let snap = build_snapshot(Arc::new(config), &self.registry, version)?;
+        let snap = build_snapshot_observed(Arc::new(config), &self.registry, version, &self.observe)?;
         tracing::debug!(version, build_ms = started.elapsed().as_secs_f64() * 1e3, "snapshot built");
         Ok(snap)
     }
@@ -215,6 +272,7 @@ impl SnapshotStore {
         self.registry.set_config(&snap.upstream);
         self.current.store(Arc::new(snap));
         self.registry.prune();
+        self.observe.gateway.prune();
         tracing::info!(version, "config applied");
         version
     }

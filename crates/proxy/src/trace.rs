@@ -314,7 +314,7 @@ impl RequestTrace {
     /// Records the upstream the forwarder sent to.
     pub fn upstream(&mut self, ctx: &Ctx) {
         let Some(span) = self.span.as_mut().filter(|s| s.is_recording()) else { return };
-        if let Some(p) = &ctx.upstream_peer {
+        if let Some(p) = &ctx.upstream {
             span.set_attribute(KeyValue::new("tigateway.upstream", p.key().to_string()));
         }
     }

@@ -42,6 +42,8 @@ pub struct Peer {
     active_down: AtomicBool,
     active_ok_streak: AtomicU32,
     active_fail_streak: AtomicU32,
+    /// Times the passive check took this peer out of rotation (for metrics).
+    ejections: AtomicU64,
 }
 
 impl Peer {
@@ -62,6 +64,7 @@ impl Peer {
             active_down: AtomicBool::new(false),
             active_ok_streak: AtomicU32::new(0),
             active_fail_streak: AtomicU32::new(0),
+            ejections: AtomicU64::new(0),
         }
     }
 
@@ -95,6 +98,11 @@ impl Peer {
 
     pub fn failures(&self) -> u64 {
         self.failures.load(Relaxed)
+    }
+
+    /// How often the passive health check ejected this peer.
+    pub fn ejections(&self) -> u64 {
+        self.ejections.load(Relaxed)
     }
 
     pub fn consecutive_failures(&self) -> u32 {
@@ -178,6 +186,7 @@ impl Peer {
         let until = now_mono_ms.saturating_add(self.params.fail_timeout_ms.load(Relaxed));
         let before = self.ejected_until.fetch_max(until, Relaxed);
         if before <= now_mono_ms {
+            self.ejections.fetch_add(1, Relaxed);
             tracing::warn!(upstream = %self.key, failures = streak, "upstream ejected by passive health check");
         }
     }

@@ -3,6 +3,7 @@
 
 mod common;
 mod hardening;
+mod observe;
 mod plugins;
 mod process;
 mod protocols;

@@ -27,6 +27,7 @@ fn start(config: &std::path::Path, port: u16) -> Proc {
         .arg(config)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "2"])
         .env("RUST_LOG", "info")
+        .env("TIGATEWAY_METRICS", "off")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -181,6 +182,7 @@ async fn standalone_serves_a_change_made_through_the_admin_api() {
             "1",
         ])
         .env("TIGATEWAY_ADMIN_PASSWORD", "correct horse battery")
+        .env("TIGATEWAY_METRICS", "off")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

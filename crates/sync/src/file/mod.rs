@@ -23,7 +23,7 @@ use serde::Deserialize;
 use tigateway_model::{Config, RouteDefinition};
 
 pub use error::{ConfigError, LoadError};
-pub use watch::{watch, FileWatcher, WatchHandle};
+pub use watch::{watch, FileWatcher, WatchEvent, WatchHandle, WatchReport};
 
 use merge::{Origin, Part, Rest};
 use native::{clean_message, typed, Syntax};

@@ -22,16 +22,53 @@ use super::error::{ConfigError, LoadError};
 use super::{build, process_env, read_sources, Source};
 
 /// Settings of a watch; [`watch`] uses the defaults.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FileWatcher {
     path: PathBuf,
     debounce: Duration,
     poll_interval: Duration,
+    report: Option<WatchReport>,
 }
+
+impl std::fmt::Debug for FileWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileWatcher")
+            .field("path", &self.path)
+            .field("debounce", &self.debounce)
+            .field("poll_interval", &self.poll_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the background watch saw, for metrics and readiness (see [`FileWatcher::report`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchEvent<'a> {
+    /// The files changed; a reload follows.
+    Changed,
+    /// The changed config was refused (parse, validation or `prepare` error); the running one stays.
+    Rejected(&'a str),
+    /// The files cannot be read; the running config keeps serving.
+    Unreadable(&'a str),
+    /// The files can be read again after [`WatchEvent::Unreadable`].
+    Readable,
+}
+
+pub type WatchReport = std::sync::Arc<dyn Fn(WatchEvent<'_>) + Send + Sync>;
 
 impl FileWatcher {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        FileWatcher { path: path.into(), debounce: Duration::from_millis(100), poll_interval: Duration::from_secs(2) }
+        FileWatcher {
+            path: path.into(),
+            debounce: Duration::from_millis(100),
+            poll_interval: Duration::from_secs(2),
+            report: None,
+        }
+    }
+
+    /// Tells `f` about changes, rejections and read failures seen after the first load.
+    pub fn report(mut self, f: impl Fn(WatchEvent<'_>) + Send + Sync + 'static) -> Self {
+        self.report = Some(std::sync::Arc::new(f));
+        self
     }
 
     /// Quiet time that ends a burst of events (an editor's save is several). A burst that never goes
@@ -111,6 +148,7 @@ impl FileWatcher {
             read_error: None,
             prepare,
             apply,
+            report: self.report,
         };
         let thread =
             thread::Builder::new().name("tigateway-config-watch".into()).spawn(move || worker.run()).map_err(|e| {
@@ -243,6 +281,7 @@ struct Worker<P, A> {
     read_error: Option<String>,
     prepare: P,
     apply: A,
+    report: Option<WatchReport>,
 }
 
 impl<T, P, A> Worker<P, A>
@@ -292,12 +331,15 @@ where
     fn reload(&mut self) {
         let sources = match read_sources(&self.path) {
             Ok(s) => {
-                self.read_error = None;
+                if self.read_error.take().is_some() {
+                    self.emit(WatchEvent::Readable);
+                }
                 s
             }
             Err(e) => {
                 let text = e.to_string();
                 if self.read_error.as_deref() != Some(text.as_str()) {
+                    self.emit(WatchEvent::Unreadable(&text));
                     for err in &e.errors {
                         tracing::error!("{err}");
                     }
@@ -318,6 +360,7 @@ where
             return;
         }
         self.last_hash = hash;
+        self.emit(WatchEvent::Changed);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let prepared = build(&sources, &self.whole, &process_env)
                 .and_then(|cfg| (self.prepare)(cfg).map_err(|m| rejected(&self.whole, &m)))?;
@@ -331,8 +374,18 @@ where
                     tracing::error!("{err}");
                 }
                 tracing::error!("config change in {} rejected; keeping the running config", self.whole);
+                self.emit(WatchEvent::Rejected(&e.to_string()));
             }
-            Err(_) => tracing::error!("config reload from {} panicked; keeping the running config", self.whole),
+            Err(_) => {
+                tracing::error!("config reload from {} panicked; keeping the running config", self.whole);
+                self.emit(WatchEvent::Rejected("the reload panicked"));
+            }
+        }
+    }
+
+    fn emit(&self, ev: WatchEvent<'_>) {
+        if let Some(r) = &self.report {
+            r(ev);
         }
     }
 }

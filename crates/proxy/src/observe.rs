@@ -1,0 +1,240 @@
+//! The data plane's side of observability: metric handles resolved per snapshot, what a request
+//! records while it runs ([`Observed`]), and the one place that turns it into metrics, an access-log
+//! line and debug headers ([`finish`]). Per request this costs a clock read at each end and a few
+//! relaxed atomic adds; strings are only copied when the access log is on.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::header::{HeaderName, HeaderValue};
+use http::Response;
+use tigateway_matcher::select::RuleChoice;
+use tigateway_model::{AccessLogScope, RouteDefinition, Rule, Selector};
+use tigateway_observe::metrics::method_class;
+use tigateway_observe::{AccessRecord, GatewayMetrics, RouteKind, RouteStats};
+use tigateway_upstream::{Peer, Registry};
+
+use crate::body::ProxyBody;
+use crate::context::Matched;
+use crate::snapshot::Snapshot;
+
+/// A selector's or route's metric handle and its `logged` flag.
+pub struct TargetObs {
+    pub stats: Arc<RouteStats>,
+    pub logged: bool,
+}
+
+impl TargetObs {
+    pub fn for_routes(m: &GatewayMetrics, routes: &[RouteDefinition]) -> Vec<TargetObs> {
+        routes
+            .iter()
+            .map(|r| TargetObs {
+                stats: m.route(RouteKind::Route, &r.id),
+                logged: r.metadata.get("logged").and_then(|v| v.as_bool()).unwrap_or(false),
+            })
+            .collect()
+    }
+}
+
+/// Per chain entry: handles by selector position, rule ids and flags by rule position.
+#[derive(Default)]
+pub struct EntryObs {
+    pub selectors: Vec<TargetObs>,
+    pub rules: Vec<(Arc<str>, bool)>,
+}
+
+impl EntryObs {
+    pub fn resolve(m: &GatewayMetrics, selectors: &[&Selector], rules: &[&Rule]) -> EntryObs {
+        EntryObs {
+            selectors: selectors
+                .iter()
+                .map(|s| TargetObs { stats: m.route(RouteKind::Selector, &s.id), logged: s.logged })
+                .collect(),
+            rules: rules.iter().map(|r| (Arc::from(r.id.as_str()), r.logged)).collect(),
+        }
+    }
+}
+
+/// Which compiled target answered the request.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Terminal {
+    #[default]
+    None,
+    Selector {
+        entry: u16,
+        m: Matched,
+    },
+    Route {
+        position: u32,
+    },
+    /// A plugin without a selector table answered on its own.
+    Plugin {
+        entry: u16,
+    },
+}
+
+/// What a request recorded on its way, read by [`finish`].
+#[derive(Default)]
+pub struct Observed {
+    pub terminal: Terminal,
+    pub upstream: Option<Arc<Peer>>,
+    pub upstream_time: Option<Duration>,
+    pub retries: u32,
+    pub bytes_in: u64,
+    pub client_ip: Option<IpAddr>,
+    /// Filled only when the access log is on.
+    pub log: Option<Box<LogFields>>,
+}
+
+/// The request's own strings, copied only for the access log.
+pub struct LogFields {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// Filled by request tracing (W3C trace id), when present.
+    pub trace_id: Option<String>,
+    /// `X-Request-Id`, when present.
+    pub request_id: Option<String>,
+}
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+impl LogFields {
+    pub fn from_request<B>(req: &http::Request<B>) -> Box<LogFields> {
+        Box::new(LogFields {
+            method: req.method().as_str().to_string(),
+            path: req.uri().path().to_string(),
+            query: req.uri().query().map(str::to_string),
+            trace_id: None,
+            request_id: req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_string),
+        })
+    }
+}
+
+fn stats_and_ids(snap: &Snapshot, t: Terminal) -> (&Arc<RouteStats>, bool, Option<&Arc<str>>, Option<&'static str>) {
+    match t {
+        Terminal::Selector { entry, m } => {
+            let e = &snap.chain[entry as usize];
+            let sel = &e.obs.selectors[m.selector];
+            let (rule, rule_logged) = match m.rule {
+                RuleChoice::Rule(i) => (Some(&e.obs.rules[i].0), e.obs.rules[i].1),
+                RuleChoice::Default => (None, false),
+            };
+            (&sel.stats, sel.logged || rule_logged, rule, Some(e.name))
+        }
+        Terminal::Route { position } => {
+            let r = &snap.route_obs[position as usize];
+            (&r.stats, r.logged, None, Some("route"))
+        }
+        Terminal::Plugin { entry } => {
+            (snap.observe.gateway.no_route(), false, None, Some(snap.chain[entry as usize].name))
+        }
+        Terminal::None => (snap.observe.gateway.no_route(), false, None, None),
+    }
+}
+
+static H_ROUTE: HeaderName = HeaderName::from_static("x-tigateway-route");
+static H_UPSTREAM: HeaderName = HeaderName::from_static("x-tigateway-upstream");
+static H_TIME: HeaderName = HeaderName::from_static("x-tigateway-time-ms");
+static H_UPSTREAM_TIME: HeaderName = HeaderName::from_static("x-tigateway-upstream-time-ms");
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Records the request in the metrics, queues its access-log line and adds debug headers.
+pub fn finish(
+    snap: &Snapshot,
+    resp: &mut Response<ProxyBody>,
+    obs: Observed,
+    method: &http::Method,
+    started: Instant,
+    arrived: Option<SystemTime>,
+) {
+    let total = started.elapsed();
+    let status = resp.status().as_u16();
+    let bytes_out = hyper::body::Body::size_hint(resp.body()).exact().unwrap_or(0);
+    let (stats, logged, rule, plugin) = stats_and_ids(snap, obs.terminal);
+    stats.record(method_class(method), status, total, obs.upstream_time, obs.bytes_in, bytes_out, obs.retries);
+
+    if snap.debug_headers {
+        let route = match obs.terminal {
+            Terminal::Selector { .. } => match rule {
+                Some(r) => format!("selector={}; rule={}", stats.id, r),
+                None => format!("selector={}", stats.id),
+            },
+            Terminal::Route { .. } => format!("route={}", stats.id),
+            Terminal::Plugin { .. } => format!("plugin={}", plugin.unwrap_or("")),
+            Terminal::None => "none".to_string(),
+        };
+        let h = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&route) {
+            h.insert(H_ROUTE.clone(), v);
+        }
+        if let Some(p) = &obs.upstream {
+            if let Ok(v) = HeaderValue::from_str(p.authority()) {
+                h.insert(H_UPSTREAM.clone(), v);
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", ms(total))) {
+            h.insert(H_TIME.clone(), v);
+        }
+        if let Some(u) = obs.upstream_time {
+            if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", ms(u))) {
+                h.insert(H_UPSTREAM_TIME.clone(), v);
+            }
+        }
+    }
+
+    let (Some(scope), Some(fields), Some(log)) = (snap.access_log, obs.log, snap.observe.access_log()) else {
+        return;
+    };
+    if scope == AccessLogScope::Logged && !logged {
+        return;
+    }
+    let kind = match obs.terminal {
+        Terminal::Selector { .. } => "selector",
+        Terminal::Route { .. } => "route",
+        Terminal::Plugin { .. } | Terminal::None => "none",
+    };
+    let fields = *fields;
+    log.log(AccessRecord {
+        time: arrived.unwrap_or_else(SystemTime::now),
+        kind,
+        plugin,
+        route_id: matches!(obs.terminal, Terminal::Route { .. }).then(|| stats.id.clone()),
+        selector_id: matches!(obs.terminal, Terminal::Selector { .. }).then(|| stats.id.clone()),
+        rule_id: rule.cloned(),
+        method: fields.method,
+        path: fields.path,
+        query: fields.query,
+        status,
+        upstream: obs.upstream.as_ref().map(|p| p.authority().to_string()),
+        duration_ms: ms(total),
+        upstream_duration_ms: obs.upstream_time.map(ms),
+        bytes_in: obs.bytes_in,
+        bytes_out,
+        client_ip: obs.client_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+        trace_id: fields.trace_id,
+        request_id: fields.request_id,
+    });
+}
+
+/// Upstream health for the metrics, read from the registry at scrape time.
+pub fn upstream_samples(registry: &Registry) -> Vec<tigateway_observe::UpstreamSample> {
+    let now = tigateway_upstream::mono_ms();
+    let mut v: Vec<_> = registry
+        .peers()
+        .iter()
+        .map(|p| tigateway_observe::UpstreamSample {
+            address: p.key().to_string(),
+            healthy: p.is_available(now),
+            in_flight: p.in_flight(),
+            ejections: p.ejections(),
+            failures: p.failures(),
+        })
+        .collect();
+    v.sort_by(|a, b| a.address.cmp(&b.address));
+    v
+}
