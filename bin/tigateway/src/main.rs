@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tigateway_proxy::{listener_specs, Gateway, SnapshotStore};
 use tigateway_upstream::Registry;
 
+mod sync_zk_etcd;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -52,8 +54,13 @@ enum Command {
     /// `routes.json`, or a ConfigMap directory). The file is watched and reloaded when it changes.
     Gateway {
         /// Config file or directory.
-        #[arg(short = 'c', long = "config")]
-        config: PathBuf,
+        #[arg(short = 'c', long = "config", required_unless_present = "sync")]
+        config: Option<PathBuf>,
+        /// Take the config from an admin's sync instead of a file: `zookeeper`, `etcd`.
+        #[arg(long)]
+        sync: Option<String>,
+        #[command(flatten)]
+        node_sync: sync_zk_etcd::NodeSyncArgs,
         /// Listen address, overriding the config's listeners (default 0.0.0.0:9195).
         #[arg(long)]
         listen: Option<SocketAddr>,
@@ -76,6 +83,8 @@ enum Command {
         /// Worker threads (default: number of cores).
         #[arg(long)]
         workers: Option<usize>,
+        #[command(flatten)]
+        publish: sync_zk_etcd::PublishArgs,
     },
     /// Run the admin API alone against PostgreSQL, MySQL/MariaDB or SQLite; or, with `export` /
     /// `import`, back up and restore its whole config.
@@ -86,6 +95,8 @@ enum Command {
         /// Admin API address (loopback by default).
         #[arg(long, default_value = "127.0.0.1:9095")]
         listen: SocketAddr,
+        #[command(flatten)]
+        publish: sync_zk_etcd::PublishArgs,
         #[command(subcommand)]
         action: Option<AdminAction>,
     },
@@ -110,12 +121,17 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
     let result = match cli.command {
-        Command::Gateway { config, listen, workers } => run_gateway(config, listen, workers),
-        Command::Validate { file } => return validate(&file),
-        Command::Standalone { data_dir, admin_listen, listen, workers } => {
-            run_standalone(data_dir, admin_listen, listen, workers)
+        Command::Gateway { sync: Some(method), node_sync, listen, workers, .. } => {
+            sync_zk_etcd::run_gateway(&method, node_sync, listen, workers)
         }
-        Command::Admin { database_url, listen, action: None } => run_admin(database_url, listen),
+        Command::Gateway { config, listen, workers, .. } => {
+            run_gateway(config.expect("clap requires --config without --sync"), listen, workers)
+        }
+        Command::Validate { file } => return validate(&file),
+        Command::Standalone { data_dir, admin_listen, listen, workers, publish } => {
+            run_standalone(data_dir, admin_listen, listen, workers, publish)
+        }
+        Command::Admin { database_url, listen, publish, action: None } => run_admin(database_url, listen, publish),
         Command::Admin { database_url, action: Some(action), .. } => admin_action(&database_url, action),
     };
     match result {
@@ -271,10 +287,11 @@ fn admin_action(url: &str, action: AdminAction) -> anyhow::Result<()> {
     })
 }
 
-fn run_admin(url: String, listen: SocketAddr) -> anyhow::Result<()> {
+fn run_admin(url: String, listen: SocketAddr, publish: sync_zk_etcd::PublishArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
-        start_admin(&url, listen).await?;
+        let store = start_admin(&url, listen).await?;
+        sync_zk_etcd::start_publishers(&store, &publish)?;
         shutdown_signal().await;
         tracing::info!("stopped");
         Ok(())
@@ -286,6 +303,7 @@ fn run_standalone(
     admin_listen: SocketAddr,
     listen: SocketAddr,
     workers: Option<usize>,
+    publish: sync_zk_etcd::PublishArgs,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let url = format!("sqlite://{}?mode=rwc", data_dir.join("tigateway.db").display());
@@ -296,6 +314,7 @@ fn run_standalone(
         .build()?;
     let _guard = control.enter();
     let store = control.block_on(start_admin(&url, admin_listen))?;
+    sync_zk_etcd::start_publishers(&store, &publish)?;
 
     // The gateway takes the store's config through the same snapshot path as every other source:
     // each committed change becomes one new snapshot, swapped atomically.
