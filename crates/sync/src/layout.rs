@@ -38,6 +38,8 @@ pub enum NodeKind {
     ProxySelector,
     Route,
     Service,
+    /// The admin revision the tree holds, written after all of a revision's nodes.
+    Revision,
 }
 
 impl Layout {
@@ -96,6 +98,12 @@ impl Layout {
         format!("{}/tigateway/route/{}", self.root(), component_encode(id))
     }
 
+    /// A TiGateway admin writes `{"revision":N}` here after every node of revision N, so a
+    /// gateway can apply a change whole instead of whatever part of it has arrived.
+    pub fn revision_path(&self) -> String {
+        format!("{}/tigateway/revision", self.root())
+    }
+
     pub fn service_path(&self, name: &str) -> String {
         format!("{}/tigateway/service/{}", self.root(), component_encode(name))
     }
@@ -117,6 +125,7 @@ impl Layout {
             (["proxySelectorData", ..], 3) => NodeKind::ProxySelector,
             (["tigateway", "route", _], 3) => NodeKind::Route,
             (["tigateway", "service", _], 3) => NodeKind::Service,
+            (["tigateway", "revision"], 2) => NodeKind::Revision,
             _ => return None,
         };
         if parts.iter().any(|p| p.is_empty()) {
@@ -226,6 +235,11 @@ impl Layout {
     }
 }
 
+/// The revision marker's data.
+pub fn revision_data(revision: i64) -> Vec<u8> {
+    format!("{{\"revision\":{revision}}}").into_bytes()
+}
+
 fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("model values always serialize")
 }
@@ -270,6 +284,8 @@ pub enum Entry {
     DiscoveryUpstream(DiscoverySyncData),
     Route(RouteDefinition),
     Service(String, Vec<tigateway_model::ServiceInstance>),
+    /// The admin revision marker.
+    Revision(i64),
     /// Read and understood, nothing to run (proxy selectors).
     Ignored,
 }
@@ -321,6 +337,13 @@ pub fn decode(layout: &Layout, path: &str, data: &[u8]) -> Result<Entry, String>
             Entry::Ignored
         }
         NodeKind::Route => Entry::Route(serde_json::from_str(text).map_err(err)?),
+        NodeKind::Revision => {
+            #[derive(serde::Deserialize)]
+            struct Marker {
+                revision: i64,
+            }
+            Entry::Revision(serde_json::from_str::<Marker>(text).map_err(err)?.revision)
+        }
         NodeKind::Service => {
             let name = percent_decode(last);
             Entry::Service(name, serde_json::from_str(text).map_err(err)?)

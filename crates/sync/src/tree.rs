@@ -53,6 +53,14 @@ impl Tree {
         self.entries.is_empty()
     }
 
+    /// The admin revision marker, when a TiGateway admin wrote the tree.
+    pub fn revision(&self) -> Option<i64> {
+        self.entries.values().rev().find_map(|e| match e {
+            Entry::Revision(n) => Some(*n),
+            _ => None,
+        })
+    }
+
     /// Folds one update in; says whether anything changed. A node whose data does not parse is
     /// logged with a summary of its content and skipped: the object keeps its last good value.
     pub fn update(&mut self, update: Update) -> bool {
@@ -125,7 +133,7 @@ impl Tree {
                 Entry::Service(name, instances) => {
                     cfg.services.insert(name.clone(), instances.clone());
                 }
-                Entry::Ignored => {}
+                Entry::Ignored | Entry::Revision(_) => {}
             }
         }
         for name in prune_unknown_plugins(&mut cfg) {
@@ -200,8 +208,14 @@ impl Drop for SourceHandle {
     }
 }
 
+/// How long changes without a new revision marker wait before being applied anyway (an admin that
+/// died mid-write, or a writer that does not mark revisions).
+const MARKER_WAIT: Duration = Duration::from_secs(1);
+
 /// Runs the applier: folds updates into the tree and applies at most one snapshot per `window`.
-/// Nothing is applied before the first whole read, so a gateway never serves a partial tree.
+/// Nothing is applied before the first whole read, so a gateway never serves a partial tree. When
+/// the tree carries a revision marker (a TiGateway admin), changes are applied when the marker
+/// moves, so a revision written in several batches is applied whole.
 pub(crate) fn spawn_applier(
     layout: Layout,
     source: &'static str,
@@ -213,27 +227,54 @@ pub(crate) fn spawn_applier(
     tokio::spawn(async move {
         let mut tree = Tree::new(layout, source);
         let mut have_full = false;
+        let mut pending = false;
         let mut last: Option<Config> = None;
-        while let Some(first) = rx.recv().await {
-            let mut changed = false;
-            have_full |= matches!(first, Update::Full(_));
-            changed |= tree.update(first);
-            // The window starts at the first update of a burst and takes everything that arrives
-            // within it.
-            let deadline = tokio::time::Instant::now() + window;
-            loop {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(u)) => {
-                        have_full |= matches!(u, Update::Full(_));
-                        changed |= tree.update(u);
+        let mut last_revision: Option<i64> = None;
+        let mut overdue: Option<tokio::time::Instant> = None;
+        loop {
+            let first = match overdue {
+                Some(at) => tokio::select! {
+                    u = rx.recv() => u,
+                    _ = tokio::time::sleep_until(at) => None,
+                },
+                None => rx.recv().await,
+            };
+            let mut forced = false;
+            let mut full_now = false;
+            match first {
+                Some(u) => {
+                    full_now |= matches!(u, Update::Full(_));
+                    pending |= tree.update(u);
+                    // The window starts at the first update of a burst and takes everything that
+                    // arrives within it.
+                    let deadline = tokio::time::Instant::now() + window;
+                    loop {
+                        match tokio::time::timeout_at(deadline, rx.recv()).await {
+                            Ok(Some(u)) => {
+                                full_now |= matches!(u, Update::Full(_));
+                                pending |= tree.update(u);
+                            }
+                            Ok(None) => return,
+                            Err(_) => break,
+                        }
                     }
-                    Ok(None) => return,
-                    Err(_) => break,
                 }
+                None if overdue.is_some() => forced = true,
+                None => return,
             }
-            if !have_full || (!changed && last.is_some()) {
+            have_full |= full_now;
+            if !have_full || (!pending && last.is_some()) {
                 continue;
             }
+            let revision = tree.revision();
+            if revision.is_some() && revision == last_revision && !full_now && !forced && last.is_some() {
+                // Part of a revision still being written: wait for its marker (or give up waiting).
+                overdue.get_or_insert_with(|| tokio::time::Instant::now() + MARKER_WAIT);
+                continue;
+            }
+            overdue = None;
+            pending = false;
+            last_revision = revision;
             let cfg = tree.config();
             if last.as_ref() == Some(&cfg) {
                 continue;
@@ -249,6 +290,7 @@ pub(crate) fn spawn_applier(
                     tracing::info!(
                         source,
                         nodes,
+                        revision,
                         took_ms = started.elapsed().as_millis() as u64,
                         "config from {source} applied"
                     );

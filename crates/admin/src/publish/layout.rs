@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-pub use tigateway_sync::layout::{Layout, DEFAULT_NAMESPACE};
+pub use tigateway_sync::layout::{Layout, NodeKind, DEFAULT_NAMESPACE};
 
 /// Nodes to write and nodes to remove.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -27,9 +27,12 @@ pub fn diff(old: &BTreeMap<String, Vec<u8>>, new: &BTreeMap<String, Vec<u8>>) ->
     NodeChanges { put, delete }
 }
 
-/// The nodes of `tree` that hold config objects of `layout` (directories and foreign nodes left out).
+/// The nodes of `tree` that hold config objects of `layout` (directories, foreign nodes and the
+/// revision marker left out).
 pub fn managed(layout: &Layout, tree: impl IntoIterator<Item = (String, Vec<u8>)>) -> BTreeMap<String, Vec<u8>> {
-    tree.into_iter().filter(|(p, d)| !d.is_empty() && layout.classify(p).is_some()).collect()
+    tree.into_iter()
+        .filter(|(p, d)| !d.is_empty() && !matches!(layout.classify(p), None | Some(NodeKind::Revision)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -90,6 +90,15 @@ fn jitter(d: Duration) -> Duration {
     Duration::from_millis(ms / 2 + rand::random::<u64>() % (ms / 2 + 1))
 }
 
+/// Writes the revision marker, after everything of that revision (see `Layout::revision_path`).
+async fn mark(sink: &mut impl NodeSink, layout: &Layout, revision: i64) -> Result<(), String> {
+    let marker = NodeChanges {
+        put: vec![(layout.revision_path(), tigateway_sync::layout::revision_data(revision))],
+        delete: Vec::new(),
+    };
+    sink.write(&marker).await
+}
+
 async fn encode(store: &Store, layout: &Layout, name: &str) -> Result<(BTreeMap<String, Vec<u8>>, i64), String> {
     let revision = store.current_revision().await.map_err(|e| format!("reading the revision: {e}"))?;
     let cfg = store.load_config().await.map_err(|e| format!("loading the config: {e}"))?;
@@ -109,6 +118,7 @@ async fn publish(store: &Store, layout: &Layout, mut sink: impl NodeSink, name: 
     let (mut published, revision) = encode(store, layout, name).await?;
     let changes = diff(&existing, &published);
     sink.write(&changes).await?;
+    mark(&mut sink, layout, revision).await?;
     tracing::info!(
         target = name,
         revision,
@@ -129,6 +139,7 @@ async fn publish(store: &Store, layout: &Layout, mut sink: impl NodeSink, name: 
             continue;
         }
         sink.write(&changes).await?;
+        mark(&mut sink, layout, revision).await?;
         tracing::info!(target = name, revision, written = changes.put.len(), removed = changes.delete.len(), "published");
         published = nodes;
     }
