@@ -123,8 +123,13 @@ impl ZookeeperSource {
         loop {
             let first = watcher.changed().await;
             let mut events = vec![first];
-            while let Some(ev) = watcher.changed().now_or_never() {
-                events.push(ev);
+            // Take what else is queued, but never poll past a terminal session event: the client
+            // drops the watcher's channel after it, and polling a closed one panics in the crate.
+            while !events.last().is_some_and(terminal) {
+                match watcher.changed().now_or_never() {
+                    Some(ev) => events.push(ev),
+                    None => break,
+                }
             }
             let mut paths = BTreeSet::new();
             let mut reread = false;
@@ -182,6 +187,14 @@ impl ZookeeperSource {
             }
         }
     }
+}
+
+fn terminal(ev: &zk::WatchedEvent) -> bool {
+    ev.event_type == zk::EventType::Session
+        && matches!(
+            ev.session_state,
+            zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed
+        )
 }
 
 /// Every node under `root` (root included) with its data, level by level, each level's reads
