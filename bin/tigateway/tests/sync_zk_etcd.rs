@@ -85,7 +85,7 @@ impl Proc {
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(BIN)
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("TIGW_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .env("TIGATEWAY_ADMIN_PASSWORD", PASSWORD)
             .env_remove("TIGATEWAY_ZOOKEEPER")
             .env_remove("TIGATEWAY_ETCD")
@@ -365,8 +365,17 @@ async fn changes_reach_three_gateways(method: Method) {
         )
         .await;
     admin.create("app-auth", json!({"id": "k1", "appKey": "key-1", "appSecret": "secret-1", "enabled": true})).await;
-    let nodes = read_nodes(method, &url, &ns).await;
+    // Publishing follows the commit asynchronously: wait for the last object to be there.
     let root = format!("/{ns}/shenyu");
+    let deadline = Instant::now() + within;
+    let nodes = loop {
+        let nodes = read_nodes(method, &url, &ns).await;
+        if nodes.contains_key(&format!("{root}/auth/key-1")) {
+            break nodes;
+        }
+        assert!(Instant::now() < deadline, "the app auth node was not published: {:?}", nodes.keys());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let node = |p: &str| -> Value {
         serde_json::from_slice(nodes.get(&format!("{root}{p}")).unwrap_or_else(|| panic!("no node {p}: {nodes:?}")))
             .unwrap()
@@ -382,9 +391,18 @@ async fn changes_reach_three_gateways(method: Method) {
     assert_eq!(rl["selectorId"], "orders");
     assert_eq!(node("/metaData/orders/save")["path"], "/orders/save");
     assert_eq!(node("/auth/key-1")["appSecret"], "secret-1");
-    let revision: Value = serde_json::from_slice(&nodes[&format!("{root}/tigateway/revision")]).unwrap();
-    let published = revision["revision"].as_i64().unwrap();
-    wait_logs(&all, &format!("revision={published}"), within, "the metadata and app auth revision applied").await;
+    // Every gateway applies the revision that added them (or a later one).
+    let page = admin.send(reqwest::Method::GET, "/revisions?page=1&pageSize=1", None, None).await;
+    let latest = page["items"][0]["revision"].as_i64().unwrap();
+    let deadline = Instant::now() + within;
+    while !gws.iter().all(|g| applied_revision(&g.proc.log()) >= latest) {
+        assert!(
+            Instant::now() < deadline,
+            "not every gateway applied revision {latest}:\n{}",
+            gws.iter().map(|g| g.proc.log()).collect::<Vec<_>>().join("\n----\n")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     admin.delete("metadata", "m1").await;
     admin.delete("app-auth", "k1").await;
     let deadline = Instant::now() + within;
@@ -423,12 +441,14 @@ async fn changes_reach_three_gateways(method: Method) {
     }
 }
 
-async fn wait_logs(gws: &[&Gateway], needle: &str, within: Duration, what: &str) {
-    let deadline = Instant::now() + within;
-    while !gws.iter().all(|g| g.proc.log().contains(needle)) {
-        assert!(Instant::now() < deadline, "{what}: not every gateway logged {needle:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// The highest admin revision a gateway's log says it runs.
+fn applied_revision(log: &str) -> i64 {
+    log.lines()
+        .filter(|l| l.contains("applied") || l.contains("unchanged"))
+        .filter_map(|l| l.split("revision=").nth(1))
+        .filter_map(|r| r.split_whitespace().next()?.parse::<i64>().ok())
+        .max()
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -277,6 +277,9 @@ pub(crate) fn spawn_applier(
             last_revision = revision;
             let cfg = tree.config();
             if last.as_ref() == Some(&cfg) {
+                if revision.is_some() {
+                    tracing::info!(source, revision, "config from {source} unchanged");
+                }
                 continue;
             }
             let nodes = tree.len();
