@@ -250,7 +250,10 @@ async fn converge(gws: &[&Gateway], path: &str, status: u16, server: &str, withi
         }
         if start.elapsed() > within {
             let logs: Vec<String> = gws.iter().map(|g| g.proc.log()).collect();
-            panic!("{what}: gateways answered {answers:?}, wanted ({status}, {server:?})\nlogs:\n{}", logs.join("\n----\n"));
+            panic!(
+                "{what}: gateways answered {answers:?}, wanted ({status}, {server:?})\nlogs:\n{}",
+                logs.join("\n----\n")
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -337,15 +340,11 @@ async fn changes_reach_three_gateways(method: Method) {
 
     // Update.
     let up_b = b.addr.to_string();
-    admin
-        .edit("selectors", "orders", |v| v["handle"] = json!(format!("[{{\"upstreamUrl\":\"{up_b}\"}}]")))
-        .await;
+    admin.edit("selectors", "orders", |v| v["handle"] = json!(format!("[{{\"upstreamUrl\":\"{up_b}\"}}]"))).await;
     converge(&all, "/orders/1", 200, "b", within, "selector updated").await;
 
     // A rule that stops matching takes the route away; changing it back restores it.
-    admin
-        .edit("rules", "orders-all", |v| v["conditionDataList"][0]["paramValue"] = json!("/elsewhere/**"))
-        .await;
+    admin.edit("rules", "orders-all", |v| v["conditionDataList"][0]["paramValue"] = json!("/elsewhere/**")).await;
     converge(&all, "/orders/1", 404, "", within, "rule updated").await;
     admin.edit("rules", "orders-all", |v| v["conditionDataList"][0]["paramValue"] = json!("/orders/**")).await;
     converge(&all, "/orders/1", 200, "b", within, "rule restored").await;
@@ -408,7 +407,8 @@ async fn changes_reach_three_gateways(method: Method) {
     let deadline = Instant::now() + within;
     loop {
         let nodes = read_nodes(method, &url, &ns).await;
-        if !nodes.contains_key(&format!("{root}/metaData/orders/save")) && !nodes.contains_key(&format!("{root}/auth/key-1"))
+        if !nodes.contains_key(&format!("{root}/metaData/orders/save"))
+            && !nodes.contains_key(&format!("{root}/auth/key-1"))
         {
             break;
         }
@@ -522,8 +522,13 @@ async fn zookeeper_session_expiry_converges() {
     let b = upstream(UpstreamBehavior::named("b")).await;
     let admin = start_admin(dir.path(), Method::Zk, &url, &ns, true).await;
     let relay = Relay::start(&url).await;
-    let gw =
-        start_gateway(dir.path(), Method::Zk, &relay.addr(Method::Zk), &ns, &["--zookeeper-session-timeout-ms", "2000"]);
+    let gw = start_gateway(
+        dir.path(),
+        Method::Zk,
+        &relay.addr(Method::Zk),
+        &ns,
+        &["--zookeeper-session-timeout-ms", "2000"],
+    );
     admin.create("selectors", selector("s", "/s", &a.addr.to_string())).await;
     admin.create("rules", rule("r", "s", "/s")).await;
     let within = Duration::from_secs(5);
@@ -635,11 +640,15 @@ async fn follows_a_shenyu_tree(method: Method) {
     let nodes: Vec<(String, String)> = vec![
         (
             format!("{r}/plugin/divide"),
-            format!(r#"{{"config":"{{\"multiSelectorHandle\":\"1\",\"multiRuleHandle\":\"0\"}}","role":"Proxy","pluginJar":"","id":"5","name":"divide","enabled":true,"sort":200,"namespaceId":"{ns}"}}"#),
+            format!(
+                r#"{{"config":"{{\"multiSelectorHandle\":\"1\",\"multiRuleHandle\":\"0\"}}","role":"Proxy","pluginJar":"","id":"5","name":"divide","enabled":true,"sort":200,"namespaceId":"{ns}"}}"#
+            ),
         ),
         (
             format!("{r}/plugin/mcpServer"),
-            format!(r#"{{"role":"Proxy","pluginJar":"","id":"72","name":"mcpServer","enabled":false,"sort":910,"namespaceId":"{ns}"}}"#),
+            format!(
+                r#"{{"role":"Proxy","pluginJar":"","id":"72","name":"mcpServer","enabled":false,"sort":910,"namespaceId":"{ns}"}}"#
+            ),
         ),
         (
             format!("{r}/selector/divide/1719059114001"),
@@ -662,7 +671,9 @@ async fn follows_a_shenyu_tree(method: Method) {
         ),
         (
             format!("{r}/proxySelectorData/divide/1719059114001"),
-            format!(r#"{{"id":"1719059114001","name":"/http","pluginName":"divide","type":"http","forwardPort":9500,"props":{{}},"namespaceId":"{ns}"}}"#),
+            format!(
+                r#"{{"id":"1719059114001","name":"/http","pluginName":"divide","type":"http","forwardPort":9500,"props":{{}},"namespaceId":"{ns}"}}"#
+            ),
         ),
         (
             format!("{r}/metaData/http/order/save"),
@@ -762,7 +773,8 @@ async fn zookeeper_digest_credentials_protect_the_tree() {
     admin.create("selectors", selector("s", "/s", &a.addr.to_string())).await;
     admin.create("rules", rule("r", "s", "/s")).await;
 
-    let with = start_gateway(dir.path(), Method::Zk, &url, &ns, &["--sync-username", "tigw", "--sync-password", "s3cret"]);
+    let with =
+        start_gateway(dir.path(), Method::Zk, &url, &ns, &["--sync-username", "tigw", "--sync-password", "s3cret"]);
     let without = start_gateway(dir.path(), Method::Zk, &url, &ns, &[]);
     let within = Duration::from_secs(5);
     converge(&[&with], "/s/1", 200, "a", within, "gateway with the credentials").await;

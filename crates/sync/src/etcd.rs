@@ -77,7 +77,10 @@ impl EtcdSource {
     }
 }
 
-pub(crate) async fn connect(endpoints: &[String], credentials: Option<&(String, String)>) -> Result<etcd::Client, etcd::Error> {
+pub(crate) async fn connect(
+    endpoints: &[String],
+    credentials: Option<&(String, String)>,
+) -> Result<etcd::Client, etcd::Error> {
     let mut opts = etcd::ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
         .with_timeout(Duration::from_secs(10))
@@ -89,10 +92,14 @@ pub(crate) async fn connect(endpoints: &[String], credentials: Option<&(String, 
 }
 
 /// Every key under `prefix` with its value, and the revision it was read at.
-pub async fn read_prefix(client: &mut etcd::Client, prefix: &str) -> Result<(Vec<(String, Vec<u8>)>, i64), etcd::Error> {
+pub async fn read_prefix(
+    client: &mut etcd::Client,
+    prefix: &str,
+) -> Result<(Vec<(String, Vec<u8>)>, i64), etcd::Error> {
     let resp = client.get(prefix, Some(etcd::GetOptions::new().with_prefix())).await?;
     let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-    let nodes = resp.kvs().iter().map(|kv| (String::from_utf8_lossy(kv.key()).into_owned(), kv.value().to_vec())).collect();
+    let nodes =
+        resp.kvs().iter().map(|kv| (String::from_utf8_lossy(kv.key()).into_owned(), kv.value().to_vec())).collect();
     Ok((nodes, revision))
 }
 

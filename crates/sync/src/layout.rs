@@ -179,11 +179,11 @@ impl Layout {
         }
         for m in &cfg.metadata {
             let trimmed = m.path.trim_matches('/');
-            if trimmed.is_empty() || trimmed.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
-                if self.namespace().is_some() {
-                    errors.push(format!("metadata {:?}: the path cannot be a node path", m.path));
-                    continue;
-                }
+            // 2.7 nests the raw path, so each of its segments must be a node name; 2.6 encodes it.
+            let nested_bad = trimmed.is_empty() || trimmed.split('/').any(|p| p.is_empty() || p == "." || p == "..");
+            if m.path.is_empty() || (self.namespace().is_some() && nested_bad) {
+                errors.push(format!("metadata {:?}: the path cannot be a node path", m.path));
+                continue;
             }
             let mut m = m.clone();
             m.namespace_id = m.namespace_id.or_else(|| ns.clone());
@@ -205,7 +205,10 @@ impl Layout {
                 d.plugin_name.as_str()
             };
             if bad(plugin) || bad(&d.selector_id) {
-                errors.push(format!("discovery upstreams of selector {:?}: the ids cannot be a node name", d.selector_id));
+                errors.push(format!(
+                    "discovery upstreams of selector {:?}: the ids cannot be a node name",
+                    d.selector_id
+                ));
                 continue;
             }
             let mut d = d.clone();
@@ -357,7 +360,8 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
                 out.push(b);
                 i += 3;
                 continue;

@@ -67,7 +67,8 @@ impl ZookeeperSource {
     {
         let (tx, rx) = mpsc::unbounded_channel();
         let (applied_tx, applied) = watch::channel(0);
-        let applier = spawn_applier(self.layout.clone(), "zookeeper", self.window, apply_fn(prepare, apply), rx, applied_tx);
+        let applier =
+            spawn_applier(self.layout.clone(), "zookeeper", self.window, apply_fn(prepare, apply), rx, applied_tx);
         let reader = tokio::spawn(self.run(tx));
         SourceHandle { applied, tasks: vec![applier, reader] }
     }
@@ -111,8 +112,10 @@ impl ZookeeperSource {
         tx: &mpsc::UnboundedSender<Update>,
         backoff: &mut Backoff,
     ) -> Result<(), String> {
-        let mut watcher =
-            client.watch(root, zk::AddWatchMode::PersistentRecursive).await.map_err(|e| format!("watch {root}: {e}"))?;
+        let mut watcher = client
+            .watch(root, zk::AddWatchMode::PersistentRecursive)
+            .await
+            .map_err(|e| format!("watch {root}: {e}"))?;
         let full = read_tree(client, root).await.map_err(|e| format!("reading {root}: {e}"))?;
         tracing::info!(nodes = full.len(), "zookeeper: tree read");
         if tx.send(Update::Full(full)).is_err() {

@@ -16,7 +16,10 @@ pub(crate) struct EtcdSink {
 }
 
 impl EtcdSink {
-    pub(crate) async fn connect(endpoints: &[String], credentials: Option<(String, String)>) -> Result<EtcdSink, String> {
+    pub(crate) async fn connect(
+        endpoints: &[String],
+        credentials: Option<(String, String)>,
+    ) -> Result<EtcdSink, String> {
         let mut opts = etcd::ConnectOptions::new()
             .with_connect_timeout(std::time::Duration::from_secs(5))
             .with_timeout(std::time::Duration::from_secs(10));

@@ -71,14 +71,18 @@ pub async fn run(store: Store, layout: Layout, target: Target) {
                     Err(e) => Err(e),
                 }
             }
-            Target::Etcd { endpoints, credentials } => match etcd::EtcdSink::connect(endpoints, credentials.clone()).await {
-                Ok(sink) => publish(&store, &layout, sink, name).await,
-                Err(e) => Err(e),
-            },
+            Target::Etcd { endpoints, credentials } => {
+                match etcd::EtcdSink::connect(endpoints, credentials.clone()).await {
+                    Ok(sink) => publish(&store, &layout, sink, name).await,
+                    Err(e) => Err(e),
+                }
+            }
         };
         match result {
             Ok(()) => return,
-            Err(e) => tracing::warn!(target = name, error = %e, "publishing interrupted; reconnecting for a full publish"),
+            Err(e) => {
+                tracing::warn!(target = name, error = %e, "publishing interrupted; reconnecting for a full publish")
+            }
         }
         tokio::time::sleep(jitter(backoff)).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -140,7 +144,13 @@ async fn publish(store: &Store, layout: &Layout, mut sink: impl NodeSink, name: 
         }
         sink.write(&changes).await?;
         mark(&mut sink, layout, revision).await?;
-        tracing::info!(target = name, revision, written = changes.put.len(), removed = changes.delete.len(), "published");
+        tracing::info!(
+            target = name,
+            revision,
+            written = changes.put.len(),
+            removed = changes.delete.len(),
+            "published"
+        );
         published = nodes;
     }
 }
