@@ -783,3 +783,117 @@ async fn zookeeper_digest_credentials_protect_the_tree() {
     let err = c.get_data(&format!("/{ns}/shenyu/selector/divide/s")).await.unwrap_err();
     assert_eq!(err, zookeeper_client::Error::NoAuth);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zookeeper_legacy_2_6_layout() {
+    let Some(url) = Method::Zk.url() else { return };
+    // 2.6 has no namespace: every 2.6 user of this ZooKeeper shares `/shenyu`, so only this test
+    // writes there, and its admin's full publish replaces whatever an earlier run left.
+    let dir = tempfile::tempdir().unwrap();
+    let a = upstream(UpstreamBehavior::named("a")).await;
+    let port = free_port();
+    let args: Vec<String> = [
+        "admin",
+        "--database-url",
+        &format!("sqlite://{}?mode=rwc", dir.path().join("admin.db").display()),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--sync-publish",
+        "zookeeper",
+        "--zookeeper",
+        &url,
+        "--sync-layout",
+        "2.6",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let proc = Proc::spawn(&args, dir.path().join("admin.log"));
+    wait_port(port, "admin");
+    let api = format!("http://127.0.0.1:{port}/api/v1");
+    let r = client().post(format!("{api}/login")).json(&json!({"username": "admin", "password": PASSWORD})).send();
+    let token = r.await.unwrap().json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let admin = Admin { proc, api, token };
+    admin.create("selectors", selector("legacy", "/legacy", &a.addr.to_string())).await;
+    admin.create("rules", rule("legacy-r", "legacy", "/legacy")).await;
+    admin
+        .create(
+            "metadata",
+            json!({"id": "m", "appName": "x", "path": "/legacy/save", "rpcType": "http", "enabled": true}),
+        )
+        .await;
+    let gw = start_gateway(dir.path(), Method::Zk, &url, "ignored", &["--sync-layout", "2.6"]);
+    converge(&[&gw], "/legacy/1", 200, "a", Duration::from_secs(5), "2.6 layout").await;
+    let c = zookeeper_client::Client::connect(&url).await.unwrap();
+    let (data, _) = c.get_data("/shenyu/selector/divide/legacy").await.unwrap();
+    let v: Value = serde_json::from_slice(&data).unwrap();
+    assert!(v.get("namespaceId").is_none(), "2.6 objects carry no namespace: {v}");
+    c.get_data("/shenyu/metaData/%2Flegacy%2Fsave").await.expect("2.6 metadata node: URL-encoded path");
+}
+
+/// Propagation benchmark (bench/RESULTS.md): admin commit → all three gateways serving it.
+/// `cargo test -p tigateway --test sync_zk_etcd -- --ignored propagation --nocapture`
+async fn propagation(method: Method) {
+    let Some(url) = method.url() else { return };
+    let ns = namespace();
+    let dir = tempfile::tempdir().unwrap();
+    let ups = [upstream(UpstreamBehavior::named("a")).await, upstream(UpstreamBehavior::named("b")).await];
+    let admin = start_admin(dir.path(), method, &url, &ns, true).await;
+    let gws: Vec<Gateway> = (0..3).map(|_| start_gateway(dir.path(), method, &url, &ns, &[])).collect();
+    let all: Vec<&Gateway> = gws.iter().collect();
+    admin.create("selectors", selector("p", "/p", &ups[0].addr.to_string())).await;
+    admin.create("rules", rule("p-r", "p", "/p")).await;
+    converge(&all, "/p/1", 200, "a", Duration::from_secs(5), "warm-up").await;
+    let http = client();
+    let mut times = Vec::new();
+    for i in 1..=100 {
+        let (name, up) = if i % 2 == 1 { ("b", ups[1].addr) } else { ("a", ups[0].addr) };
+        let mut v = admin.get("selectors", "p").await;
+        let version = v["version"].as_i64().unwrap();
+        v["handle"] = json!(format!("[{{\"upstreamUrl\":\"{up}\"}}]"));
+        // The clock starts before the write is sent: the commit happens inside the request.
+        let start = Instant::now();
+        let r = http
+            .put(format!("{}/selectors/p", admin.api))
+            .bearer_auth(&admin.token)
+            .header("if-match", version.to_string())
+            .json(&v)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        let mut done = [false; 3];
+        while !done.iter().all(|d| *d) {
+            for (k, g) in gws.iter().enumerate() {
+                if !done[k] {
+                    done[k] = probe(g.port, "/p/1").await == (200, name.to_string());
+                }
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "change {i} did not propagate");
+        }
+        times.push(start.elapsed());
+    }
+    times.sort();
+    let pct = |p: usize| times[(times.len() * p / 100).min(times.len() - 1)].as_secs_f64() * 1000.0;
+    println!(
+        "{}: commit -> 3 gateways serving, {} changes: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        method.name(),
+        times.len(),
+        pct(50),
+        pct(90),
+        pct(99),
+        times.last().unwrap().as_secs_f64() * 1000.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark"]
+async fn propagation_zookeeper() {
+    propagation(Method::Zk).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark"]
+async fn propagation_etcd() {
+    propagation(Method::Etcd).await
+}
