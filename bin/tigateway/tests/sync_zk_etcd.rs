@@ -385,6 +385,10 @@ async fn changes_reach_three_gateways(method: Method) {
     assert_eq!(sel["pluginName"], "divide");
     assert_eq!(sel["logged"], false, "selectors spell it logged");
     assert!(sel["handle"].is_string(), "the handle is a JSON string: {sel}");
+    // ShenYu 2.6+ gateways read divide upstreams from discoveryUpstream only: derived from the handle.
+    let du = node("/discoveryUpstream/divide/orders");
+    assert_eq!(du["upstreamDataList"][0]["url"], b.addr.to_string(), "{du}");
+    assert_eq!(du["upstreamDataList"][0]["status"], 0);
     let rl = node("/rule/divide/orders-orders-all");
     assert_eq!(rl["loged"], false, "rules spell it loged");
     assert_eq!(rl["selectorId"], "orders");

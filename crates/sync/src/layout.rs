@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 
 use tigateway_model::{AppAuth, Config, DiscoverySyncData, MetaData, Plugin, RouteDefinition, Rule, Selector};
 
+/// `discoveryHandlerId` of the upstream lists the admin derives from selector handles (see
+/// [`Layout::encode`]); a TiGateway gateway skips them and keeps reading the handle.
+pub const DERIVED_HANDLER_ID: &str = "tigateway-selector-handle";
+
 /// ShenYu's default namespace (`Constants.SYS_DEFAULT_NAMESPACE_ID`).
 pub const DEFAULT_NAMESPACE: &str = "649330b6-c2d7-4edc-be8e-8a54df9eb385";
 
@@ -216,6 +220,30 @@ impl Layout {
             d.namespace_id = d.namespace_id.or_else(|| ns.clone());
             out.insert(self.discovery_upstream_path(plugin, &d.selector_id), json(&d));
         }
+        // ShenYu 2.6+ gateways take divide / websocket upstreams only from discoveryUpstream nodes;
+        // a selector that lists them in its handle gets one derived from it, so a ShenYu gateway
+        // following this tree has the same upstreams.
+        for s in &cfg.selectors {
+            if !matches!(s.plugin_name.as_str(), "divide" | "websocket")
+                || bad(&s.id)
+                || cfg.discovery_upstreams.iter().any(|d| d.selector_id == s.id)
+            {
+                continue;
+            }
+            let Ok(list) = tigateway_model::handle::parse_divide_upstreams(s.handle.as_deref()) else { continue };
+            if list.is_empty() {
+                continue;
+            }
+            let derived = DiscoverySyncData {
+                selector_id: s.id.clone(),
+                plugin_name: s.plugin_name.clone(),
+                selector_name: Some(s.name.clone()),
+                upstream_data_list: list.iter().map(derive_upstream).collect(),
+                namespace_id: s.namespace_id.clone().or_else(|| ns.clone()),
+                discovery_handler_id: Some(DERIVED_HANDLER_ID.to_string()),
+            };
+            out.insert(self.discovery_upstream_path(&s.plugin_name, &s.id), json(&derived));
+        }
         for r in &cfg.routes {
             out.insert(self.route_path(&r.id), json(r));
         }
@@ -235,6 +263,32 @@ impl Layout {
             out.push(&path[..i]);
         }
         out
+    }
+}
+
+/// A ShenYu 2.6+ upstream entry for one upstream of a selector handle.
+fn derive_upstream(u: &tigateway_model::handle::DivideUpstream) -> tigateway_model::DiscoveryUpstream {
+    let (protocol, url) = match u.upstream_url.split_once("://") {
+        Some((scheme, rest)) => (Some(format!("{scheme}://")), rest.to_string()),
+        None => (u.protocol.clone(), u.upstream_url.clone()),
+    };
+    let mut props = serde_json::Map::new();
+    if let Some(w) = u.warmup {
+        // ShenYu's admin writes warmupTime, its gateway reads warmup: give both.
+        props.insert("warmup".into(), w.into());
+        props.insert("warmupTime".into(), w.to_string().into());
+    }
+    if u.gray {
+        props.insert("gray".into(), true.into());
+    }
+    tigateway_model::DiscoveryUpstream {
+        protocol,
+        url,
+        status: Some(if u.status { 0 } else { 1 }),
+        weight: u.weight,
+        props: Some(serde_json::Value::Object(props).to_string()),
+        namespace_id: u.namespace_id.clone(),
+        ..Default::default()
     }
 }
 
@@ -330,6 +384,10 @@ pub fn decode(layout: &Layout, path: &str, data: &[u8]) -> Result<Entry, String>
         NodeKind::AppAuth => Entry::AppAuth(serde_json::from_str(text).map_err(err)?),
         NodeKind::DiscoveryUpstream => {
             let mut d: DiscoverySyncData = serde_json::from_str(text).map_err(err)?;
+            if d.discovery_handler_id.as_deref() == Some(DERIVED_HANDLER_ID) {
+                // A copy of the selector's handle for ShenYu gateways; the handle itself counts.
+                return Ok(Entry::Ignored);
+            }
             if d.plugin_name.is_empty() {
                 d.plugin_name = parts[parts.len() - 2].to_string();
             }
@@ -442,6 +500,7 @@ services: {"svc/1": [{url: "http://127.0.0.1:2"}]}
                     Entry::Service(n, i) => {
                         back.services.insert(n, i);
                     }
+                    Entry::Ignored => {}
                     other => panic!("{other:?}"),
                 }
             }
@@ -456,6 +515,25 @@ services: {"svc/1": [{url: "http://127.0.0.1:2"}]}
             };
             assert_eq!(back.selectors[0].namespace_id, expect_ns);
         }
+    }
+
+    #[test]
+    fn handle_upstreams_are_also_published_for_shenyu_gateways() {
+        let cfg = Config::from_yaml_str(
+            r#"selectors: [{id: s1, pluginName: divide, name: n, type: 0, handle: '[{"upstreamUrl":"127.0.0.1:1","weight":50,"warmup":1000,"status":false}]'}]"#,
+        )
+        .unwrap();
+        let l = Layout::new(Some("ns"), false);
+        let (nodes, _) = l.encode(&cfg);
+        let path = l.discovery_upstream_path("divide", "s1");
+        let d: serde_json::Value = serde_json::from_slice(&nodes[&path]).unwrap();
+        let u = &d["upstreamDataList"][0];
+        assert_eq!(u["url"], "127.0.0.1:1");
+        assert_eq!(u["status"], 1, "a disabled upstream is not healthy (0)");
+        assert_eq!(u["weight"], 50);
+        assert_eq!(d["selectorId"], "s1");
+        // TiGateway keeps reading the handle.
+        assert_eq!(decode(&l, &path, &nodes[&path]).unwrap(), Entry::Ignored);
     }
 
     #[test]
