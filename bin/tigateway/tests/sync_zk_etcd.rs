@@ -901,3 +901,44 @@ async fn propagation_zookeeper() {
 async fn propagation_etcd() {
     propagation(Method::Etcd).await
 }
+
+/// One admin revision of a thousand selectors and a thousand rules (three thousand nodes, written in
+/// several ZooKeeper multis / etcd transactions) is applied by a gateway as one snapshot.
+async fn a_large_revision_is_applied_whole(method: Method) {
+    let Some(url) = method.url() else { return };
+    let ns = namespace();
+    let dir = tempfile::tempdir().unwrap();
+    let a = upstream(UpstreamBehavior::named("a")).await;
+    let admin = start_admin(dir.path(), method, &url, &ns, true).await;
+    let gw = start_gateway(dir.path(), method, &url, &ns, &[]);
+    let within = Duration::from_secs(10);
+    converge(&[&gw], "/storm0/x", 404, "", within, "empty").await;
+    let applied_lines =
+        |log: &str| log.lines().filter(|l| l.contains(&format!("config from {} applied", method.name()))).count();
+    let before = applied_lines(&gw.proc.log());
+    let n = 1000;
+    let mut changes = Vec::new();
+    for i in 0..n {
+        let mut s = selector(&format!("storm{i}"), &format!("/storm{i}"), &a.addr.to_string());
+        s["sort"] = json!(i);
+        changes.push(json!({"op": "create", "item": {"type": "selector", "value": s}}));
+        changes.push(json!({"op": "create", "item": {"type": "rule", "value": rule(&format!("storm{i}-r"), &format!("storm{i}"), &format!("/storm{i}"))}}));
+    }
+    admin.send(reqwest::Method::POST, "/batch", None, Some(Value::Array(changes))).await;
+    converge(&[&gw], &format!("/storm{}/x", n - 1), 200, "a", within, "the large revision").await;
+    converge(&[&gw], "/storm0/x", 200, "a", within, "the large revision, first selector").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = gw.proc.log();
+    assert_eq!(applied_lines(&log) - before, 1, "one revision, one snapshot:\n{log}");
+    assert!(!log.contains("refused"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zookeeper_large_revision_is_applied_whole() {
+    a_large_revision_is_applied_whole(Method::Zk).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_large_revision_is_applied_whole() {
+    a_large_revision_is_applied_whole(Method::Etcd).await
+}
