@@ -942,3 +942,98 @@ async fn zookeeper_large_revision_is_applied_whole() {
 async fn etcd_large_revision_is_applied_whole() {
     a_large_revision_is_applied_whole(Method::Etcd).await
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_user_and_password() {
+    // etcd's auth is switched on for a whole cluster, so this test runs its own etcd process
+    // (the binary `.ci/run` installs) instead of touching the shared one.
+    if Method::Etcd.url().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (client_port, peer_port) = (free_port(), free_port());
+    let endpoint = format!("http://127.0.0.1:{client_port}");
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
+    let mut etcd = Command::new(std::env::var("TIGATEWAY_TEST_ETCD_BIN").unwrap_or_else(|_| "etcd".into()))
+        .args(["--name", "auth-test", "--data-dir"])
+        .arg(dir.path().join("etcd-data"))
+        .args(["--listen-client-urls", &endpoint, "--advertise-client-urls", &endpoint])
+        .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+        .args(["--initial-cluster", &format!("auth-test={peer}")])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn etcd");
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _etcd = Kill(&mut etcd);
+    wait_port(client_port, "etcd");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut root = loop {
+        if let Ok(mut c) = etcd_client::Client::connect([endpoint.as_str()], None).await {
+            if c.status().await.is_ok() {
+                break c;
+            }
+        }
+        assert!(Instant::now() < deadline, "the test's etcd did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    root.user_add("root", "root-pw", None).await.unwrap();
+    root.user_grant_role("root", "root").await.unwrap();
+    root.user_add("tigw", "tigw-pw", None).await.unwrap();
+    root.role_add("sync").await.unwrap();
+    let perm = etcd_client::Permission::read_write("/").with_prefix();
+    root.role_grant_permission("sync", perm).await.unwrap();
+    root.user_grant_role("tigw", "sync").await.unwrap();
+    root.auth_enable().await.unwrap();
+
+    let ns = namespace();
+    let a = upstream(UpstreamBehavior::named("a")).await;
+    let port = free_port();
+    let args: Vec<String> = [
+        "admin",
+        "--database-url",
+        &format!("sqlite://{}?mode=rwc", dir.path().join("admin.db").display()),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--sync-publish",
+        "etcd",
+        "--etcd",
+        &endpoint,
+        "--namespace",
+        &ns,
+        "--sync-username",
+        "tigw",
+        "--sync-password",
+        "tigw-pw",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let proc = Proc::spawn(&args, dir.path().join("admin.log"));
+    wait_port(port, "admin");
+    let api = format!("http://127.0.0.1:{port}/api/v1");
+    let r = client().post(format!("{api}/login")).json(&json!({"username": "admin", "password": PASSWORD})).send();
+    let token = r.await.unwrap().json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let admin = Admin { proc, api, token };
+    admin.create("selectors", selector("s", "/s", &a.addr.to_string())).await;
+    admin.create("rules", rule("r", "s", "/s")).await;
+
+    let with = start_gateway(
+        dir.path(),
+        Method::Etcd,
+        &endpoint,
+        &ns,
+        &["--sync-username", "tigw", "--sync-password", "tigw-pw"],
+    );
+    let without = start_gateway(dir.path(), Method::Etcd, &endpoint, &ns, &[]);
+    let within = Duration::from_secs(5);
+    converge(&[&with], "/s/1", 200, "a", within, "gateway with the etcd user").await;
+    converge(&[&without], "/s/1", 404, "", within, "gateway without credentials").await;
+}
