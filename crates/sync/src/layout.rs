@@ -293,8 +293,8 @@ fn derive_upstream(u: &tigateway_model::handle::DivideUpstream) -> tigateway_mod
 }
 
 /// The revision marker's data.
-pub fn revision_data(revision: i64) -> Vec<u8> {
-    format!("{{\"revision\":{revision}}}").into_bytes()
+pub fn revision_data(revision: i64, publish: &str) -> Vec<u8> {
+    serde_json::json!({"revision": revision, "publish": publish}).to_string().into_bytes()
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -342,7 +342,9 @@ pub enum Entry {
     Route(RouteDefinition),
     Service(String, Vec<tigateway_model::ServiceInstance>),
     /// The admin revision marker.
-    Revision(i64),
+    /// (admin revision, publish token): the token differs on every write of the marker, so a
+    /// gateway sees each publish even when two carry the same revision number.
+    Revision(i64, String),
     /// Read and understood, nothing to run (proxy selectors).
     Ignored,
 }
@@ -402,8 +404,11 @@ pub fn decode(layout: &Layout, path: &str, data: &[u8]) -> Result<Entry, String>
             #[derive(serde::Deserialize)]
             struct Marker {
                 revision: i64,
+                #[serde(default)]
+                publish: String,
             }
-            Entry::Revision(serde_json::from_str::<Marker>(text).map_err(err)?.revision)
+            let m = serde_json::from_str::<Marker>(text).map_err(err)?;
+            Entry::Revision(m.revision, m.publish)
         }
         NodeKind::Service => {
             let name = percent_decode(last);

@@ -53,12 +53,17 @@ impl Tree {
         self.entries.is_empty()
     }
 
-    /// The admin revision marker, when a TiGateway admin wrote the tree.
-    pub fn revision(&self) -> Option<i64> {
-        self.entries.values().rev().find_map(|e| match e {
-            Entry::Revision(n) => Some(*n),
+    /// The admin revision marker (revision, publish token), when a TiGateway admin wrote the tree.
+    pub fn marker(&self) -> Option<(i64, &str)> {
+        match self.entries.get(&self.layout.revision_path()) {
+            Some(Entry::Revision(n, token)) => Some((*n, token.as_str())),
             _ => None,
-        })
+        }
+    }
+
+    /// The admin revision the tree holds, when a TiGateway admin wrote it.
+    pub fn revision(&self) -> Option<i64> {
+        self.marker().map(|(n, _)| n)
     }
 
     /// Folds one update in; says whether anything changed. A node whose data does not parse is
@@ -133,7 +138,7 @@ impl Tree {
                 Entry::Service(name, instances) => {
                     cfg.services.insert(name.clone(), instances.clone());
                 }
-                Entry::Ignored | Entry::Revision(_) => {}
+                Entry::Ignored | Entry::Revision(..) => {}
             }
         }
         for name in prune_unknown_plugins(&mut cfg) {
@@ -229,7 +234,7 @@ pub(crate) fn spawn_applier(
         let mut have_full = false;
         let mut pending = false;
         let mut last: Option<Config> = None;
-        let mut last_revision: Option<i64> = None;
+        let mut last_marker: Option<(i64, String)> = None;
         let mut overdue: Option<tokio::time::Instant> = None;
         loop {
             let first = match overdue {
@@ -266,15 +271,16 @@ pub(crate) fn spawn_applier(
             if !have_full || (!pending && last.is_some()) {
                 continue;
             }
-            let revision = tree.revision();
-            if revision.is_some() && revision == last_revision && !full_now && !forced && last.is_some() {
+            let marker = tree.marker().map(|(n, t)| (n, t.to_string()));
+            let revision = marker.as_ref().map(|(n, _)| *n);
+            if marker.is_some() && marker == last_marker && !full_now && !forced && last.is_some() {
                 // Part of a revision still being written: wait for its marker (or give up waiting).
                 overdue.get_or_insert_with(|| tokio::time::Instant::now() + MARKER_WAIT);
                 continue;
             }
             overdue = None;
             pending = false;
-            last_revision = revision;
+            last_marker = marker;
             let cfg = tree.config();
             if last.as_ref() == Some(&cfg) {
                 if revision.is_some() {

@@ -97,7 +97,10 @@ fn jitter(d: Duration) -> Duration {
 /// Writes the revision marker, after everything of that revision (see `Layout::revision_path`).
 async fn mark(sink: &mut impl NodeSink, layout: &Layout, revision: i64) -> Result<(), String> {
     let marker = NodeChanges {
-        put: vec![(layout.revision_path(), tigateway_sync::layout::revision_data(revision))],
+        put: vec![(
+            layout.revision_path(),
+            tigateway_sync::layout::revision_data(revision, &format!("{:016x}", rand::random::<u64>())),
+        )],
         delete: Vec::new(),
     };
     sink.write(&marker).await
