@@ -421,17 +421,27 @@ async fn changes_reach_three_gateways(method: Method) {
     }
 
     // The admin goes away: gateways keep serving. A change made meanwhile (through another admin
-    // on the same database that does not publish) arrives when the publishing admin is back.
+    // on the same database that does not publish) arrives when the publishing admin is back, and
+    // the node of an object deleted meanwhile is removed by its full publish.
+    admin.create("app-auth", json!({"id": "stale", "appKey": "stale", "appSecret": "x", "enabled": true})).await;
+    let stale = format!("{root}/auth/stale");
+    let deadline = Instant::now() + within;
+    while !read_nodes(method, &url, &ns).await.contains_key(&stale) {
+        assert!(Instant::now() < deadline, "app auth node not published");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     admin.proc.kill();
     converge(&all, "/orders/1", 200, "b", within, "admin down").await;
     let other = start_admin(dir.path(), method, &url, &ns, false).await;
     let up_a = a.addr.to_string();
     other.edit("selectors", "orders", |v| v["handle"] = json!(format!("[{{\"upstreamUrl\":\"{up_a}\"}}]"))).await;
+    other.delete("app-auth", "stale").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     converge(&all, "/orders/1", 200, "b", within, "nothing published while the publishing admin is down").await;
     drop(other);
     admin = start_admin(dir.path(), method, &url, &ns, true).await;
     converge(&all, "/orders/1", 200, "a", Duration::from_secs(10), "admin back: the change made meanwhile").await;
+    assert!(!read_nodes(method, &url, &ns).await.contains_key(&stale), "the full publish left a stale node");
 
     // Delete.
     admin.delete("rules", "orders-all").await;
