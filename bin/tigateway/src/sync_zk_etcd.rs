@@ -80,6 +80,7 @@ pub fn start_publishers(store: &tigateway_admin::store::Store, args: &PublishArg
             "zookeeper" => targets.push(tigateway_admin::publish::Target::Zookeeper {
                 servers: args.node.zookeeper()?,
                 credentials: args.node.credentials()?,
+                session_timeout: Duration::from_millis(args.node.zookeeper_session_timeout_ms),
             }),
             "etcd" => targets.push(tigateway_admin::publish::Target::Etcd {
                 endpoints: args.node.etcd()?,

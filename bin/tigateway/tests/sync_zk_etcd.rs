@@ -1047,3 +1047,59 @@ async fn etcd_user_and_password() {
     converge(&[&with], "/s/1", 200, "a", within, "gateway with the etcd user").await;
     converge(&[&without], "/s/1", 404, "", within, "gateway without credentials").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_republishes_after_losing_zookeeper() {
+    let Some(url) = Method::Zk.url() else { return };
+    let ns = namespace();
+    let dir = tempfile::tempdir().unwrap();
+    let a = upstream(UpstreamBehavior::named("a")).await;
+    let b = upstream(UpstreamBehavior::named("b")).await;
+    // The admin reaches ZooKeeper through a relay that can be cut; the gateway directly.
+    let relay = Relay::start(&url).await;
+    let port = free_port();
+    let args: Vec<String> = [
+        "admin",
+        "--database-url",
+        &format!("sqlite://{}?mode=rwc", dir.path().join("admin.db").display()),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--sync-publish",
+        "zookeeper",
+        "--zookeeper",
+        &relay.addr(Method::Zk),
+        "--namespace",
+        &ns,
+        "--zookeeper-session-timeout-ms",
+        "2000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let proc = Proc::spawn(&args, dir.path().join("admin.log"));
+    wait_port(port, "admin");
+    let api = format!("http://127.0.0.1:{port}/api/v1");
+    let r = client().post(format!("{api}/login")).json(&json!({"username": "admin", "password": PASSWORD})).send();
+    let token = r.await.unwrap().json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let admin = Admin { proc, api, token };
+    let gw = start_gateway(dir.path(), Method::Zk, &url, &ns, &[]);
+    admin.create("selectors", selector("s", "/s", &a.addr.to_string())).await;
+    admin.create("rules", rule("r", "s", "/s")).await;
+    let within = Duration::from_secs(5);
+    converge(&[&gw], "/s/1", 200, "a", within, "published").await;
+
+    // Changes committed while the admin cannot reach ZooKeeper (its session expires meanwhile) are
+    // published in full once it can.
+    relay.partition();
+    let up_b = b.addr.to_string();
+    admin.edit("selectors", "s", |v| v["handle"] = json!(format!("[{{\"upstreamUrl\":\"{up_b}\"}}]"))).await;
+    admin.create("app-auth", json!({"id": "k", "appKey": "k", "appSecret": "x", "enabled": true})).await;
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    converge(&[&gw], "/s/1", 200, "a", within, "nothing published while cut off").await;
+    relay.heal();
+    converge(&[&gw], "/s/1", 200, "b", Duration::from_secs(15), "published after reconnecting").await;
+    let nodes = read_nodes(Method::Zk, &url, &ns).await;
+    assert!(nodes.contains_key(&format!("/{ns}/shenyu/auth/k")), "{:?}", nodes.keys());
+    let log = admin.proc.log();
+    assert!(log.contains("reconnecting for a full publish"), "{log}");
+}

@@ -23,7 +23,7 @@ use layout::{diff, Layout, NodeChanges};
 pub enum Target {
     /// `host:port[,host:port…]`, with optional digest credentials (`user`, `password`); with
     /// credentials the nodes are created readable and writable by that identity only.
-    Zookeeper { servers: String, credentials: Option<(String, String)> },
+    Zookeeper { servers: String, credentials: Option<(String, String)>, session_timeout: Duration },
     /// `http://host:port` endpoints, with optional etcd user and password.
     Etcd { endpoints: Vec<String>, credentials: Option<(String, String)> },
 }
@@ -65,8 +65,8 @@ pub async fn run(store: Store, layout: Layout, target: Target) {
     let mut backoff = Duration::from_millis(200);
     loop {
         let result = match &target {
-            Target::Zookeeper { servers, credentials } => {
-                match zookeeper::ZkSink::connect(servers, credentials.clone()).await {
+            Target::Zookeeper { servers, credentials, session_timeout } => {
+                match zookeeper::ZkSink::connect(servers, credentials.clone(), *session_timeout).await {
                     Ok(sink) => publish(&store, &layout, sink, name).await,
                     Err(e) => Err(e),
                 }

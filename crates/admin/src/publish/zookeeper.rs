@@ -22,9 +22,13 @@ pub(crate) struct ZkSink {
 }
 
 impl ZkSink {
-    pub(crate) async fn connect(servers: &str, credentials: Option<(String, String)>) -> Result<ZkSink, String> {
+    pub(crate) async fn connect(
+        servers: &str,
+        credentials: Option<(String, String)>,
+        session_timeout: std::time::Duration,
+    ) -> Result<ZkSink, String> {
         let mut c = zk::Client::connector()
-            .with_session_timeout(std::time::Duration::from_secs(10))
+            .with_session_timeout(session_timeout)
             .with_connection_timeout(std::time::Duration::from_secs(5));
         if let Some((u, p)) = &credentials {
             c = c.with_auth("digest", format!("{u}:{p}").as_bytes());
