@@ -249,14 +249,20 @@ pub(crate) fn spawn_applier(
             match first {
                 Some(u) => {
                     full_now |= matches!(u, Update::Full(_));
+                    have_full |= full_now;
                     pending |= tree.update(u);
                     // The window starts at the first update of a burst and takes everything that
-                    // arrives within it.
+                    // arrives within it; a moved revision marker ends it early, since the admin
+                    // writes it after everything of its revision.
                     let deadline = tokio::time::Instant::now() + window;
-                    loop {
+                    let marker_moved = |tree: &Tree, last: &Option<(i64, String)>| {
+                        tree.marker().is_some_and(|(n, t)| last.as_ref().is_none_or(|(ln, lt)| *ln != n || lt != t))
+                    };
+                    while !(have_full && marker_moved(&tree, &last_marker)) {
                         match tokio::time::timeout_at(deadline, rx.recv()).await {
                             Ok(Some(u)) => {
                                 full_now |= matches!(u, Update::Full(_));
+                                have_full |= full_now;
                                 pending |= tree.update(u);
                             }
                             Ok(None) => return,

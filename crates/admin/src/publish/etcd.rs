@@ -51,6 +51,9 @@ impl NodeSink for EtcdSink {
         for path in &changes.delete {
             ops.push((etcd::TxnOp::delete(path.as_bytes(), None), path.len()));
         }
+        if let Some((path, data)) = &changes.last {
+            ops.push((etcd::TxnOp::put(path.as_bytes(), data.as_slice(), None), path.len() + data.len()));
+        }
         let mut batch = Vec::new();
         let mut bytes = 0;
         let mut iter = ops.into_iter().peekable();

@@ -12,11 +12,13 @@ pub use tigateway_sync::layout::{Layout, NodeKind, DEFAULT_NAMESPACE};
 pub struct NodeChanges {
     pub put: Vec<(String, Vec<u8>)>,
     pub delete: Vec<String>,
+    /// Written after everything else, in the same request where it fits (the revision marker).
+    pub last: Option<(String, Vec<u8>)>,
 }
 
 impl NodeChanges {
     pub fn is_empty(&self) -> bool {
-        self.put.is_empty() && self.delete.is_empty()
+        self.put.is_empty() && self.delete.is_empty() && self.last.is_none()
     }
 }
 
@@ -24,7 +26,7 @@ impl NodeChanges {
 pub fn diff(old: &BTreeMap<String, Vec<u8>>, new: &BTreeMap<String, Vec<u8>>) -> NodeChanges {
     let put = new.iter().filter(|(p, d)| old.get(*p) != Some(*d)).map(|(p, d)| (p.clone(), d.clone())).collect();
     let delete = old.keys().filter(|p| !new.contains_key(*p)).cloned().collect();
-    NodeChanges { put, delete }
+    NodeChanges { put, delete, last: None }
 }
 
 /// The nodes of `tree` that hold config objects of `layout` (directories, foreign nodes and the

@@ -94,16 +94,10 @@ fn jitter(d: Duration) -> Duration {
     Duration::from_millis(ms / 2 + rand::random::<u64>() % (ms / 2 + 1))
 }
 
-/// Writes the revision marker, after everything of that revision (see `Layout::revision_path`).
-async fn mark(sink: &mut impl NodeSink, layout: &Layout, revision: i64) -> Result<(), String> {
-    let marker = NodeChanges {
-        put: vec![(
-            layout.revision_path(),
-            tigateway_sync::layout::revision_data(revision, &format!("{:016x}", rand::random::<u64>())),
-        )],
-        delete: Vec::new(),
-    };
-    sink.write(&marker).await
+/// The revision marker, written after everything of that revision (see `Layout::revision_path`).
+fn marker(layout: &Layout, revision: i64) -> (String, Vec<u8>) {
+    let token = format!("{:016x}", rand::random::<u64>());
+    (layout.revision_path(), tigateway_sync::layout::revision_data(revision, &token))
 }
 
 async fn encode(store: &Store, layout: &Layout, name: &str) -> Result<(BTreeMap<String, Vec<u8>>, i64), String> {
@@ -123,9 +117,9 @@ async fn publish(store: &Store, layout: &Layout, mut sink: impl NodeSink, name: 
     revisions.borrow_and_update();
     let existing = sink.read_all(layout).await?;
     let (mut published, revision) = encode(store, layout, name).await?;
-    let changes = diff(&existing, &published);
+    let mut changes = diff(&existing, &published);
+    changes.last = Some(marker(layout, revision));
     sink.write(&changes).await?;
-    mark(&mut sink, layout, revision).await?;
     tracing::info!(
         target = name,
         revision,
@@ -141,12 +135,12 @@ async fn publish(store: &Store, layout: &Layout, mut sink: impl NodeSink, name: 
         }
         revisions.borrow_and_update();
         let (nodes, revision) = encode(store, layout, name).await?;
-        let changes = diff(&published, &nodes);
+        let mut changes = diff(&published, &nodes);
         if changes.is_empty() {
             continue;
         }
+        changes.last = Some(marker(layout, revision));
         sink.write(&changes).await?;
-        mark(&mut sink, layout, revision).await?;
         tracing::info!(
             target = name,
             revision,

@@ -79,7 +79,7 @@ impl NodeSink for ZkSink {
     }
 
     async fn write(&mut self, changes: &NodeChanges) -> Result<(), String> {
-        for (path, _) in &changes.put {
+        for (path, _) in changes.put.iter().chain(&changes.last) {
             if !self.known.contains(path) {
                 self.ensure_parents(path).await?;
             }
@@ -93,6 +93,10 @@ impl NodeSink for ZkSink {
         for path in &changes.delete {
             // A metadata node can have others below it (2.7 nests raw paths): empty it instead.
             let op = if self.has_children(path) { Op::Set(&[]) } else { Op::Delete };
+            ops.push((path.clone(), op));
+        }
+        if let Some((path, data)) = &changes.last {
+            let op = if self.known.contains(path) { Op::Set(data) } else { Op::Create(data) };
             ops.push((path.clone(), op));
         }
         let mut start = 0;
