@@ -559,6 +559,7 @@ async fn zookeeper_session_expiry_converges() {
     converge(&[&gw], "/s/1", 200, "b", Duration::from_secs(15), "after the session expired").await;
     let log = gw.proc.log();
     assert!(log.contains("Expired"), "the session did not expire:\n{log}");
+    assert!(!log.contains("differs from what the admin published"), "the re-read tree failed its digest:\n{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -581,6 +582,8 @@ async fn etcd_compaction_converges() {
     relay.partition();
     let up_b = b.addr.to_string();
     admin.edit("selectors", "s", |v| v["handle"] = json!(format!("[{{\"upstreamUrl\":\"{up_b}\"}}]"))).await;
+    // A second revision, so the compaction point lies past the first change the watch would resume at.
+    admin.create("app-auth", json!({"id": "k", "appKey": "k", "appSecret": "x", "enabled": true})).await;
     let mut c = etcd_client::Client::connect([url.as_str()], None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rev = c.get("/", None).await.unwrap().header().unwrap().revision();
@@ -590,6 +593,7 @@ async fn etcd_compaction_converges() {
     converge(&[&gw], "/s/1", 200, "b", Duration::from_secs(15), "after the compaction").await;
     let log = gw.proc.log();
     assert!(log.contains("compacted"), "the watch did not hit the compaction:\n{log}");
+    assert!(!log.contains("differs from what the admin published"), "the re-read tree failed its digest:\n{log}");
 }
 
 async fn malformed_nodes_are_skipped(method: Method) {

@@ -293,8 +293,32 @@ fn derive_upstream(u: &tigateway_model::handle::DivideUpstream) -> tigateway_mod
 }
 
 /// The revision marker's data.
-pub fn revision_data(revision: i64, publish: &str) -> Vec<u8> {
-    serde_json::json!({"revision": revision, "publish": publish}).to_string().into_bytes()
+pub fn revision_data(revision: i64, publish: &str, digest: &str) -> Vec<u8> {
+    serde_json::json!({"revision": revision, "publish": publish, "digest": digest}).to_string().into_bytes()
+}
+
+/// MD5 hex over the config nodes of a tree (path and data of each, in path order; directories,
+/// foreign nodes and the marker left out). The admin puts it in the marker; a gateway compares it
+/// with what a whole re-read found.
+pub fn digest<'a>(layout: &Layout, nodes: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
+    use md5::{Digest, Md5};
+    let mut nodes: Vec<(&str, &[u8])> = nodes
+        .into_iter()
+        .filter(|(p, d)| !d.is_empty() && !matches!(layout.classify(p), None | Some(NodeKind::Revision)))
+        .collect();
+    nodes.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut h = Md5::new();
+    for (path, data) in nodes {
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update(Md5::digest(data));
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The marker's `digest`, if the data is a marker that has one.
+pub fn marker_digest(data: &[u8]) -> Option<String> {
+    serde_json::from_slice::<serde_json::Value>(data).ok()?.get("digest")?.as_str().map(str::to_string)
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {

@@ -14,9 +14,15 @@ use std::time::Duration;
 use tigateway_model::{builtin_plugin_order, Config};
 use tokio::sync::{mpsc, watch};
 
-use crate::layout::{decode, summary, Entry, Layout};
+use crate::layout::{decode, digest, marker_digest, summary, Entry, Layout};
 
 static MALFORMED_NODES: AtomicU64 = AtomicU64::new(0);
+static DIGEST_MISMATCHES: AtomicU64 = AtomicU64::new(0);
+
+/// How many whole re-reads found a tree that differs from what the admin's marker says it published.
+pub fn digest_mismatches() -> u64 {
+    DIGEST_MISMATCHES.load(Ordering::Relaxed)
+}
 
 /// How many malformed nodes the node sources have skipped in this process (for metrics).
 pub fn malformed_nodes() -> u64 {
@@ -73,6 +79,7 @@ impl Tree {
             Update::Put(path, data) => self.put(&path, &data),
             Update::Delete(path) => self.entries.remove(&path).is_some(),
             Update::Full(nodes) => {
+                self.check_digest(&nodes);
                 let old = std::mem::take(&mut self.entries);
                 for (path, data) in nodes {
                     if self.layout.classify(&path).is_none() || data.is_empty() {
@@ -86,6 +93,28 @@ impl Tree {
                 old != self.entries
             }
         }
+    }
+
+    /// After a whole re-read: does the tree hold exactly what the admin published last? A mismatch
+    /// is logged and counted (another writer, a publish cut short, or a write racing the read).
+    fn check_digest(&self, nodes: &[(String, Vec<u8>)]) -> bool {
+        let marker = self.layout.revision_path();
+        let Some(expected) = nodes.iter().find(|(p, _)| *p == marker).and_then(|(_, d)| marker_digest(d)) else {
+            return true;
+        };
+        let found = digest(&self.layout, nodes.iter().map(|(p, d)| (p.as_str(), d.as_slice())));
+        if found != expected {
+            DIGEST_MISMATCHES.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                source = self.source,
+                expected = %expected,
+                found = %found,
+                "the tree read differs from what the admin published (another writer, an interrupted publish, or \
+                 a write during the read); following it as it is"
+            );
+            return false;
+        }
+        true
     }
 
     fn put(&mut self, path: &str, data: &[u8]) -> bool {
@@ -369,6 +398,20 @@ mod tests {
         assert!(malformed_nodes() >= 1);
         assert!(t.update(Update::Delete(p)));
         assert!(t.config().selectors.is_empty());
+    }
+
+    #[test]
+    fn a_whole_read_is_checked_against_the_published_digest() {
+        let l = layout();
+        let sel = (l.selector_path("divide", "s1"), br#"{"id":"s1","pluginName":"divide","type":0}"#.to_vec());
+        let published = digest(&l, [(sel.0.as_str(), sel.1.as_slice())]);
+        let marker = (l.revision_path(), crate::layout::revision_data(3, "t", &published));
+        let t = Tree::new(l.clone(), "test");
+        assert!(t.check_digest(&[sel.clone(), marker.clone(), ("/ns/shenyu/selector/divide".into(), Vec::new())]));
+        let before = digest_mismatches();
+        let other = (l.selector_path("divide", "s2"), br#"{"id":"s2","pluginName":"divide","type":0}"#.to_vec());
+        assert!(!t.check_digest(&[sel, other, marker]));
+        assert_eq!(digest_mismatches(), before + 1);
     }
 
     #[test]

@@ -95,9 +95,10 @@ fn jitter(d: Duration) -> Duration {
 }
 
 /// The revision marker, written after everything of that revision (see `Layout::revision_path`).
-fn marker(layout: &Layout, revision: i64) -> (String, Vec<u8>) {
+fn marker(layout: &Layout, revision: i64, nodes: &BTreeMap<String, Vec<u8>>) -> (String, Vec<u8>) {
     let token = format!("{:016x}", rand::random::<u64>());
-    (layout.revision_path(), tigateway_sync::layout::revision_data(revision, &token))
+    let digest = tigateway_sync::layout::digest(layout, nodes.iter().map(|(p, d)| (p.as_str(), d.as_slice())));
+    (layout.revision_path(), tigateway_sync::layout::revision_data(revision, &token, &digest))
 }
 
 async fn encode(store: &Store, layout: &Layout, name: &str) -> Result<(BTreeMap<String, Vec<u8>>, i64), String> {
@@ -118,7 +119,7 @@ async fn publish(store: &Store, layout: &Layout, mut sink: impl NodeSink, name: 
     let existing = sink.read_all(layout).await?;
     let (mut published, revision) = encode(store, layout, name).await?;
     let mut changes = diff(&existing, &published);
-    changes.last = Some(marker(layout, revision));
+    changes.last = Some(marker(layout, revision, &published));
     sink.write(&changes).await?;
     tracing::info!(
         target = name,
@@ -139,7 +140,7 @@ async fn publish(store: &Store, layout: &Layout, mut sink: impl NodeSink, name: 
         if changes.is_empty() {
             continue;
         }
-        changes.last = Some(marker(layout, revision));
+        changes.last = Some(marker(layout, revision, &nodes));
         sink.write(&changes).await?;
         tracing::info!(
             target = name,
