@@ -10,6 +10,7 @@ use tigateway_proxy::{listener_specs, Gateway, SnapshotStore};
 use tigateway_upstream::Registry;
 
 mod explain_cmd;
+mod sync_zk_etcd;
 mod trace_args;
 
 #[global_allocator]
@@ -67,8 +68,13 @@ enum Command {
     /// `routes.json`, or a ConfigMap directory). The file is watched and reloaded when it changes.
     Gateway {
         /// Config file or directory.
-        #[arg(short = 'c', long = "config")]
-        config: PathBuf,
+        #[arg(short = 'c', long = "config", required_unless_present = "sync")]
+        config: Option<PathBuf>,
+        /// Take the config from an admin's sync instead of a file: `zookeeper`, `etcd`.
+        #[arg(long)]
+        sync: Option<String>,
+        #[command(flatten)]
+        node_sync: sync_zk_etcd::NodeSyncArgs,
         /// Listen address, overriding the config's listeners (default 0.0.0.0:9195).
         #[arg(long)]
         listen: Option<SocketAddr>,
@@ -101,6 +107,8 @@ enum Command {
         trace: trace_args::TraceArgs,
         #[command(flatten)]
         observe: ObserveArgs,
+        #[command(flatten)]
+        publish: sync_zk_etcd::PublishArgs,
     },
     /// Run the admin API alone against PostgreSQL, MySQL/MariaDB or SQLite; or, with `export` /
     /// `import`, back up and restore its whole config.
@@ -116,6 +124,8 @@ enum Command {
         /// Metrics listener (`/metrics`, `/health`, `/ready`) of the admin, or `off`.
         #[arg(long, default_value = "127.0.0.1:9096", env = "TIGATEWAY_ADMIN_METRICS")]
         metrics: String,
+        #[command(flatten)]
+        publish: sync_zk_etcd::PublishArgs,
         #[command(subcommand)]
         action: Option<AdminAction>,
     },
@@ -160,16 +170,19 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
     let result = match cli.command {
-        Command::Gateway { config, listen, workers, trace, observe } => {
-            run_gateway(config, listen, workers, trace, observe)
+        Command::Gateway { sync: Some(method), node_sync, listen, workers, .. } => {
+            sync_zk_etcd::run_gateway(&method, node_sync, listen, workers)
+        }
+        Command::Gateway { config, listen, workers, trace, observe, .. } => {
+            run_gateway(config.expect("clap requires --config without --sync"), listen, workers, trace, observe)
         }
         Command::Validate { file } => return validate(&file),
         Command::Explain(args) => return explain_cmd::run(args),
-        Command::Standalone { data_dir, admin_listen, listen, workers, admin, trace, observe } => {
-            run_standalone(data_dir, admin_listen, listen, workers, admin, trace, observe)
+        Command::Standalone { data_dir, admin_listen, listen, workers, admin, trace, observe, publish } => {
+            run_standalone(data_dir, admin_listen, listen, workers, admin, trace, observe, publish)
         }
-        Command::Admin { database_url, listen, admin, metrics, action: None } => {
-            run_admin(database_url, listen, admin, metrics)
+        Command::Admin { database_url, listen, admin, metrics, publish, action: None } => {
+            run_admin(database_url, listen, admin, metrics, publish)
         }
         Command::Admin { database_url, action: Some(action), .. } => admin_action(&database_url, action),
     };
@@ -330,14 +343,21 @@ fn admin_action(url: &str, action: AdminAction) -> anyhow::Result<()> {
     })
 }
 
-fn run_admin(url: String, listen: SocketAddr, opts: AdminOptions, metrics: String) -> anyhow::Result<()> {
+fn run_admin(
+    url: String,
+    listen: SocketAddr,
+    opts: AdminOptions,
+    metrics: String,
+    publish: sync_zk_etcd::PublishArgs,
+) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let _guard = rt.enter();
     let obs = observe::start(&rt, &ObserveArgs { metrics, access_log: Some("off".into()) })?;
     // The admin alone has no snapshot: it is ready once its store answers.
     obs.sources.register("store");
     rt.block_on(async {
-        start_admin(&url, listen, opts, obs.admin.clone()).await?;
+        let store = start_admin(&url, listen, opts, obs.admin.clone()).await?;
+        sync_zk_etcd::start_publishers(&store, &publish)?;
         obs.sources.set_connected("store", true, false);
         obs.sources.applied("store", 0, 0, std::time::Duration::ZERO);
         shutdown_signal().await;
@@ -354,6 +374,7 @@ fn run_standalone(
     opts: AdminOptions,
     trace: trace_args::TraceArgs,
     args: ObserveArgs,
+    publish: sync_zk_etcd::PublishArgs,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let url = format!("sqlite://{}?mode=rwc", data_dir.join("tigateway.db").display());
@@ -367,6 +388,7 @@ fn run_standalone(
     obs.sources.register(observe::STORE_SOURCE);
     let store = control.block_on(start_admin(&url, admin_listen, opts, obs.admin.clone()))?;
     obs.sources.set_connected(observe::STORE_SOURCE, true, false);
+    sync_zk_etcd::start_publishers(&store, &publish)?;
 
     // The gateway takes the store's config through the same snapshot path as every other source:
     // each committed change becomes one new snapshot, swapped atomically.

@@ -1,3 +1,4 @@
 pub mod api;
 pub mod identity;
+pub mod publish;
 pub mod store;
