@@ -1,3 +1,4 @@
 pub mod api;
 pub mod identity;
 pub mod store;
+pub mod sync;
