@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tigateway_proxy::{listener_specs, Gateway, SnapshotStore};
 use tigateway_upstream::Registry;
 
+mod sync_cli;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -51,15 +53,17 @@ enum Command {
     /// Run the gateway on a config file or directory (native YAML/JSON, Spring `application.yml`,
     /// `routes.json`, or a ConfigMap directory). The file is watched and reloaded when it changes.
     Gateway {
-        /// Config file or directory.
-        #[arg(short = 'c', long = "config")]
-        config: PathBuf,
+        /// Config file or directory (or follow an admin with `--sync`).
+        #[arg(short = 'c', long = "config", required_unless_present = "sync")]
+        config: Option<PathBuf>,
         /// Listen address, overriding the config's listeners (default 0.0.0.0:9195).
         #[arg(long)]
         listen: Option<SocketAddr>,
         /// Worker threads (default: number of cores).
         #[arg(long)]
         workers: Option<usize>,
+        #[command(flatten)]
+        sync: sync_cli::GatewaySync,
     },
     /// Admin API and gateway in one process, everything stored in an embedded SQLite file: no other
     /// service needed. A change made through the API is served by the gateway at once.
@@ -76,6 +80,8 @@ enum Command {
         /// Worker threads (default: number of cores).
         #[arg(long)]
         workers: Option<usize>,
+        #[command(flatten)]
+        publish: sync_cli::AdminPublish,
     },
     /// Run the admin API alone against PostgreSQL, MySQL/MariaDB or SQLite; or, with `export` /
     /// `import`, back up and restore its whole config.
@@ -86,6 +92,8 @@ enum Command {
         /// Admin API address (loopback by default).
         #[arg(long, default_value = "127.0.0.1:9095")]
         listen: SocketAddr,
+        #[command(flatten)]
+        publish: sync_cli::AdminPublish,
         #[command(subcommand)]
         action: Option<AdminAction>,
     },
@@ -110,12 +118,17 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
     let result = match cli.command {
-        Command::Gateway { config, listen, workers } => run_gateway(config, listen, workers),
-        Command::Validate { file } => return validate(&file),
-        Command::Standalone { data_dir, admin_listen, listen, workers } => {
-            run_standalone(data_dir, admin_listen, listen, workers)
+        Command::Gateway { sync, listen, workers, .. } if sync.sync.is_some() => {
+            sync_cli::run_gateway(sync, listen, workers)
         }
-        Command::Admin { database_url, listen, action: None } => run_admin(database_url, listen),
+        Command::Gateway { config, listen, workers, .. } => {
+            run_gateway(config.expect("clap requires --config without --sync"), listen, workers)
+        }
+        Command::Validate { file } => return validate(&file),
+        Command::Standalone { data_dir, admin_listen, listen, workers, publish } => {
+            run_standalone(data_dir, admin_listen, listen, workers, publish)
+        }
+        Command::Admin { database_url, listen, publish, action: None } => run_admin(database_url, listen, publish),
         Command::Admin { database_url, action: Some(action), .. } => admin_action(&database_url, action),
     };
     match result {
@@ -195,7 +208,11 @@ fn run_gateway(path: PathBuf, listen: Option<SocketAddr>, workers: Option<usize>
 
 /// Opens the store, creates the first admin if there is none, and serves the admin API. The first
 /// admin's password comes from `TIGATEWAY_ADMIN_PASSWORD`, or is generated and logged once.
-async fn start_admin(url: &str, listen: SocketAddr) -> anyhow::Result<tigateway_admin::store::Store> {
+async fn start_admin(
+    url: &str,
+    listen: SocketAddr,
+    publish: &sync_cli::AdminPublish,
+) -> anyhow::Result<tigateway_admin::store::Store> {
     let store =
         tigateway_admin::store::Store::open(url).await.map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
     let identity = tigateway_admin::identity::Identity::new(&store);
@@ -213,7 +230,7 @@ async fn start_admin(url: &str, listen: SocketAddr) -> anyhow::Result<tigateway_
         limiter: Arc::new(tigateway_auth::LoginLimiter::new(5, std::time::Duration::from_secs(300))),
         session_ttl: std::time::Duration::from_secs(3600),
     };
-    let app = tigateway_admin::api::router(state);
+    let app = sync_cli::with_sync_routes(tigateway_admin::api::router(state.clone()), state, publish).await?;
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding the admin API on {listen}"))?;
     tracing::info!(address = %listen, "admin API listening");
@@ -271,10 +288,10 @@ fn admin_action(url: &str, action: AdminAction) -> anyhow::Result<()> {
     })
 }
 
-fn run_admin(url: String, listen: SocketAddr) -> anyhow::Result<()> {
+fn run_admin(url: String, listen: SocketAddr, publish: sync_cli::AdminPublish) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
-        start_admin(&url, listen).await?;
+        start_admin(&url, listen, &publish).await?;
         shutdown_signal().await;
         tracing::info!("stopped");
         Ok(())
@@ -286,6 +303,7 @@ fn run_standalone(
     admin_listen: SocketAddr,
     listen: SocketAddr,
     workers: Option<usize>,
+    publish: sync_cli::AdminPublish,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let url = format!("sqlite://{}?mode=rwc", data_dir.join("tigateway.db").display());
@@ -295,7 +313,7 @@ fn run_standalone(
         .enable_all()
         .build()?;
     let _guard = control.enter();
-    let store = control.block_on(start_admin(&url, admin_listen))?;
+    let store = control.block_on(start_admin(&url, admin_listen, &publish))?;
 
     // The gateway takes the store's config through the same snapshot path as every other source:
     // each committed change becomes one new snapshot, swapped atomically.

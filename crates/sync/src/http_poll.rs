@@ -70,6 +70,7 @@ async fn run(opts: HttpOptions, applier: Applier) {
     let mut backoff = Backoff::new(opts.backoff_min, opts.backoff_max);
     let mut idx = 0;
     let mut failed_in_round = 0;
+    let mut failures = 0u64;
     loop {
         let base = opts.urls[idx % opts.urls.len()].trim_end_matches('/').to_string();
         let mut synced = false;
@@ -77,7 +78,13 @@ async fn run(opts: HttpOptions, applier: Applier) {
             .run(&mut synced)
             .await;
         status.connected.store(false, Ordering::Release);
-        tracing::warn!(admin = %base, error = %err, "long-polling sync: admin connection failed");
+        if synced {
+            failures = 0;
+        }
+        failures += 1;
+        if failures <= 3 || failures % 50 == 0 {
+            tracing::warn!(admin = %base, error = %err, failures, "long-polling sync: admin connection failed");
+        }
         if synced {
             backoff.reset();
             failed_in_round = 0;

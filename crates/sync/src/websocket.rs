@@ -68,6 +68,7 @@ async fn run(opts: WsOptions, applier: Applier) {
     let mut backoff = Backoff::new(opts.backoff_min, opts.backoff_max);
     let mut idx = 0;
     let mut failed_in_round = 0;
+    let mut failures = 0u64;
     loop {
         let url = opts.urls[idx % opts.urls.len()].clone();
         let mut synced = false;
@@ -76,6 +77,7 @@ async fn run(opts: WsOptions, applier: Applier) {
         if synced {
             backoff.reset();
             failed_in_round = 0;
+            failures = 0;
         }
         match result {
             Ok(End::Resync) => {
@@ -83,7 +85,11 @@ async fn run(opts: WsOptions, applier: Applier) {
                 tokio::time::sleep(backoff.next_delay().min(opts.backoff_min)).await;
             }
             Err(e) => {
-                tracing::warn!(admin = %url, error = %e, "websocket sync: admin connection failed");
+                failures += 1;
+                // Loud at first and then now and then: an admin down for an hour is one story.
+                if failures <= 3 || failures % 50 == 0 {
+                    tracing::warn!(admin = %url, error = %e, failures, "websocket sync: admin connection failed");
+                }
                 idx += 1;
                 failed_in_round += 1;
                 if failed_in_round >= opts.urls.len() {

@@ -1,0 +1,202 @@
+//! CLI wiring for admin → gateway sync: `tigateway gateway --sync websocket|http --admin …` on the
+//! gateway side, `--sync-publish` on the admin side.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::ValueEnum;
+use tigateway_model::sync_wire::DEFAULT_NAMESPACE;
+use tigateway_proxy::{listener_specs, SnapshotStore};
+use tigateway_sync::cache::DiskCache;
+use tigateway_sync::shenyu::{Applier, Origin, SyncStatus};
+use tigateway_upstream::Registry;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SyncMethod {
+    /// ShenYu websocket sync (`ws://admin:9095/websocket`).
+    Websocket,
+    /// ShenYu HTTP long polling (`http://admin:9095`).
+    Http,
+}
+
+/// Gateway flags for following an admin instead of a file.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GatewaySync {
+    /// Follow an admin instead of a config file.
+    #[arg(long, value_enum)]
+    pub sync: Option<SyncMethod>,
+    /// Admin URLs, comma-separated, tried in order with failover: `ws://a1:9095/websocket,…` for
+    /// websocket, `http://a1:9095,…` for http.
+    #[arg(long, value_delimiter = ',')]
+    pub admin: Vec<String>,
+    /// The admin's `--sync-token` (websocket; sent as the `x-tigateway-sync-token` header).
+    #[arg(long, env = "TIGATEWAY_SYNC_TOKEN")]
+    pub sync_token: Option<String>,
+    /// Admin user for long polling's `/platform/login`.
+    #[arg(long, env = "TIGATEWAY_SYNC_USERNAME")]
+    pub sync_username: Option<String>,
+    #[arg(long, env = "TIGATEWAY_SYNC_PASSWORD")]
+    pub sync_password: Option<String>,
+    /// ShenYu namespace id.
+    #[arg(long, default_value = DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// Where the last good config from the admin is kept, for starts without a reachable admin.
+    #[arg(long, default_value = "./data")]
+    pub cache_dir: PathBuf,
+    /// How long start-up waits for an admin before serving from the cache.
+    #[arg(long, default_value_t = 10_000)]
+    pub sync_wait_ms: u64,
+}
+
+/// Admin flags for publishing to gateways.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AdminPublish {
+    /// Sync methods served to gateways, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "websocket,http")]
+    pub sync_publish: Vec<String>,
+    /// Websocket clients must present this token (header `x-tigateway-sync-token` or `?token=`).
+    /// Without it any client that reaches the port may follow the config.
+    #[arg(long, env = "TIGATEWAY_SYNC_TOKEN")]
+    pub sync_token: Option<String>,
+    /// The namespace id served.
+    #[arg(long = "sync-namespace", default_value = DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// How often the database is checked for commits by other admins (admin HA), in ms.
+    #[arg(long, default_value_t = 250)]
+    pub sync_poll_ms: u64,
+}
+
+impl AdminPublish {
+    fn settings(&self) -> anyhow::Result<tigateway_admin::sync::SyncSettings> {
+        let mut s = tigateway_admin::sync::SyncSettings {
+            websocket: false,
+            http: false,
+            token: self.sync_token.clone().filter(|t| !t.is_empty()),
+            namespace: self.namespace.clone(),
+            poll_interval: Duration::from_millis(self.sync_poll_ms.max(10)),
+            ..Default::default()
+        };
+        for m in &self.sync_publish {
+            match m.trim() {
+                "websocket" => s.websocket = true,
+                "http" => s.http = true,
+                "" | "none" => {}
+                other => anyhow::bail!("--sync-publish: unknown method {other:?} (this build publishes websocket, http)"),
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// The admin router with the sync endpoints merged in, and the publisher following `store`.
+pub async fn with_sync_routes(
+    app: axum::Router,
+    state: tigateway_admin::api::AppState,
+    publish: &AdminPublish,
+) -> anyhow::Result<axum::Router> {
+    let settings = publish.settings()?;
+    if !settings.websocket && !settings.http {
+        return Ok(app);
+    }
+    if settings.websocket && settings.token.is_none() {
+        tracing::warn!("websocket sync is served without --sync-token: anyone reaching the admin port can read the config");
+    }
+    let publisher = tigateway_admin::sync::Publisher::start(state.store.clone(), settings.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the sync publisher: {e}"))?;
+    tracing::info!(websocket = settings.websocket, http = settings.http, "publishing config to gateways");
+    Ok(app.merge(tigateway_admin::sync::router(publisher, state)))
+}
+
+/// `tigateway gateway --sync …`: serve what the admin publishes.
+pub fn run_gateway(args: GatewaySync, listen: Option<SocketAddr>, workers: Option<usize>) -> anyhow::Result<()> {
+    let method = args.sync.context("--sync is required")?;
+    anyhow::ensure!(!args.admin.is_empty(), "--admin URL[,URL…] is required with --sync");
+    let registry = Arc::new(Registry::new(&tigateway_model::UpstreamConfig::default()));
+    let store = SnapshotStore::new(tigateway_model::Config::default(), registry)
+        .map_err(|e| anyhow::anyhow!("empty config did not compile: {e}"))?;
+    let listeners = listener_specs(&tigateway_model::Config::default(), listen).map_err(anyhow::Error::msg)?;
+    let client_port = listeners.first().map(|l| l.addr.port()).unwrap_or(9195);
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tigw-control")
+        .enable_all()
+        .build()?;
+    let _guard = control.enter();
+
+    let status = Arc::new(SyncStatus::default());
+    let cache = DiskCache::new(&args.cache_dir);
+    let (prepare_store, swap_store) = (store.clone(), store.clone());
+    let applier = Applier::start(
+        move |c| prepare_store.prepare(c).map_err(|e| e.to_string()),
+        move |snap| {
+            swap_store.swap(snap);
+        },
+        Some(cache.clone()),
+        status.clone(),
+        Duration::from_millis(50),
+    );
+    match method {
+        SyncMethod::Websocket => {
+            let mut o = tigateway_sync::websocket::WsOptions::new(args.admin.clone());
+            o.token = args.sync_token.clone();
+            o.namespace = args.namespace.clone();
+            o.client_port = client_port;
+            tigateway_sync::websocket::spawn(o, applier.clone());
+        }
+        SyncMethod::Http => {
+            let user = args.sync_username.clone().context("--sync-username is required with --sync http")?;
+            let password = args.sync_password.clone().context("--sync-password is required with --sync http")?;
+            let mut o = tigateway_sync::http_poll::HttpOptions::new(args.admin.clone(), user, password);
+            o.namespace = args.namespace.clone();
+            o.client_port = client_port;
+            tigateway_sync::http_poll::spawn(o, applier.clone());
+        }
+    }
+
+    // Wait for the first config from an admin; if every admin failed (or the wait ran out), serve
+    // the cached config meanwhile. The source keeps trying and replaces it when an admin answers.
+    let deadline = Instant::now() + Duration::from_millis(args.sync_wait_ms);
+    while !status.synced.load(Ordering::Acquire)
+        && !status.unreachable.load(Ordering::Acquire)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !status.synced.load(Ordering::Acquire) {
+        match cache.load() {
+            Ok(Some(cached)) => {
+                SyncStatus::count(&status.cache_hits);
+                tracing::warn!(
+                    cache = %cached.path.display(),
+                    saved_at = cached.saved_at,
+                    from = %cached.source,
+                    "no admin answered: serving from the disk cache until one does"
+                );
+                applier.offer(cached.config, Origin::Cache(cached.path.display().to_string()));
+                let until = Instant::now() + Duration::from_secs(5);
+                while !status.serving_from_cache.load(Ordering::Acquire) && !status.synced.load(Ordering::Acquire) && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            Ok(None) => {
+                SyncStatus::count(&status.cache_misses);
+                tracing::error!(
+                    cache = %cache.path().display(),
+                    "no admin answered and there is no cached config: nothing is routed until an admin answers"
+                );
+            }
+            Err(e) => {
+                SyncStatus::count(&status.cache_misses);
+                tracing::error!(error = %e, "no admin answered and the cached config cannot be read");
+            }
+        }
+    }
+    let health = store.clone();
+    control.spawn(async move { tigateway_proxy::spawn_health_checks(health).await.ok() });
+    crate::serve_until_signal(&control, store, listeners, workers)
+}
