@@ -160,6 +160,27 @@ impl GroupState {
     }
 }
 
+/// A ShenYu admin lists every plugin it knows (dozens this build has never heard of). Those with
+/// no selector are removed before validation, so they cannot make the whole config invalid; one
+/// that has selectors stays and is refused by validation, since skipping a plugin that was meant
+/// to act on traffic (an auth plugin, say) would be worse than keeping the previous config.
+pub fn drop_idle_unknown_plugins(cfg: &mut Config) -> Vec<String> {
+    let mut dropped = Vec::new();
+    let selectors = &cfg.selectors;
+    cfg.plugins.retain(|p| {
+        let keep = tigateway_model::builtin_plugin_order(&p.name).is_some()
+            || selectors.iter().any(|s| s.plugin_name == p.name);
+        if !keep {
+            dropped.push(p.name.clone());
+        }
+        keep
+    });
+    if !dropped.is_empty() {
+        tracing::debug!(plugins = ?dropped, "plugins unknown to this build and without selectors are ignored");
+    }
+    dropped
+}
+
 /// Where a config handed to the [`Applier`] came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -216,7 +237,10 @@ impl Applier {
                 }
                 last = Some(Instant::now());
                 let both = both.clone();
-                let input = (*cfg).clone();
+                let mut input = (*cfg).clone();
+                if matches!(origin, Origin::Admin(_)) {
+                    drop_idle_unknown_plugins(&mut input);
+                }
                 let result = tokio::task::spawn_blocking(move || both(input).map(|swap| swap())).await;
                 match result {
                     Ok(Ok(())) => {
