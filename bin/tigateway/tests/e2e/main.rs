@@ -7,4 +7,5 @@ mod plugins;
 mod process;
 mod protocols;
 mod routes;
+mod sync;
 mod upstreams;
