@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::ValueEnum;
 use tigateway_model::sync_wire::DEFAULT_NAMESPACE;
 use tigateway_proxy::{listener_specs, SnapshotStore};
-use tigateway_sync::cache::DiskCache;
+use tigateway_sync::cache::{Cached, DiskCache, RedisCache};
 use tigateway_sync::shenyu::{Applier, Origin, SyncStatus};
 use tigateway_upstream::Registry;
 
@@ -47,6 +47,10 @@ pub struct GatewaySync {
     /// Where the last good config from the admin is kept, for starts without a reachable admin.
     #[arg(long, default_value = "./data")]
     pub cache_dir: PathBuf,
+    /// Shared cache level written by the admin (`redis://host:6379/0`): a gateway starting while no
+    /// admin answers loads the newest published config from there before trying its disk cache.
+    #[arg(long)]
+    pub cache_redis: Option<String>,
     /// How long start-up waits for an admin before serving from the cache.
     #[arg(long, default_value_t = 10_000)]
     pub sync_wait_ms: u64,
@@ -68,6 +72,10 @@ pub struct AdminPublish {
     /// How often the database is checked for commits by other admins (admin HA), in ms.
     #[arg(long, default_value_t = 250)]
     pub sync_poll_ms: u64,
+    /// Also write each published config to Redis (`redis://host:6379/0`), for gateways that start
+    /// while no admin answers (`tigateway gateway --cache-redis`).
+    #[arg(long)]
+    pub cache_redis: Option<String>,
 }
 
 impl AdminPublish {
@@ -99,7 +107,13 @@ pub async fn with_sync_routes(
     publish: &AdminPublish,
 ) -> anyhow::Result<axum::Router> {
     let settings = publish.settings()?;
-    if !settings.websocket && !settings.http {
+    let redis = publish
+        .cache_redis
+        .as_deref()
+        .map(|u| RedisCache::new(u, &settings.namespace))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    if !settings.websocket && !settings.http && redis.is_none() {
         return Ok(app);
     }
     if settings.websocket && settings.token.is_none() {
@@ -109,6 +123,31 @@ pub async fn with_sync_routes(
         .await
         .map_err(|e| anyhow::anyhow!("starting the sync publisher: {e}"))?;
     tracing::info!(websocket = settings.websocket, http = settings.http, "publishing config to gateways");
+    if let Some(redis) = redis {
+        let mut changes = publisher.watch();
+        tokio::spawn(async move {
+            let mut failing = false;
+            loop {
+                let p = changes.borrow_and_update().clone();
+                match redis.save(&p.config, &format!("admin revision {}", p.revision)).await {
+                    Ok(()) => {
+                        if failing {
+                            tracing::info!(key = redis.key(), "writing the config to Redis works again");
+                        }
+                        failing = false;
+                    }
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "the shared Redis cache is not updated");
+                    }
+                    Err(_) => {}
+                }
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
     Ok(app.merge(tigateway_admin::sync::router(publisher, state)))
 }
 
@@ -168,14 +207,40 @@ pub fn run_gateway(args: GatewaySync, listen: Option<SocketAddr>, workers: Optio
         std::thread::sleep(Duration::from_millis(20));
     }
     if !status.synced.load(Ordering::Acquire) {
-        match cache.load() {
+        let shared = match &args.cache_redis {
+            Some(url) => {
+                let loaded = match RedisCache::new(url, &args.namespace) {
+                    Ok(r) => control.block_on(r.load()),
+                    Err(e) => Err(e),
+                };
+                match loaded {
+                    Ok(Some(c)) => Some(c),
+                    Ok(None) => {
+                        SyncStatus::count(&status.cache_misses);
+                        tracing::warn!("no admin answered and Redis holds no config; trying the disk cache");
+                        None
+                    }
+                    Err(e) => {
+                        SyncStatus::count(&status.cache_misses);
+                        tracing::warn!(error = %e, "no admin answered and Redis cannot be read; trying the disk cache");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let found: Result<Option<Cached>, String> = match shared {
+            Some(c) => Ok(Some(c)),
+            None => cache.load(),
+        };
+        match found {
             Ok(Some(cached)) => {
                 SyncStatus::count(&status.cache_hits);
                 tracing::warn!(
                     cache = %cached.path.display(),
                     saved_at = cached.saved_at,
                     from = %cached.source,
-                    "no admin answered: serving from the disk cache until one does"
+                    "no admin answered: serving from the cache until one does"
                 );
                 applier.offer(cached.config, Origin::Cache(cached.path.display().to_string()));
                 let until = Instant::now() + Duration::from_secs(5);

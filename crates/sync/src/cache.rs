@@ -1,6 +1,7 @@
-//! The gateway's local disk cache of the last config it applied from an admin, so a gateway that
-//! starts while no admin answers still serves. Written with write-to-temp + fsync + rename: a
-//! crash mid-write leaves the previous file whole.
+//! Where a gateway that starts while no admin answers finds a config to serve: the shared Redis
+//! level (the admin writes each published config there, `--cache-redis`) and the gateway's own
+//! disk file (the last config it applied, written with write-to-temp + fsync + rename, so a crash
+//! mid-write leaves the previous file whole).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -80,9 +81,96 @@ fn load_from(path: &Path) -> Result<Option<Cached>, String> {
     Ok(Some(Cached { config: entry.config, saved_at: entry.saved_at, source: entry.source, path: path.to_path_buf() }))
 }
 
+/// The Redis level: one key per namespace holding the newest published config.
+#[derive(Clone)]
+pub struct RedisCache {
+    client: redis::Client,
+    key: String,
+    url: String,
+}
+
+impl std::fmt::Debug for RedisCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisCache({})", self.key)
+    }
+}
+
+impl RedisCache {
+    pub fn new(url: &str, namespace: &str) -> Result<RedisCache, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("--cache-redis {url:?}: {e}"))?;
+        Ok(RedisCache { client, key: format!("tigateway:config:{namespace}"), url: url.to_string() })
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, String> {
+        tokio::time::timeout(std::time::Duration::from_secs(3), self.client.get_multiplexed_async_connection())
+            .await
+            .map_err(|_| format!("connecting to Redis at {} timed out", self.url))?
+            .map_err(|e| format!("connecting to Redis at {}: {e}", self.url))
+    }
+
+    /// Stores `cfg` (the admin calls this for every publication).
+    pub async fn save(&self, cfg: &Config, source: &str) -> Result<(), String> {
+        let saved_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let entry = Entry { saved_at, source: source.to_string(), config: cfg.clone() };
+        let text = serde_json::to_string(&entry).map_err(|e| e.to_string())?;
+        let mut con = self.connection().await?;
+        redis::cmd("SET")
+            .arg(&self.key)
+            .arg(text)
+            .query_async::<()>(&mut con)
+            .await
+            .map_err(|e| format!("writing {} to Redis: {e}", self.key))
+    }
+
+    pub async fn load(&self) -> Result<Option<Cached>, String> {
+        let mut con = self.connection().await?;
+        let text: Option<String> = redis::cmd("GET")
+            .arg(&self.key)
+            .query_async(&mut con)
+            .await
+            .map_err(|e| format!("reading {} from Redis: {e}", self.key))?;
+        let Some(text) = text else { return Ok(None) };
+        let entry: Entry =
+            serde_json::from_str(&text).map_err(|e| format!("Redis key {} is not a config cache: {e}", self.key))?;
+        Ok(Some(Cached {
+            config: entry.config,
+            saved_at: entry.saved_at,
+            source: entry.source,
+            path: PathBuf::from(format!("redis:{}", self.key)),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Against the machine's Redis (`TIGATEWAY_TEST_REDIS_URL`), on a key of its own.
+    #[tokio::test]
+    async fn redis_round_trip() {
+        let url = match std::env::var("TIGATEWAY_TEST_REDIS_URL") {
+            Ok(u) if !u.is_empty() => u,
+            _ if std::env::var_os("CI").is_some() => panic!("TIGATEWAY_TEST_REDIS_URL is not set but CI is"),
+            _ => return eprintln!("note: TIGATEWAY_TEST_REDIS_URL is not set; skipping the Redis cache test"),
+        };
+        let ns = format!("test-{}", rand::random::<u64>());
+        let cache = RedisCache::new(&url, &ns).unwrap();
+        assert!(cache.load().await.unwrap().is_none());
+        let cfg = Config::from_yaml_str("metadata: [{path: /r, appName: x}]").unwrap();
+        cache.save(&cfg, "admin").await.unwrap();
+        assert_eq!(cache.load().await.unwrap().unwrap().config, cfg);
+        let mut con = cache.connection().await.unwrap();
+        redis::cmd("DEL").arg(cache.key()).query_async::<()>(&mut con).await.unwrap();
+        let err = RedisCache::new("redis://127.0.0.1:1", "x").unwrap().load().await.unwrap_err();
+        assert!(err.contains("127.0.0.1:1"), "{err}");
+    }
 
     #[test]
     fn round_trip_and_missing_and_corrupt() {

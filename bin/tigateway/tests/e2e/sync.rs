@@ -319,7 +319,7 @@ async fn cluster(method: Method) {
     let g3 = start_gateway(method, &[admin_port], ports[2], dir.path(), "g3-restarted");
     assert_eq!(probe(ports[2], "/svc/only/1").await, (200, "one".to_string()));
     let log = g3.log();
-    assert!(log.contains("serving from the disk cache"), "{log}");
+    assert!(log.contains("serving from the cache") && log.contains("g3-cache"), "{log}");
     drop(gws);
 }
 
@@ -383,4 +383,51 @@ async fn two_admins_on_postgres() {
     a.kill();
     api_b.create("rules", rule("ha-r2", "ha", "/ha/**")).await;
     until_all(&[g1, g3], "/ha/1", 200, "pg", "a change after admin A died").await;
+}
+
+/// The shared Redis level: the admin writes each published config; a gateway starting with no
+/// admin and no disk cache of its own serves what Redis holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_starts_from_the_redis_cache() {
+    let Some(redis) = std::env::var("TIGATEWAY_TEST_REDIS_URL").ok().filter(|v| !v.is_empty()) else {
+        assert!(std::env::var_os("CI").is_none(), "TIGATEWAY_TEST_REDIS_URL is not set but CI is");
+        eprintln!("note: TIGATEWAY_TEST_REDIS_URL is not set; skipping gateway_starts_from_the_redis_cache");
+        return;
+    };
+    // A namespace of its own, so parallel runs do not share the Redis key.
+    let ns = format!("e2e-{}-{}", std::process::id(), free_port());
+    let up = upstream(UpstreamBehavior::named("redis")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("admin.db").display());
+    let port = free_port();
+    let args: Vec<String> = [
+        "admin", "--database-url", &db, "--listen", &format!("127.0.0.1:{port}"), "--cache-redis", &redis,
+        "--sync-namespace", &ns,
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut admin = spawn(&args, dir.path().join("admin.log"), port);
+    let api = Admin::login(port).await;
+    api.create("selectors", selector("rs", "/rs/**", &up.url())).await;
+    api.create("rules", rule("rs-r", "rs", "/rs/**")).await;
+    // Give the admin a moment to write the publication to Redis, then take it away.
+    let gw_port = free_port();
+    let extra = |name: &str| -> Vec<String> {
+        [
+            "gateway", "--sync", "websocket", "--admin", &format!("ws://127.0.0.1:{port}/websocket"), "--listen",
+            &format!("127.0.0.1:{gw_port}"), "--workers", "1", "--namespace", &ns, "--cache-redis", &redis,
+            "--sync-wait-ms", "3000", "--cache-dir", &dir.path().join(format!("{name}-cache")).display().to_string(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let first = spawn(&extra("first"), dir.path().join("first.log"), gw_port);
+    until_all(&[gw_port], "/rs/1", 200, "redis", "the gateway follows the admin").await;
+    drop(first);
+    admin.kill();
+    let fresh = spawn(&extra("fresh"), dir.path().join("fresh.log"), gw_port);
+    assert_eq!(probe(gw_port, "/rs/1").await, (200, "redis".to_string()));
+    let log = fresh.log();
+    assert!(log.contains("serving from the cache") && log.contains(&format!("redis:tigateway:config:{ns}")), "{log}");
+    assert!(!dir.path().join("fresh-cache").join("tigateway-config.json").exists());
 }
