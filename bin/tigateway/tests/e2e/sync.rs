@@ -254,6 +254,12 @@ async fn cluster(method: Method) {
     until_all(&ports, "/svc/a", 404, "", "rule updated (no longer matches)").await;
     until_all(&ports, "/svc/only/1", 200, "two", "rule updated (matches)").await;
 
+    // Spring routes travel too (TiGateway's ROUTE group).
+    api.create("routes", json!({"id": "rt", "uri": one.url(), "predicates": ["Path=/rt/**"]})).await;
+    until_all(&ports, "/rt/x", 200, "one", "route created").await;
+    api.delete("routes", "rt").await;
+    until_all(&ports, "/rt/x", 404, "", "route deleted").await;
+
     // Plugin: update (disable / enable), delete and create.
     api.update("plugins", "divide", |v| v["enabled"] = false.into()).await;
     until_all(&ports, "/svc/only/1", 404, "", "divide disabled").await;
