@@ -93,7 +93,9 @@ impl AdminPublish {
                 "websocket" => s.websocket = true,
                 "http" => s.http = true,
                 "" | "none" => {}
-                other => anyhow::bail!("--sync-publish: unknown method {other:?} (this build publishes websocket, http)"),
+                other => {
+                    anyhow::bail!("--sync-publish: unknown method {other:?} (this build publishes websocket, http)")
+                }
             }
         }
         Ok(s)
@@ -117,7 +119,9 @@ pub async fn with_sync_routes(
         return Ok(app);
     }
     if settings.websocket && settings.token.is_none() {
-        tracing::warn!("websocket sync is served without --sync-token: anyone reaching the admin port can read the config");
+        tracing::warn!(
+            "websocket sync is served without --sync-token: anyone reaching the admin port can read the config"
+        );
     }
     let publisher = tigateway_admin::sync::Publisher::start(state.store.clone(), settings.clone())
         .await
@@ -244,7 +248,10 @@ pub fn run_gateway(args: GatewaySync, listen: Option<SocketAddr>, workers: Optio
                 );
                 applier.offer(cached.config, Origin::Cache(cached.path.display().to_string()));
                 let until = Instant::now() + Duration::from_secs(5);
-                while !status.serving_from_cache.load(Ordering::Acquire) && !status.synced.load(Ordering::Acquire) && Instant::now() < until {
+                while !status.serving_from_cache.load(Ordering::Acquire)
+                    && !status.synced.load(Ordering::Acquire)
+                    && Instant::now() < until
+                {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }

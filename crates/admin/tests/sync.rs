@@ -79,12 +79,25 @@ fn rule(id: &str, selector: &str) -> Rule {
 async fn seed(store: &Store) {
     store.create(selector("s1", "/http/**"), "t").await.unwrap();
     store.create(rule("r1", "s1"), "t").await.unwrap();
-    let meta = MetaData { path: "/http/save".into(), app_name: "shop".into(), rpc_type: "http".into(), enabled: true, ..Default::default() };
+    let meta = MetaData {
+        path: "/http/save".into(),
+        app_name: "shop".into(),
+        rpc_type: "http".into(),
+        enabled: true,
+        ..Default::default()
+    };
     store.create(meta, "t").await.unwrap();
-    let auth = AppAuth { id: Some("a1".into()), app_key: "KEY1".into(), app_secret: "SECRET".into(), enabled: true, ..Default::default() };
+    let auth = AppAuth {
+        id: Some("a1".into()),
+        app_key: "KEY1".into(),
+        app_secret: "SECRET".into(),
+        enabled: true,
+        ..Default::default()
+    };
     store.create(auth, "t").await.unwrap();
     let route: RouteDefinition =
-        serde_json::from_value(json!({"id": "rt", "uri": "http://127.0.0.1:1", "predicates": ["Path=/rt/**"]})).unwrap();
+        serde_json::from_value(json!({"id": "rt", "uri": "http://127.0.0.1:1", "predicates": ["Path=/rt/**"]}))
+            .unwrap();
     store.create(route, "t").await.unwrap();
 }
 
@@ -133,7 +146,13 @@ async fn a_shenyu27_gateway_follows_the_admin_over_websocket() {
         got.push(recv_json(&mut ws).await);
     }
     let kinds: Vec<(String, String)> = got.iter().map(kind).collect();
-    let want = [("APP_AUTH", "REFRESH"), ("PLUGIN", "MYSELF"), ("SELECTOR", "MYSELF"), ("RULE", "MYSELF"), ("META_DATA", "REFRESH")];
+    let want = [
+        ("APP_AUTH", "REFRESH"),
+        ("PLUGIN", "MYSELF"),
+        ("SELECTOR", "MYSELF"),
+        ("RULE", "MYSELF"),
+        ("META_DATA", "REFRESH"),
+    ];
     assert_eq!(kinds, want.map(|(g, e)| (g.to_string(), e.to_string())));
     for m in &got {
         assert!(m["data"].is_array());
@@ -157,7 +176,7 @@ async fn a_shenyu27_gateway_follows_the_admin_over_websocket() {
     assert!(tokio::time::timeout(Duration::from_millis(300), ws.next()).await.is_err());
 
     // An update, then deleting a selector with its rule: RULE DELETE before SELECTOR DELETE.
-    let stored = store.get::<MetaData>(&got[4]["data"][0]["id"].as_str().unwrap().to_string()).await.unwrap();
+    let stored = store.get::<MetaData>(got[4]["data"][0]["id"].as_str().unwrap()).await.unwrap();
     let mut m = stored.value.clone();
     m.app_name = "shop2".into();
     store.update(&m.id.clone(), stored.version, m, "t").await.unwrap();
@@ -165,8 +184,7 @@ async fn a_shenyu27_gateway_follows_the_admin_over_websocket() {
     assert_eq!(kind(&ev), ("META_DATA".into(), "UPDATE".into()));
     assert_eq!(ev["data"][0]["appName"], "shop2");
 
-    let (sv, rv) =
-        (store.get::<Selector>("s1").await.unwrap().version, store.get::<Rule>("r1").await.unwrap().version);
+    let (sv, rv) = (store.get::<Selector>("s1").await.unwrap().version, store.get::<Rule>("r1").await.unwrap().version);
     store
         .apply_batch(
             vec![
@@ -184,7 +202,8 @@ async fn a_shenyu27_gateway_follows_the_admin_over_websocket() {
 
     // A route-only change sends a ShenYu gateway nothing.
     let route: RouteDefinition =
-        serde_json::from_value(json!({"id": "rt2", "uri": "http://127.0.0.1:1", "predicates": ["Path=/rt2/**"]})).unwrap();
+        serde_json::from_value(json!({"id": "rt2", "uri": "http://127.0.0.1:1", "predicates": ["Path=/rt2/**"]}))
+            .unwrap();
     store.create(route, "t").await.unwrap();
     store.create(selector("s2", "/x/**"), "t").await.unwrap();
     let c = recv_json(&mut ws).await;
@@ -218,7 +237,16 @@ async fn a_shenyu27_gateway_follows_the_admin_over_long_polling() {
     let addr = serve(store.clone(), SyncSettings::default()).await;
     let base = format!("http://{addr}");
     let c = reqwest::Client::new();
-    let groups = ["APP_AUTH", "PLUGIN", "RULE", "SELECTOR", "META_DATA", "PROXY_SELECTOR", "DISCOVER_UPSTREAM", "AI_PROXY_API_KEY"];
+    let groups = [
+        "APP_AUTH",
+        "PLUGIN",
+        "RULE",
+        "SELECTOR",
+        "META_DATA",
+        "PROXY_SELECTOR",
+        "DISCOVER_UPSTREAM",
+        "AI_PROXY_API_KEY",
+    ];
 
     // Nothing without a token.
     let r = c.get(format!("{base}/configs/fetch?groupKeys=PLUGIN&namespaceId={NS}")).send().await.unwrap();
@@ -254,8 +282,16 @@ async fn a_shenyu27_gateway_follows_the_admin_over_long_polling() {
     // Fetch every group (repeated groupKeys).
     let mut q: Vec<(&str, &str)> = groups.iter().map(|g| ("groupKeys", *g)).collect();
     q.push(("namespaceId", NS));
-    let f: Value =
-        c.get(format!("{base}/configs/fetch")).header("X-Access-Token", &token).query(&q).send().await.unwrap().json().await.unwrap();
+    let f: Value = c
+        .get(format!("{base}/configs/fetch"))
+        .header("X-Access-Token", &token)
+        .query(&q)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(f["code"], 200, "{f}");
     let mut held = Vec::new();
     for g in groups {
@@ -355,4 +391,3 @@ async fn two_admins_on_postgres_publish_each_others_commits() {
     })
     .await;
 }
-

@@ -44,10 +44,8 @@ impl DiskCache {
 
     pub fn save(&self, cfg: &Config, source: &str) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let saved_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
+        let saved_at =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         let entry = Entry { saved_at, source: source.to_string(), config: cfg.clone() };
         let bytes = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
         let path = self.path();
@@ -77,7 +75,8 @@ fn load_from(path: &Path) -> Result<Option<Cached>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("reading {}: {e}", path.display())),
     };
-    let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| format!("{} is not a config cache: {e}", path.display()))?;
+    let entry: Entry =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{} is not a config cache: {e}", path.display()))?;
     Ok(Some(Cached { config: entry.config, saved_at: entry.saved_at, source: entry.source, path: path.to_path_buf() }))
 }
 
@@ -114,10 +113,8 @@ impl RedisCache {
 
     /// Stores `cfg` (the admin calls this for every publication).
     pub async fn save(&self, cfg: &Config, source: &str) -> Result<(), String> {
-        let saved_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
+        let saved_at =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         let entry = Entry { saved_at, source: source.to_string(), config: cfg.clone() };
         let text = serde_json::to_string(&entry).map_err(|e| e.to_string())?;
         let mut con = self.connection().await?;

@@ -56,17 +56,14 @@ pub fn spawn(opts: HttpOptions, applier: Applier) -> tokio::task::JoinHandle<()>
 
 async fn run(opts: HttpOptions, applier: Applier) {
     let status = applier.status().clone();
-    let client = match reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(opts.read_timeout)
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "long-polling sync: cannot build the HTTP client");
-            return;
-        }
-    };
+    let client =
+        match reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).timeout(opts.read_timeout).build() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "long-polling sync: cannot build the HTTP client");
+                return;
+            }
+        };
     let mut backoff = Backoff::new(opts.backoff_min, opts.backoff_max);
     let mut idx = 0;
     let mut failed_in_round = 0;
@@ -82,7 +79,7 @@ async fn run(opts: HttpOptions, applier: Applier) {
             failures = 0;
         }
         failures += 1;
-        if failures <= 3 || failures % 50 == 0 {
+        if failures <= 3 || failures.is_multiple_of(50) {
             tracing::warn!(admin = %base, error = %err, failures, "long-polling sync: admin connection failed");
         }
         if synced {
@@ -221,7 +218,9 @@ impl Session<'_> {
         for n in names {
             match n.as_str().and_then(Group::parse) {
                 Some(g) => out.push(g),
-                None => tracing::debug!(admin = %self.base, group = %n, "listener named a group this gateway does not know"),
+                None => {
+                    tracing::debug!(admin = %self.base, group = %n, "listener named a group this gateway does not know")
+                }
             }
         }
         Ok(out)

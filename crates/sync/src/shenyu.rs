@@ -53,7 +53,7 @@ pub fn summary(text: &str) -> String {
     const MAX: usize = 200;
     let mut s: String = text.chars().take(MAX).collect();
     if text.chars().count() > MAX {
-        s.push_str("…");
+        s.push('…');
     }
     s
 }
@@ -118,7 +118,9 @@ impl GroupState {
                 Group::Rule => upsert(&mut c.rules, parse_items(g, data)?, |r| &r.id),
                 Group::MetaData => upsert(&mut c.metadata, parse_items(g, data)?, |m| &m.path),
                 Group::AppAuth => upsert(&mut c.app_auth, parse_items(g, data)?, |a| &a.app_key),
-                Group::DiscoverUpstream => upsert(&mut c.discovery_upstreams, parse_items(g, data)?, |d| &d.selector_id),
+                Group::DiscoverUpstream => {
+                    upsert(&mut c.discovery_upstreams, parse_items(g, data)?, |d| &d.selector_id)
+                }
                 Group::Route => upsert(&mut c.routes, parse_items(g, data)?, |r| &r.id),
                 _ => return Ok(Applied::Ignored),
             },

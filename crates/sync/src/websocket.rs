@@ -87,7 +87,7 @@ async fn run(opts: WsOptions, applier: Applier) {
             Err(e) => {
                 failures += 1;
                 // Loud at first and then now and then: an admin down for an hour is one story.
-                if failures <= 3 || failures % 50 == 0 {
+                if failures <= 3 || failures.is_multiple_of(50) {
                     tracing::warn!(admin = %url, error = %e, failures, "websocket sync: admin connection failed");
                 }
                 idx += 1;
@@ -224,7 +224,7 @@ async fn session(url: &str, opts: &WsOptions, applier: &Applier, synced: &mut bo
                 if last_frame.elapsed() > opts.idle_timeout {
                     return Err(format!("nothing heard for {:?}", opts.idle_timeout));
                 }
-                sink.send(Message::Ping(Vec::new().into())).await.map_err(|e| e.to_string())?;
+                sink.send(Message::Ping(Vec::new())).await.map_err(|e| e.to_string())?;
             }
         }
     }

@@ -101,8 +101,8 @@ fn expect_keys(expect: &Value) -> Value {
 
 fn frame(v: &Value) -> Message {
     match v {
-        Value::String(s) => Message::Text(s.clone().into()),
-        other => Message::Text(other.to_string().into()),
+        Value::String(s) => Message::Text(s.clone()),
+        other => Message::Text(other.to_string()),
     }
 }
 
@@ -223,7 +223,8 @@ async fn websocket_malformed_messages_are_skipped_and_the_client_resyncs() {
     assert_eq!(keys(&sink.last().unwrap()), keys(&before));
     // A message for a plugin nobody knows, with a selector, is refused by validation: the gateway
     // keeps serving and keeps following.
-    let unknown = json!({"groupType":"SELECTOR","eventType":"CREATE","data":[{"id":"u","pluginName":"madeUpPlugin","type":0}]});
+    let unknown =
+        json!({"groupType":"SELECTOR","eventType":"CREATE","data":[{"id":"u","pluginName":"madeUpPlugin","type":0}]});
     ws.send(frame(&unknown)).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while sink.status().rejected.load(Ordering::Relaxed) == 0 {
@@ -275,9 +276,7 @@ async fn websocket_revision_gap_and_hash_mismatch_trigger_a_resync() {
     next_text(&mut ws).await;
     next_text(&mut ws).await;
     let a = Config::from_yaml_str("plugins: [{id: '5', name: divide}]\nmetadata: [{path: /a, appName: x}]").unwrap();
-    let full = |rev: i64, cfg: &Config| {
-        json!({"groupType":"PLUGIN","eventType":"MYSELF","data":cfg.plugins,"revision":rev,"hashes":canonical_hashes(cfg)})
-    };
+    let full = |rev: i64, cfg: &Config| json!({"groupType":"PLUGIN","eventType":"MYSELF","data":cfg.plugins,"revision":rev,"hashes":canonical_hashes(cfg)});
     ws.send(frame(&json!({"groupType":"META_DATA","eventType":"REFRESH","data":a.metadata,"revision":5})))
         .await
         .unwrap();
@@ -295,7 +294,9 @@ async fn websocket_revision_gap_and_hash_mismatch_trigger_a_resync() {
     assert_eq!(next_text(&mut ws2).await, "RUNNING_MODE");
     assert!(sink.last().unwrap().metadata[0].app_name == "x", "the event after the gap was applied");
     next_text(&mut ws2).await;
-    ws2.send(frame(&json!({"groupType":"META_DATA","eventType":"REFRESH","data":b.metadata,"revision":7}))).await.unwrap();
+    ws2.send(frame(&json!({"groupType":"META_DATA","eventType":"REFRESH","data":b.metadata,"revision":7})))
+        .await
+        .unwrap();
     ws2.send(frame(&full(7, &b))).await.unwrap();
     sink.wait_for("revision 7 after the resync", |c| c.metadata[0].app_name == "y").await;
     assert!(sink.status().resyncs.load(Ordering::Relaxed) >= 1);
@@ -323,12 +324,8 @@ async fn poll_server(fx: Value) -> (SocketAddr, PollServer) {
     use axum::extract::{RawQuery, State};
     use axum::http::HeaderMap;
     use axum::routing::{get, post};
-    let st = PollServer {
-        fx: Arc::new(fx),
-        requests: Arc::default(),
-        listens: Arc::default(),
-        fetches: Arc::default(),
-    };
+    let st =
+        PollServer { fx: Arc::new(fx), requests: Arc::default(), listens: Arc::default(), fetches: Arc::default() };
     fn record(st: &PollServer, path: &str, q: Option<String>, h: &HeaderMap) {
         let token = h.get("X-Access-Token").map(|v| v.to_str().unwrap().to_string());
         st.requests.lock().unwrap().push((path.to_string(), q.unwrap_or_default(), token));
@@ -389,7 +386,9 @@ async fn long_poll_client_follows_a_recorded_shenyu27_admin() {
     tigateway_sync::http_poll::spawn(o, sink.applier.clone());
     let expect = expect_keys(&fx["expectFinal"]);
     let cfg = sink
-        .wait_for("the changed selector", |c| c.selectors.first().is_some_and(|s| s.condition_list[0].param_value.as_deref() == Some("/v2/**")))
+        .wait_for("the changed selector", |c| {
+            c.selectors.first().is_some_and(|s| s.condition_list[0].param_value.as_deref() == Some("/v2/**"))
+        })
         .await;
     assert_eq!(keys(&cfg), expect);
     // The third listener is being held: the RULE round (older lastModifyTime) was not taken.
@@ -406,7 +405,10 @@ async fn long_poll_client_follows_a_recorded_shenyu27_admin() {
     assert_eq!(path, "login");
     let q = query_pairs(q);
     assert!(q.contains(&("userName".into(), "admin".into())));
-    assert!(q.contains(&("password".into(), fx["password"].as_str().unwrap().into())), "password not URL-encoded right: {q:?}");
+    assert!(
+        q.contains(&("password".into(), fx["password"].as_str().unwrap().into())),
+        "password not URL-encoded right: {q:?}"
+    );
     let (path, q, t) = &reqs[1];
     assert_eq!((path.as_str(), t.as_deref()), ("fetch", Some(token)));
     let q = query_pairs(q);
@@ -451,14 +453,20 @@ async fn long_poll_unauthorized_reply_is_an_error_and_the_client_retries() {
                 async move { axum::Json(b) }
             }),
         )
-        .route("/configs/fetch", get(move || {
-            let b = unauth.clone();
-            async move { (axum::http::StatusCode::UNAUTHORIZED, axum::Json(b)) }
-        }))
-        .route("/configs/listener", post(move || {
-            let b = unauth2.clone();
-            async move { (axum::http::StatusCode::UNAUTHORIZED, axum::Json(b)) }
-        }));
+        .route(
+            "/configs/fetch",
+            get(move || {
+                let b = unauth.clone();
+                async move { (axum::http::StatusCode::UNAUTHORIZED, axum::Json(b)) }
+            }),
+        )
+        .route(
+            "/configs/listener",
+            post(move || {
+                let b = unauth2.clone();
+                async move { (axum::http::StatusCode::UNAUTHORIZED, axum::Json(b)) }
+            }),
+        );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

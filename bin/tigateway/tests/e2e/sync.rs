@@ -169,10 +169,9 @@ impl Admin {
 /// Status and `x-upstream` of a GET through a gateway.
 async fn probe(port: u16, path: &str) -> (u16, String) {
     match client().get(format!("http://127.0.0.1:{port}{path}")).timeout(Duration::from_secs(2)).send().await {
-        Ok(r) => (
-            r.status().as_u16(),
-            r.headers().get("x-upstream").and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
-        ),
+        Ok(r) => {
+            (r.status().as_u16(), r.headers().get("x-upstream").and_then(|v| v.to_str().ok()).unwrap_or("").to_string())
+        }
         Err(_) => (0, String::new()),
     }
 }
@@ -186,7 +185,10 @@ async fn until_all(gateways: &[u16], path: &str, status: u16, from: &str, what: 
             if got == (status, from.to_string()) {
                 break;
             }
-            assert!(Instant::now() < deadline, "{what}: gateway :{g} answers {got:?} for {path}, want ({status}, {from:?})");
+            assert!(
+                Instant::now() < deadline,
+                "{what}: gateway :{g} answers {got:?} for {path}, want ({status}, {from:?})"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -248,7 +250,10 @@ async fn cluster(method: Method) {
     api.create("selectors", selector("svc", "/svc/**", &one.url())).await;
     api.create("rules", rule("svc-r", "svc", "/svc/**")).await;
     until_all(&ports, "/svc/a", 200, "one", "selector and rule created").await;
-    api.update("selectors", "svc", |v| v["handle"] = json!([{"upstreamUrl": two.url().trim_start_matches("http://")}]).to_string().into()).await;
+    api.update("selectors", "svc", |v| {
+        v["handle"] = json!([{"upstreamUrl": two.url().trim_start_matches("http://")}]).to_string().into()
+    })
+    .await;
     until_all(&ports, "/svc/a", 200, "two", "selector updated").await;
     api.update("rules", "svc-r", |v| v["conditionDataList"][0]["paramValue"] = "/svc/only/**".into()).await;
     until_all(&ports, "/svc/a", 404, "", "rule updated (no longer matches)").await;
@@ -308,7 +313,9 @@ async fn cluster(method: Method) {
     let mut other = start_admin(&db, other_port, dir.path(), "admin-meanwhile");
     Admin::login(other_port)
         .await
-        .update("selectors", "svc", |v| v["handle"] = json!([{"upstreamUrl": one.url().trim_start_matches("http://")}]).to_string().into())
+        .update("selectors", "svc", |v| {
+            v["handle"] = json!([{"upstreamUrl": one.url().trim_start_matches("http://")}]).to_string().into()
+        })
         .await;
     other.kill();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -349,7 +356,10 @@ async fn two_admins_on_postgres() {
         eprintln!("note: TIGATEWAY_TEST_PG_URL is not set; skipping two_admins_on_postgres");
         return;
     };
-    let name = format!("tigw_sync_{:x}", std::process::id() as u64 * 1_000_003 + Instant::now().elapsed().subsec_nanos() as u64);
+    let name = format!(
+        "tigw_sync_{:x}",
+        std::process::id() as u64 * 1_000_003 + Instant::now().elapsed().subsec_nanos() as u64
+    );
     let psql = |sql: &str| {
         let out = Command::new("psql").arg(&server).args(["-v", "ON_ERROR_STOP=1", "-c", sql]).output().expect("psql");
         assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
@@ -407,8 +417,15 @@ async fn gateway_starts_from_the_redis_cache() {
     let db = format!("sqlite://{}?mode=rwc", dir.path().join("admin.db").display());
     let port = free_port();
     let args: Vec<String> = [
-        "admin", "--database-url", &db, "--listen", &format!("127.0.0.1:{port}"), "--cache-redis", &redis,
-        "--sync-namespace", &ns,
+        "admin",
+        "--database-url",
+        &db,
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--cache-redis",
+        &redis,
+        "--sync-namespace",
+        &ns,
     ]
     .map(String::from)
     .to_vec();
@@ -420,9 +437,23 @@ async fn gateway_starts_from_the_redis_cache() {
     let gw_port = free_port();
     let extra = |name: &str| -> Vec<String> {
         [
-            "gateway", "--sync", "websocket", "--admin", &format!("ws://127.0.0.1:{port}/websocket"), "--listen",
-            &format!("127.0.0.1:{gw_port}"), "--workers", "1", "--namespace", &ns, "--cache-redis", &redis,
-            "--sync-wait-ms", "3000", "--cache-dir", &dir.path().join(format!("{name}-cache")).display().to_string(),
+            "gateway",
+            "--sync",
+            "websocket",
+            "--admin",
+            &format!("ws://127.0.0.1:{port}/websocket"),
+            "--listen",
+            &format!("127.0.0.1:{gw_port}"),
+            "--workers",
+            "1",
+            "--namespace",
+            &ns,
+            "--cache-redis",
+            &redis,
+            "--sync-wait-ms",
+            "3000",
+            "--cache-dir",
+            &dir.path().join(format!("{name}-cache")).display().to_string(),
         ]
         .map(String::from)
         .to_vec()

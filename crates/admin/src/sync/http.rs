@@ -45,10 +45,7 @@ fn unauthorized() -> Response {
     (StatusCode::UNAUTHORIZED, Json(json!({"code": 600, "message": "token is error"}))).into_response()
 }
 
-async fn login(
-    State(st): State<HttpState>,
-    req: axum::extract::Request,
-) -> Response {
+async fn login(State(st): State<HttpState>, req: axum::extract::Request) -> Response {
     let p = params(req.uri().query());
     let connect = req.extensions().get::<ConnectInfo<SocketAddr>>().copied();
     let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -124,12 +121,7 @@ fn changed(client: &BTreeMap<Group, String>, current: &Publication) -> Vec<&'sta
     client.iter().filter(|(g, md5)| current.stamps[g].md5 != **md5).map(|(g, _)| g.as_str()).collect()
 }
 
-async fn listener(
-    State(st): State<HttpState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
+async fn listener(State(st): State<HttpState>, headers: HeaderMap, RawQuery(raw): RawQuery, body: Bytes) -> Response {
     let mut p = params(raw.as_deref());
     // The ShenYu client sends the groups in the query string; a form body is read too.
     p.extend(form_urlencoded::parse(&body).into_owned());
@@ -160,7 +152,10 @@ async fn listener(
         }
         match tokio::time::timeout_at(deadline, watch.changed()).await {
             Ok(Ok(())) => continue,
-            _ => return Json(json!({"code": 200, "message": "success", "data": Value::Array(Vec::new())})).into_response(),
+            _ => {
+                return Json(json!({"code": 200, "message": "success", "data": Value::Array(Vec::new())}))
+                    .into_response()
+            }
         }
     }
 }

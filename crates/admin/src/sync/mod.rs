@@ -97,7 +97,8 @@ impl Publication {
             .iter()
             .map(|(&g, old)| {
                 let md5 = group_md5(&config, g);
-                let last_modify_time = if md5 == old.md5 { old.last_modify_time } else { now.max(old.last_modify_time + 1) };
+                let last_modify_time =
+                    if md5 == old.md5 { old.last_modify_time } else { now.max(old.last_modify_time + 1) };
                 (g, GroupStamp { md5, last_modify_time })
             })
             .collect();
@@ -344,7 +345,9 @@ mod tests {
 
     #[test]
     fn deleting_a_selector_sends_rules_then_selector() {
-        let old = cfg("selectors: [{id: s, pluginName: divide, type: 0}]\nrules: [{id: r, selectorId: s, pluginName: divide}]\n");
+        let old = cfg(
+            "selectors: [{id: s, pluginName: divide, type: 0}]\nrules: [{id: r, selectorId: s, pluginName: divide}]\n",
+        );
         let new = Config::default();
         let ev = events(&old, &new);
         let order: Vec<(&str, &str)> =
