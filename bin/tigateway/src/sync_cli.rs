@@ -36,6 +36,9 @@ pub struct GatewaySync {
     /// The admin's `--sync-token` (websocket; sent as the `x-tigateway-sync-token` header).
     #[arg(long, env = "TIGATEWAY_SYNC_TOKEN")]
     pub sync_token: Option<String>,
+    /// `Origin` header for the websocket handshake (for ShenYu admins with `allowOrigins` set).
+    #[arg(long)]
+    pub sync_origin: Option<String>,
     /// Admin user for long polling's `/platform/login`.
     #[arg(long, env = "TIGATEWAY_SYNC_USERNAME")]
     pub sync_username: Option<String>,
@@ -155,6 +158,15 @@ pub async fn with_sync_routes(
     Ok(app.merge(tigateway_admin::sync::router(publisher, state)))
 }
 
+static STATUS: std::sync::OnceLock<Arc<SyncStatus>> = std::sync::OnceLock::new();
+
+/// The running admin-fed source's state (`serving_from_cache`, `synced`, counters), for readiness
+/// and metrics; `None` when the gateway runs on a file.
+#[allow(dead_code)] // read by the readiness/metrics endpoints once they are wired in
+pub fn status() -> Option<Arc<SyncStatus>> {
+    STATUS.get().cloned()
+}
+
 /// `tigateway gateway --sync …`: serve what the admin publishes.
 pub fn run_gateway(args: GatewaySync, listen: Option<SocketAddr>, workers: Option<usize>) -> anyhow::Result<()> {
     let method = args.sync.context("--sync is required")?;
@@ -172,6 +184,7 @@ pub fn run_gateway(args: GatewaySync, listen: Option<SocketAddr>, workers: Optio
     let _guard = control.enter();
 
     let status = Arc::new(SyncStatus::default());
+    let _ = STATUS.set(status.clone());
     let cache = DiskCache::new(&args.cache_dir);
     let (prepare_store, swap_store) = (store.clone(), store.clone());
     let applier = Applier::start(
@@ -187,6 +200,7 @@ pub fn run_gateway(args: GatewaySync, listen: Option<SocketAddr>, workers: Optio
         SyncMethod::Websocket => {
             let mut o = tigateway_sync::websocket::WsOptions::new(args.admin.clone());
             o.token = args.sync_token.clone();
+            o.origin = args.sync_origin.clone();
             o.namespace = args.namespace.clone();
             o.client_port = client_port;
             tigateway_sync::websocket::spawn(o, applier.clone());

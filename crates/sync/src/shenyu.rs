@@ -351,6 +351,31 @@ mod tests {
     }
 
     #[test]
+    fn backoff_grows_to_its_cap_with_jitter_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(800));
+        let delays: Vec<Duration> = (0..6).map(|_| b.next_delay()).collect();
+        for (d, base) in delays.iter().zip([100u64, 200, 400, 800, 800, 800]) {
+            assert!(
+                *d >= Duration::from_millis(base / 2) && *d <= Duration::from_millis(base * 3 / 2),
+                "{d:?} for {base}"
+            );
+        }
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(150));
+    }
+
+    #[test]
+    fn unknown_plugins_are_dropped_only_when_idle() {
+        let mut cfg = Config::from_yaml_str(
+            "plugins: [{name: divide}, {name: aiProxy}, {name: madeUp}]\nselectors: [{id: s, pluginName: madeUp, type: 0}]",
+        )
+        .unwrap();
+        assert_eq!(drop_idle_unknown_plugins(&mut cfg), ["aiProxy"]);
+        let names: Vec<&str> = cfg.plugins.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["divide", "madeUp"]);
+    }
+
+    #[test]
     fn replace_drops_what_is_not_listed() {
         let mut s = GroupState::default();
         s.apply("RULE", "CREATE", &[json!({"id": "r1", "selectorId": "s"}), json!({"id": "r2", "selectorId": "s"})])
