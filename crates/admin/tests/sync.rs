@@ -140,6 +140,7 @@ async fn a_shenyu27_gateway_follows_the_admin_over_websocket() {
     assert_eq!(mode["eventType"], "RUNNING_MODE");
     assert!(mode.get("groupType").is_none(), "{mode}");
     assert_eq!(mode["runningMode"], "STANDALONE");
+    assert!(mode.get("tigateway").is_none(), "extension marker sent to a ShenYu client: {mode}");
 
     let mut got = Vec::new();
     for _ in 0..5 {

@@ -28,7 +28,7 @@ pub struct WsOptions {
     pub origin: Option<String>,
     /// Reported to the admin as `ClientPort` (the gateway's port).
     pub client_port: u16,
-    /// Quiet time that ends a ShenYu admin's full sync.
+    /// Quiet time that ends a ShenYu admin's full sync (ShenYu sends no end marker).
     pub settle: Duration,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
@@ -44,7 +44,7 @@ impl WsOptions {
             namespace: DEFAULT_NAMESPACE.to_string(),
             origin: None,
             client_port: 9195,
-            settle: Duration::from_millis(300),
+            settle: Duration::from_secs(1),
             backoff_min: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(35),
@@ -139,6 +139,9 @@ async fn session(url: &str, opts: &WsOptions, applier: &Applier, synced: &mut bo
     let mut held: Option<i64> = None;
     let mut batch: Option<i64> = None;
     let mut settle_at = Instant::now() + opts.settle;
+    // A TiGateway admin marks the end of its full sync; only a ShenYu admin's end is guessed from
+    // a quiet period (which a very large group still in transfer could fool).
+    let mut tigateway_admin = false;
     let mut ping = tokio::time::interval(Duration::from_secs(10));
     ping.tick().await;
     let mut last_frame = Instant::now();
@@ -160,6 +163,7 @@ async fn session(url: &str, opts: &WsOptions, applier: &Applier, synced: &mut bo
                 };
                 if value.get("groupType").is_none() && value.get("eventType").and_then(|v| v.as_str()) == Some("RUNNING_MODE") {
                     tracing::debug!(admin = %url, "admin running mode: {}", summary(&text));
+                    tigateway_admin |= value.get("tigateway").and_then(|v| v.as_bool()).unwrap_or(false);
                     continue;
                 }
                 let m: WsMessage = match serde_json::from_value(value) {
@@ -169,6 +173,7 @@ async fn session(url: &str, opts: &WsOptions, applier: &Applier, synced: &mut bo
                 let Some(group) = m.group_type.as_deref() else {
                     return Ok(malformed(status, url, &text, "no groupType"));
                 };
+                tigateway_admin |= m.revision.is_some();
                 match &mut state {
                     None => {
                         if let Err(e) = fresh.apply(group, &m.event_type, &m.data) {
@@ -213,7 +218,7 @@ async fn session(url: &str, opts: &WsOptions, applier: &Applier, synced: &mut bo
                     }
                 }
             }
-            _ = tokio::time::sleep_until(settle_at), if full_pending => {
+            _ = tokio::time::sleep_until(settle_at), if full_pending && !tigateway_admin => {
                 // A ShenYu admin sent everything it had (or nothing, for an empty config).
                 applier.offer(fresh.config.clone(), origin.clone());
                 state = Some(std::mem::take(&mut fresh));

@@ -277,6 +277,13 @@ async fn websocket_revision_gap_and_hash_mismatch_trigger_a_resync() {
     next_text(&mut ws).await;
     let a = Config::from_yaml_str("plugins: [{id: '5', name: divide}]\nmetadata: [{path: /a, appName: x}]").unwrap();
     let full = |rev: i64, cfg: &Config| json!({"groupType":"PLUGIN","eventType":"MYSELF","data":cfg.plugins,"revision":rev,"hashes":canonical_hashes(cfg)});
+    // A TiGateway admin announces its end marker: a slow full sync is waited for, never guessed
+    // complete from a quiet period (the test client's settle time is 200 ms).
+    ws.send(frame(&json!({"eventType":"RUNNING_MODE","runningMode":"STANDALONE","isMaster":true,"tigateway":true})))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.count(), 0, "an incomplete full sync was applied");
     ws.send(frame(&json!({"groupType":"META_DATA","eventType":"REFRESH","data":a.metadata,"revision":5})))
         .await
         .unwrap();

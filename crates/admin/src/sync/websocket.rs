@@ -86,9 +86,14 @@ async fn session(mut socket: WebSocket, p: Publisher, extensions: bool, port: St
                 };
                 let text = text.as_str().trim();
                 if text == "RUNNING_MODE" {
-                    let reply = serde_json::json!({
+                    let mut reply = serde_json::json!({
                         "eventType": "RUNNING_MODE", "runningMode": "STANDALONE", "isMaster": true, "masterUrl": "/websocket"
                     });
+                    if extensions {
+                        // Tells the client the full sync will end with a hash-carrying message,
+                        // so it never has to guess the end from a quiet period.
+                        reply["tigateway"] = true.into();
+                    }
                     if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
                         break;
                     }
