@@ -83,6 +83,8 @@ def main():
     ap.add_argument("--bin", default="target/release/tigateway")
     ap.add_argument("--method", choices=["websocket", "http"], default="websocket")
     ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--gap-ms", type=int, default=0, help="pause between changes (0: back to back, so each "
+                    "change lands inside the previous one's 50 ms coalescing window)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp()
     env = dict(os.environ, TIGATEWAY_ADMIN_PASSWORD=PASSWORD, RUST_LOG="warn")
@@ -118,6 +120,7 @@ def main():
             time.sleep(0.01)
         samples = []
         for i in range(a.n):
+            time.sleep(a.gap_ms / 1000)
             want = "u1" if i % 2 == 0 else "u0"
             cur = call("GET", f"{base}/selectors/b", token)
             cur["handle"] = handle(want)
@@ -138,7 +141,7 @@ def main():
             samples.append((max(seen) - t0) * 1000)
         samples.sort()
         pct = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))]
-        print(f"{a.method}: n={len(samples)} p50={pct(0.5):.1f} ms p90={pct(0.9):.1f} ms "
+        print(f"{a.method} gap={a.gap_ms}ms: n={len(samples)} p50={pct(0.5):.1f} ms p90={pct(0.9):.1f} ms "
               f"p99={pct(0.99):.1f} ms max={samples[-1]:.1f} ms")
     finally:
         for p in procs:
