@@ -54,7 +54,7 @@ enum Command {
     /// `routes.json`, or a ConfigMap directory). The file is watched and reloaded when it changes.
     Gateway {
         /// Config file or directory (or follow an admin with `--sync`).
-        #[arg(short = 'c', long = "config", required_unless_present = "sync")]
+        #[arg(short = 'c', long = "config", required_unless_present = "sync", conflicts_with = "sync")]
         config: Option<PathBuf>,
         /// Listen address, overriding the config's listeners (default 0.0.0.0:9195).
         #[arg(long)]

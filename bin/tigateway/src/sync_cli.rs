@@ -31,7 +31,7 @@ pub struct GatewaySync {
     pub sync: Option<SyncMethod>,
     /// Admin URLs, comma-separated, tried in order with failover: `ws://a1:9095/websocket,…` for
     /// websocket, `http://a1:9095,…` for http.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', requires = "sync")]
     pub admin: Vec<String>,
     /// The admin's `--sync-token` (websocket; sent as the `x-tigateway-sync-token` header).
     #[arg(long, env = "TIGATEWAY_SYNC_TOKEN")]
