@@ -10,6 +10,7 @@ use tigateway_proxy::{listener_specs, Gateway, SnapshotStore};
 use tigateway_upstream::Registry;
 
 mod explain_cmd;
+mod sync_cli;
 mod sync_zk_etcd;
 mod trace_args;
 
@@ -67,14 +68,9 @@ enum Command {
     /// Run the gateway on a config file or directory (native YAML/JSON, Spring `application.yml`,
     /// `routes.json`, or a ConfigMap directory). The file is watched and reloaded when it changes.
     Gateway {
-        /// Config file or directory.
-        #[arg(short = 'c', long = "config", required_unless_present = "sync")]
+        /// Config file or directory (or follow an admin with `--sync`).
+        #[arg(short = 'c', long = "config", required_unless_present = "sync", conflicts_with = "sync")]
         config: Option<PathBuf>,
-        /// Take the config from an admin's sync instead of a file: `zookeeper`, `etcd`.
-        #[arg(long)]
-        sync: Option<String>,
-        #[command(flatten)]
-        node_sync: sync_zk_etcd::NodeSyncArgs,
         /// Listen address, overriding the config's listeners (default 0.0.0.0:9195).
         #[arg(long)]
         listen: Option<SocketAddr>,
@@ -85,6 +81,8 @@ enum Command {
         trace: trace_args::TraceArgs,
         #[command(flatten)]
         observe: ObserveArgs,
+        #[command(flatten)]
+        follow: sync_cli::GatewaySync,
     },
     /// Admin API and gateway in one process, everything stored in an embedded SQLite file: no other
     /// service needed. A change made through the API is served by the gateway at once.
@@ -108,7 +106,7 @@ enum Command {
         #[command(flatten)]
         observe: ObserveArgs,
         #[command(flatten)]
-        publish: sync_zk_etcd::PublishArgs,
+        publish: sync_cli::AdminPublish,
     },
     /// Run the admin API alone against PostgreSQL, MySQL/MariaDB or SQLite; or, with `export` /
     /// `import`, back up and restore its whole config.
@@ -125,7 +123,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9096", env = "TIGATEWAY_ADMIN_METRICS")]
         metrics: String,
         #[command(flatten)]
-        publish: sync_zk_etcd::PublishArgs,
+        publish: sync_cli::AdminPublish,
         #[command(subcommand)]
         action: Option<AdminAction>,
     },
@@ -170,11 +168,12 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
     let result = match cli.command {
-        Command::Gateway { sync: Some(method), node_sync, listen, workers, .. } => {
-            sync_zk_etcd::run_gateway(&method, node_sync, listen, workers)
-        }
-        Command::Gateway { config, listen, workers, trace, observe, .. } => {
-            run_gateway(config.expect("clap requires --config without --sync"), listen, workers, trace, observe)
+        Command::Gateway { config, follow, listen, workers, trace, observe } => {
+            let source = match config {
+                Some(path) => GatewaySource::File(path),
+                None => GatewaySource::Sync(follow),
+            };
+            run_gateway(source, listen, workers, trace, observe)
         }
         Command::Validate { file } => return validate(&file),
         Command::Explain(args) => return explain_cmd::run(args),
@@ -218,8 +217,14 @@ fn validate(path: &std::path::Path) -> std::process::ExitCode {
     }
 }
 
+/// Where `tigateway gateway` takes its config from.
+enum GatewaySource {
+    File(PathBuf),
+    Sync(sync_cli::GatewaySync),
+}
+
 fn run_gateway(
-    path: PathBuf,
+    source: GatewaySource,
     listen: Option<SocketAddr>,
     workers: Option<usize>,
     trace: trace_args::TraceArgs,
@@ -241,8 +246,18 @@ fn run_gateway(
     let registry = Arc::new(Registry::new(&tigateway_model::UpstreamConfig::default()));
     let store = SnapshotStore::new_observed(tigateway_model::Config::default(), registry, obs.clone())
         .map_err(|e| anyhow::anyhow!("empty config did not compile: {e}"))?;
-    let _watch = observe::watch_file(&store, path.clone())
-        .map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?;
+    // Every source applies through the same prepare/swap pair and reports to readiness; the
+    // returned value keeps it running.
+    let _source: Box<dyn std::any::Any> = match source {
+        GatewaySource::File(path) => Box::new(
+            observe::watch_file(&store, path.clone())
+                .map_err(|e| anyhow::anyhow!("invalid config {}:\n{e}", path.display()))?,
+        ),
+        GatewaySource::Sync(follow) => {
+            let port = listen.map(|a| a.port()).unwrap_or(9195);
+            sync_cli::start_source(follow, &store, &control, port)?
+        }
+    };
     let cfg = store.load().config.clone();
     observe::start_access_log(&obs, &args, &cfg.server.access_log)?;
     let listeners = listener_specs(&cfg, listen).map_err(anyhow::Error::msg)?;
@@ -270,6 +285,7 @@ async fn start_admin(
     listen: SocketAddr,
     opts: AdminOptions,
     metrics: Arc<tigateway_observe::AdminMetrics>,
+    publish: &sync_cli::AdminPublish,
 ) -> anyhow::Result<tigateway_admin::store::Store> {
     let store =
         tigateway_admin::store::Store::open(url).await.map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
@@ -285,7 +301,8 @@ async fn start_admin(
     let mut state = tigateway_admin::api::AppState::new(store.clone(), identity);
     state.session_ttl = std::time::Duration::from_secs(opts.session_ttl_secs.max(1));
     state.trusted_proxies = Arc::from(opts.trusted_proxies);
-    let app = observe::count_admin_requests(tigateway_admin::api::router(state), metrics);
+    let app = sync_cli::with_sync_routes(tigateway_admin::api::router(state.clone()), state, publish).await?;
+    let app = observe::count_admin_requests(app, metrics);
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding the admin API on {listen}"))?;
     tracing::info!(address = %listen, "admin API listening");
@@ -348,7 +365,7 @@ fn run_admin(
     listen: SocketAddr,
     opts: AdminOptions,
     metrics: String,
-    publish: sync_zk_etcd::PublishArgs,
+    publish: sync_cli::AdminPublish,
 ) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let _guard = rt.enter();
@@ -356,8 +373,8 @@ fn run_admin(
     // The admin alone has no snapshot: it is ready once its store answers.
     obs.sources.register("store");
     rt.block_on(async {
-        let store = start_admin(&url, listen, opts, obs.admin.clone()).await?;
-        sync_zk_etcd::start_publishers(&store, &publish)?;
+        let store = start_admin(&url, listen, opts, obs.admin.clone(), &publish).await?;
+        publish.start_node_publishers(&store)?;
         obs.sources.set_connected("store", true, false);
         obs.sources.applied("store", 0, 0, std::time::Duration::ZERO);
         shutdown_signal().await;
@@ -374,7 +391,7 @@ fn run_standalone(
     opts: AdminOptions,
     trace: trace_args::TraceArgs,
     args: ObserveArgs,
-    publish: sync_zk_etcd::PublishArgs,
+    publish: sync_cli::AdminPublish,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let url = format!("sqlite://{}?mode=rwc", data_dir.join("tigateway.db").display());
@@ -386,9 +403,9 @@ fn run_standalone(
     let _guard = control.enter();
     let obs = observe::start(&control, &args)?;
     obs.sources.register(observe::STORE_SOURCE);
-    let store = control.block_on(start_admin(&url, admin_listen, opts, obs.admin.clone()))?;
+    let store = control.block_on(start_admin(&url, admin_listen, opts, obs.admin.clone(), &publish))?;
     obs.sources.set_connected(observe::STORE_SOURCE, true, false);
-    sync_zk_etcd::start_publishers(&store, &publish)?;
+    publish.start_node_publishers(&store)?;
 
     // The gateway takes the store's config through the same snapshot path as every other source:
     // each committed change becomes one new snapshot, swapped atomically.

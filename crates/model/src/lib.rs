@@ -11,6 +11,7 @@ pub mod handle;
 pub mod hash;
 pub mod route;
 pub mod spring;
+pub mod sync_wire;
 pub mod types;
 pub mod validate;
 mod wire;

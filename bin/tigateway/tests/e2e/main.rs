@@ -8,4 +8,5 @@ mod plugins;
 mod process;
 mod protocols;
 mod routes;
+mod sync;
 mod upstreams;

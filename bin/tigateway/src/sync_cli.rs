@@ -1,0 +1,335 @@
+//! CLI wiring for admin → gateway sync: `tigateway gateway --sync websocket|http --admin …` on the
+//! gateway side, `--sync-publish` on the admin side.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::ValueEnum;
+use tigateway_model::sync_wire::DEFAULT_NAMESPACE;
+use tigateway_proxy::SnapshotStore;
+use tigateway_sync::cache::{Cached, DiskCache, RedisCache};
+use tigateway_sync::shenyu::{Applier, Origin, SyncStatus};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SyncMethod {
+    /// ShenYu websocket sync (`ws://admin:9095/websocket`).
+    Websocket,
+    /// ShenYu HTTP long polling (`http://admin:9095`).
+    Http,
+    /// A ShenYu-layout tree in ZooKeeper (`--zookeeper host:port`).
+    Zookeeper,
+    /// A ShenYu-layout tree in etcd (`--etcd http://host:port`).
+    Etcd,
+}
+
+/// Gateway flags for following an admin instead of a file.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GatewaySync {
+    /// Follow an admin instead of a config file.
+    #[arg(long, value_enum)]
+    pub sync: Option<SyncMethod>,
+    /// Admin URLs, comma-separated, tried in order with failover: `ws://a1:9095/websocket,…` for
+    /// websocket, `http://a1:9095,…` for http.
+    #[arg(long, value_delimiter = ',', requires = "sync")]
+    pub admin: Vec<String>,
+    #[command(flatten)]
+    pub node: crate::sync_zk_etcd::NodeSyncArgs,
+    /// The admin's `--sync-token` (websocket; sent as the `x-tigateway-sync-token` header).
+    #[arg(long, env = "TIGATEWAY_SYNC_TOKEN")]
+    pub sync_token: Option<String>,
+    /// `Origin` header for the websocket handshake (for ShenYu admins with `allowOrigins` set).
+    #[arg(long)]
+    pub sync_origin: Option<String>,
+    /// Admin user for long polling's `/platform/login`; ZooKeeper digest / etcd user.
+    #[arg(long, env = "TIGATEWAY_SYNC_USERNAME")]
+    pub sync_username: Option<String>,
+    #[arg(long, env = "TIGATEWAY_SYNC_PASSWORD", hide_env_values = true)]
+    pub sync_password: Option<String>,
+    /// ShenYu namespace id.
+    #[arg(long, env = "TIGATEWAY_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// Where the last good config from the admin is kept, for starts without a reachable admin.
+    #[arg(long, default_value = "./data")]
+    pub cache_dir: PathBuf,
+    /// Shared cache level written by the admin (`redis://host:6379/0`): a gateway starting while no
+    /// admin answers loads the newest published config from there before trying its disk cache.
+    #[arg(long)]
+    pub cache_redis: Option<String>,
+    /// How long start-up waits for an admin before serving from the cache.
+    #[arg(long, default_value_t = 10_000)]
+    pub sync_wait_ms: u64,
+}
+
+/// Admin flags for publishing to gateways.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AdminPublish {
+    /// Sync methods to publish through, comma-separated: `websocket`, `http` (served by the admin
+    /// itself), `zookeeper`, `etcd` (written into the tree; needs `--zookeeper` / `--etcd`).
+    #[arg(long, value_delimiter = ',', default_value = "websocket,http")]
+    pub sync_publish: Vec<String>,
+    /// Websocket clients must present this token (header `x-tigateway-sync-token` or `?token=`).
+    /// Without it any client that reaches the port may follow the config.
+    #[arg(long, env = "TIGATEWAY_SYNC_TOKEN")]
+    pub sync_token: Option<String>,
+    /// The ShenYu namespace id published.
+    #[arg(long = "namespace", alias = "sync-namespace", env = "TIGATEWAY_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// ZooKeeper digest / etcd user (with `--sync-password`) for the published tree.
+    #[arg(long, env = "TIGATEWAY_SYNC_USERNAME")]
+    pub sync_username: Option<String>,
+    #[arg(long, env = "TIGATEWAY_SYNC_PASSWORD", hide_env_values = true)]
+    pub sync_password: Option<String>,
+    #[command(flatten)]
+    pub node: crate::sync_zk_etcd::NodeSyncArgs,
+    /// How often the database is checked for commits by other admins (admin HA), in ms.
+    #[arg(long, default_value_t = 250)]
+    pub sync_poll_ms: u64,
+    /// Also write each published config to Redis (`redis://host:6379/0`), for gateways that start
+    /// while no admin answers (`tigateway gateway --cache-redis`).
+    #[arg(long)]
+    pub cache_redis: Option<String>,
+}
+
+impl AdminPublish {
+    /// Starts the ZooKeeper / etcd publishers named in `--sync-publish` (on the current runtime).
+    pub fn start_node_publishers(&self, store: &tigateway_admin::store::Store) -> anyhow::Result<()> {
+        let access = crate::sync_zk_etcd::Access {
+            namespace: &self.namespace,
+            username: self.sync_username.as_deref(),
+            password: self.sync_password.as_deref(),
+        };
+        crate::sync_zk_etcd::start_publishers(store, &self.sync_publish, &self.node, &access)
+    }
+
+    fn settings(&self) -> anyhow::Result<tigateway_admin::sync::SyncSettings> {
+        let mut s = tigateway_admin::sync::SyncSettings {
+            websocket: false,
+            http: false,
+            token: self.sync_token.clone().filter(|t| !t.is_empty()),
+            namespace: self.namespace.clone(),
+            poll_interval: Duration::from_millis(self.sync_poll_ms.max(10)),
+            ..Default::default()
+        };
+        for m in &self.sync_publish {
+            match m.trim() {
+                "websocket" => s.websocket = true,
+                "http" => s.http = true,
+                // Written into the tree by their publishers (`sync_zk_etcd::start_publishers`).
+                "zookeeper" | "etcd" | "" | "none" => {}
+                other => anyhow::bail!("--sync-publish: unknown method {other:?} (websocket, http, zookeeper, etcd)"),
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// The admin router with the sync endpoints merged in, and the publisher following `store`.
+pub async fn with_sync_routes(
+    app: axum::Router,
+    state: tigateway_admin::api::AppState,
+    publish: &AdminPublish,
+) -> anyhow::Result<axum::Router> {
+    let settings = publish.settings()?;
+    let redis = publish
+        .cache_redis
+        .as_deref()
+        .map(|u| RedisCache::new(u, &settings.namespace))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    if !settings.websocket && !settings.http && redis.is_none() {
+        return Ok(app);
+    }
+    if settings.websocket && settings.token.is_none() {
+        tracing::warn!(
+            "websocket sync is served without --sync-token: anyone reaching the admin port can read the config"
+        );
+    }
+    let publisher = tigateway_admin::sync::Publisher::start(state.store.clone(), settings.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the sync publisher: {e}"))?;
+    tracing::info!(websocket = settings.websocket, http = settings.http, "publishing config to gateways");
+    if let Some(redis) = redis {
+        let mut changes = publisher.watch();
+        tokio::spawn(async move {
+            let mut failing = false;
+            loop {
+                let p = changes.borrow_and_update().clone();
+                match redis.save(&p.config, &format!("admin revision {}", p.revision)).await {
+                    Ok(()) => {
+                        if failing {
+                            tracing::info!(key = redis.key(), "writing the config to Redis works again");
+                        }
+                        failing = false;
+                    }
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "the shared Redis cache is not updated");
+                    }
+                    Err(_) => {}
+                }
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    Ok(app.merge(tigateway_admin::sync::router(publisher, state)))
+}
+
+/// `tigateway gateway --sync …`: follows the admin (or the ZooKeeper / etcd tree) into `store`,
+/// with the cache levels for starts while no admin answers. The returned value keeps it running.
+pub fn start_source(
+    args: GatewaySync,
+    store: &Arc<SnapshotStore>,
+    control: &tokio::runtime::Runtime,
+    client_port: u16,
+) -> anyhow::Result<Box<dyn std::any::Any>> {
+    let method = args.sync.context("--sync is required")?;
+    let access = crate::sync_zk_etcd::Access {
+        namespace: &args.namespace,
+        username: args.sync_username.as_deref(),
+        password: args.sync_password.as_deref(),
+    };
+    match method {
+        SyncMethod::Zookeeper => {
+            return crate::sync_zk_etcd::start_source("zookeeper", &args.node, &access, store, control)
+        }
+        SyncMethod::Etcd => return crate::sync_zk_etcd::start_source("etcd", &args.node, &access, store, control),
+        SyncMethod::Websocket | SyncMethod::Http => {}
+    }
+    anyhow::ensure!(!args.admin.is_empty(), "--admin URL[,URL…] is required with --sync websocket|http");
+    let name: &'static str = if method == SyncMethod::Websocket { "websocket" } else { "http" };
+    let sources = store.observe().sources.clone();
+    sources.register(name);
+
+    let status = Arc::new(SyncStatus::default());
+    let cache = DiskCache::new(&args.cache_dir);
+    let (prepare_store, swap_store) = (store.clone(), store.clone());
+    let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let applier = Applier::start(
+        move |c| prepare_store.prepare(c).map_err(|e| e.to_string()),
+        move |snap| {
+            let gen = generation.fetch_add(1, Ordering::Relaxed) + 1;
+            swap_store.swap_from(name, gen, snap);
+        },
+        Some(cache.clone()),
+        status.clone(),
+        Duration::from_millis(50),
+    );
+    match method {
+        SyncMethod::Websocket => {
+            let mut o = tigateway_sync::websocket::WsOptions::new(args.admin.clone());
+            o.token = args.sync_token.clone();
+            o.origin = args.sync_origin.clone();
+            o.namespace = args.namespace.clone();
+            o.client_port = client_port;
+            tigateway_sync::websocket::spawn(o, applier.clone());
+        }
+        SyncMethod::Zookeeper | SyncMethod::Etcd => unreachable!("handled above"),
+        SyncMethod::Http => {
+            let user = args.sync_username.clone().context("--sync-username is required with --sync http")?;
+            let password = args.sync_password.clone().context("--sync-password is required with --sync http")?;
+            let mut o = tigateway_sync::http_poll::HttpOptions::new(args.admin.clone(), user, password);
+            o.namespace = args.namespace.clone();
+            o.client_port = client_port;
+            tigateway_sync::http_poll::spawn(o, applier.clone());
+        }
+    }
+
+    // Wait for the first config from an admin; if every admin failed (or the wait ran out), serve
+    // the cached config meanwhile. The source keeps trying and replaces it when an admin answers.
+    let deadline = Instant::now() + Duration::from_millis(args.sync_wait_ms);
+    while !status.synced.load(Ordering::Acquire)
+        && !status.unreachable.load(Ordering::Acquire)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !status.synced.load(Ordering::Acquire) {
+        let shared = match &args.cache_redis {
+            Some(url) => {
+                let loaded = match RedisCache::new(url, &args.namespace) {
+                    Ok(r) => control.block_on(r.load()),
+                    Err(e) => Err(e),
+                };
+                match loaded {
+                    Ok(Some(c)) => Some(c),
+                    Ok(None) => {
+                        SyncStatus::count(&status.cache_misses);
+                        tracing::warn!("no admin answered and Redis holds no config; trying the disk cache");
+                        None
+                    }
+                    Err(e) => {
+                        SyncStatus::count(&status.cache_misses);
+                        tracing::warn!(error = %e, "no admin answered and Redis cannot be read; trying the disk cache");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let found: Result<Option<Cached>, String> = match shared {
+            Some(c) => Ok(Some(c)),
+            None => cache.load(),
+        };
+        match found {
+            Ok(Some(cached)) => {
+                SyncStatus::count(&status.cache_hits);
+                tracing::warn!(
+                    cache = %cached.path.display(),
+                    saved_at = cached.saved_at,
+                    from = %cached.source,
+                    "no admin answered: serving from the cache until one does"
+                );
+                applier.offer(cached.config, Origin::Cache(cached.path.display().to_string()));
+                let until = Instant::now() + Duration::from_secs(5);
+                while !status.serving_from_cache.load(Ordering::Acquire)
+                    && !status.synced.load(Ordering::Acquire)
+                    && Instant::now() < until
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            Ok(None) => {
+                SyncStatus::count(&status.cache_misses);
+                tracing::error!(
+                    cache = %cache.path().display(),
+                    "no admin answered and there is no cached config: nothing is routed until an admin answers"
+                );
+            }
+            Err(e) => {
+                SyncStatus::count(&status.cache_misses);
+                tracing::error!(error = %e, "no admin answered and the cached config cannot be read");
+            }
+        }
+    }
+    control.spawn(report_status(status.clone(), sources, name));
+    Ok(Box::new(applier))
+}
+
+/// Mirrors the sync client's state into readiness and the sync metrics, twice a second.
+async fn report_status(status: Arc<SyncStatus>, sources: Arc<tigateway_observe::Sources>, name: &'static str) {
+    let (mut resyncs, mut hits, mut misses) = (0, 0, 0);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let connected = status.connected.load(Ordering::Acquire);
+        let from_cache = status.serving_from_cache.load(Ordering::Acquire);
+        sources.set_connected(name, connected, from_cache);
+        for _ in resyncs..status.resyncs.load(Ordering::Relaxed) {
+            sources.resync(name);
+        }
+        resyncs = status.resyncs.load(Ordering::Relaxed);
+        for _ in hits..status.cache_hits.load(Ordering::Relaxed) {
+            sources.cache_hit("disk");
+        }
+        hits = status.cache_hits.load(Ordering::Relaxed);
+        for _ in misses..status.cache_misses.load(Ordering::Relaxed) {
+            sources.cache_miss("disk");
+        }
+        misses = status.cache_misses.load(Ordering::Relaxed);
+    }
+}

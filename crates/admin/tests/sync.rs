@@ -1,0 +1,391 @@
+//! The admin's sync endpoints on a real port, driven by a client that behaves exactly like a
+//! ShenYu 2.7 gateway (handshake headers, `RUNNING_MODE` + `MYSELF`, `/platform/login`,
+//! `X-Access-Token`, `/configs/fetch`, `/configs/listener` with every group), and two admins on
+//! one PostgreSQL database seeing each other's commits.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tigateway_admin::api::AppState;
+use tigateway_admin::identity::Identity;
+use tigateway_admin::store::{Change, EntityKind, Store};
+use tigateway_admin::sync::{Publisher, SyncSettings};
+use tigateway_auth::LoginLimiter;
+use tigateway_model::{AppAuth, Condition, MetaData, RouteDefinition, Rule, Selector};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+const NS: &str = "649330b6-c2d7-4edc-be8e-8a54df9eb385";
+const PASSWORD: &str = "sync-admin-password";
+
+/// Serves the admin API plus the sync routes on a loopback port.
+async fn serve(store: Store, settings: SyncSettings) -> SocketAddr {
+    let identity = Identity::new(&store);
+    identity.bootstrap(Some(PASSWORD.into())).await.unwrap();
+    let mut state = AppState::new(store.clone(), identity);
+    state.limiter = Arc::new(LoginLimiter::new(50, Duration::from_secs(300)));
+    state.session_ttl = Duration::from_secs(600);
+    let publisher = Publisher::start(store, settings).await.unwrap();
+    let app = tigateway_admin::api::router(state.clone()).merge(tigateway_admin::sync::router(publisher, state));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+    });
+    addr
+}
+
+async fn sqlite_store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("admin.db").display());
+    (Store::open(&url).await.unwrap(), dir)
+}
+
+fn selector(id: &str, path: &str) -> Selector {
+    Selector {
+        id: id.into(),
+        plugin_name: "divide".into(),
+        selector_type: 1,
+        enabled: true,
+        continued: true,
+        logged: true,
+        handle: Some(r#"[{"upstreamUrl":"127.0.0.1:8189"}]"#.into()),
+        condition_list: vec![Condition::new("uri", "match", Some("/"), path)],
+        ..Default::default()
+    }
+}
+
+fn rule(id: &str, selector: &str) -> Rule {
+    Rule {
+        id: id.into(),
+        selector_id: selector.into(),
+        plugin_name: "divide".into(),
+        enabled: true,
+        logged: true,
+        handle: Some(r#"{"loadBalance":"random"}"#.into()),
+        condition_data_list: vec![Condition::new("query", "=", Some("k"), "a=b")],
+        ..Default::default()
+    }
+}
+
+async fn seed(store: &Store) {
+    store.create(selector("s1", "/http/**"), "t").await.unwrap();
+    store.create(rule("r1", "s1"), "t").await.unwrap();
+    let meta = MetaData {
+        path: "/http/save".into(),
+        app_name: "shop".into(),
+        rpc_type: "http".into(),
+        enabled: true,
+        ..Default::default()
+    };
+    store.create(meta, "t").await.unwrap();
+    let auth = AppAuth {
+        id: Some("a1".into()),
+        app_key: "KEY1".into(),
+        app_secret: "SECRET".into(),
+        enabled: true,
+        ..Default::default()
+    };
+    store.create(auth, "t").await.unwrap();
+    let route: RouteDefinition =
+        serde_json::from_value(json!({"id": "rt", "uri": "http://127.0.0.1:1", "predicates": ["Path=/rt/**"]}))
+            .unwrap();
+    store.create(route, "t").await.unwrap();
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects the way ShenYu 2.7's `ShenyuWebsocketClient` does.
+async fn shenyu_connect(addr: SocketAddr, extra: &[(&'static str, &str)], query: &str) -> Result<Ws, String> {
+    let mut req = format!("ws://{addr}/websocket{query}").into_client_request().unwrap();
+    req.headers_mut().insert("namespaceId", NS.parse().unwrap());
+    req.headers_mut().insert("ClientPort", "9195".parse().unwrap());
+    for (k, v) in extra {
+        req.headers_mut().insert(*k, v.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(req).await.map(|(ws, _)| ws).map_err(|e| e.to_string())
+}
+
+async fn recv_json(ws: &mut Ws) -> Value {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("admin sent nothing") {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("connection ended: {other:?}"),
+        }
+    }
+}
+
+fn kind(m: &Value) -> (String, String) {
+    (m["groupType"].as_str().unwrap_or("-").to_string(), m["eventType"].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn a_shenyu27_gateway_follows_the_admin_over_websocket() {
+    let (store, _dir) = sqlite_store().await;
+    seed(&store).await;
+    let addr = serve(store.clone(), SyncSettings::default()).await;
+    let mut ws = shenyu_connect(addr, &[], "").await.unwrap();
+    ws.send(Message::Text("RUNNING_MODE".into())).await.unwrap();
+    ws.send(Message::Text("MYSELF".into())).await.unwrap();
+    let mode = recv_json(&mut ws).await;
+    assert_eq!(mode["eventType"], "RUNNING_MODE");
+    assert!(mode.get("groupType").is_none(), "{mode}");
+    assert_eq!(mode["runningMode"], "STANDALONE");
+    assert!(mode.get("tigateway").is_none(), "extension marker sent to a ShenYu client: {mode}");
+
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(recv_json(&mut ws).await);
+    }
+    let kinds: Vec<(String, String)> = got.iter().map(kind).collect();
+    let want = [
+        ("APP_AUTH", "REFRESH"),
+        ("PLUGIN", "MYSELF"),
+        ("SELECTOR", "MYSELF"),
+        ("RULE", "MYSELF"),
+        ("META_DATA", "REFRESH"),
+    ];
+    assert_eq!(kinds, want.map(|(g, e)| (g.to_string(), e.to_string())));
+    for m in &got {
+        assert!(m["data"].is_array());
+        // A ShenYu gateway gets the plain protocol: no extension fields, no ROUTE group.
+        for ext in ["revision", "since", "hashes"] {
+            assert!(m.get(ext).is_none(), "{ext} sent to a ShenYu client: {m}");
+        }
+    }
+    let sel = &got[2]["data"][0];
+    assert_eq!(sel["id"], "s1");
+    assert_eq!(sel["logged"], true);
+    assert_eq!(sel["type"], 1);
+    assert!(sel["handle"].is_string(), "handle travels as a JSON string");
+    assert!(sel.get("pluginJar").is_none() && sel.get("dateCreated").is_none(), "nulls are omitted: {sel}");
+    let rl = &got[3]["data"][0];
+    assert_eq!(rl["loged"], true, "ShenYu's rule spells it loged: {rl}");
+    assert_eq!(rl["conditionDataList"][0]["paramValue"], "a=b");
+    assert!(got[1]["data"].as_array().unwrap().iter().any(|p| p["name"] == "divide" && p["id"] == "divide"));
+
+    // Nothing else (no ROUTE) follows the full sync.
+    assert!(tokio::time::timeout(Duration::from_millis(300), ws.next()).await.is_err());
+
+    // An update, then deleting a selector with its rule: RULE DELETE before SELECTOR DELETE.
+    let stored = store.get::<MetaData>(got[4]["data"][0]["id"].as_str().unwrap()).await.unwrap();
+    let mut m = stored.value.clone();
+    m.app_name = "shop2".into();
+    store.update(&m.id.clone(), stored.version, m, "t").await.unwrap();
+    let ev = recv_json(&mut ws).await;
+    assert_eq!(kind(&ev), ("META_DATA".into(), "UPDATE".into()));
+    assert_eq!(ev["data"][0]["appName"], "shop2");
+
+    let (sv, rv) = (store.get::<Selector>("s1").await.unwrap().version, store.get::<Rule>("r1").await.unwrap().version);
+    store
+        .apply_batch(
+            vec![
+                Change::Delete { kind: EntityKind::Rule, id: "r1".into(), expected_version: rv },
+                Change::Delete { kind: EntityKind::Selector, id: "s1".into(), expected_version: sv },
+            ],
+            "t",
+        )
+        .await
+        .unwrap();
+    let a = recv_json(&mut ws).await;
+    let b = recv_json(&mut ws).await;
+    assert_eq!([kind(&a), kind(&b)], [("RULE".into(), "DELETE".into()), ("SELECTOR".into(), "DELETE".into())]);
+    assert_eq!(b["data"][0]["id"], "s1");
+
+    // A route-only change sends a ShenYu gateway nothing.
+    let route: RouteDefinition =
+        serde_json::from_value(json!({"id": "rt2", "uri": "http://127.0.0.1:1", "predicates": ["Path=/rt2/**"]}))
+            .unwrap();
+    store.create(route, "t").await.unwrap();
+    store.create(selector("s2", "/x/**"), "t").await.unwrap();
+    let c = recv_json(&mut ws).await;
+    assert_eq!(kind(&c), ("SELECTOR".into(), "CREATE".into()));
+
+    // A namespace this admin does not serve gets nothing.
+    let mut req = format!("ws://{addr}/websocket").into_client_request().unwrap();
+    req.headers_mut().insert("namespaceId", "other-namespace".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(req).await.is_err());
+}
+
+#[tokio::test]
+async fn the_websocket_sync_token_is_enforced() {
+    let (store, _dir) = sqlite_store().await;
+    let settings = SyncSettings { token: Some("s3cret".into()), ..Default::default() };
+    let addr = serve(store, settings).await;
+    let err = shenyu_connect(addr, &[], "").await.unwrap_err();
+    assert!(err.contains("401"), "{err}");
+    assert!(shenyu_connect(addr, &[("x-tigateway-sync-token", "wrong")], "").await.is_err());
+    let mut ws = shenyu_connect(addr, &[("x-tigateway-sync-token", "s3cret")], "").await.unwrap();
+    ws.send(Message::Text("MYSELF".into())).await.unwrap();
+    assert_eq!(kind(&recv_json(&mut ws).await), ("PLUGIN".into(), "MYSELF".into()));
+    // ShenYu gateways cannot add headers, but their admin URL can carry the token.
+    assert!(shenyu_connect(addr, &[], "?token=s3cret").await.is_ok());
+}
+
+#[tokio::test]
+async fn a_shenyu27_gateway_follows_the_admin_over_long_polling() {
+    let (store, _dir) = sqlite_store().await;
+    seed(&store).await;
+    let addr = serve(store.clone(), SyncSettings::default()).await;
+    let base = format!("http://{addr}");
+    let c = reqwest::Client::new();
+    let groups = [
+        "APP_AUTH",
+        "PLUGIN",
+        "RULE",
+        "SELECTOR",
+        "META_DATA",
+        "PROXY_SELECTOR",
+        "DISCOVER_UPSTREAM",
+        "AI_PROXY_API_KEY",
+    ];
+
+    // Nothing without a token.
+    let r = c.get(format!("{base}/configs/fetch?groupKeys=PLUGIN&namespaceId={NS}")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], 600);
+    let r = c.post(format!("{base}/configs/listener?PLUGIN=x,0&namespaceId={NS}")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Login: GET with query parameters; failure is HTTP 200 with code 500.
+    let bad: Value = c
+        .get(format!("{base}/platform/login"))
+        .query(&[("userName", "admin"), ("password", "wrong")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bad["code"], 500);
+    let ok: Value = c
+        .get(format!("{base}/platform/login"))
+        .query(&[("userName", "admin"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ok["code"], 200, "{ok}");
+    let token = ok["data"]["token"].as_str().unwrap().to_string();
+    assert!(ok["data"]["expiredTime"].as_u64().unwrap() > 0);
+
+    // Fetch every group (repeated groupKeys).
+    let mut q: Vec<(&str, &str)> = groups.iter().map(|g| ("groupKeys", *g)).collect();
+    q.push(("namespaceId", NS));
+    let f: Value = c
+        .get(format!("{base}/configs/fetch"))
+        .header("X-Access-Token", &token)
+        .query(&q)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(f["code"], 200, "{f}");
+    let mut held = Vec::new();
+    for g in groups {
+        let d = &f["data"][g];
+        let md5 = tigateway_model::hash::md5_json(&d["data"]);
+        assert_eq!(d["md5"], md5, "{g}: md5 is the MD5 of the group's JSON list");
+        held.push((g, md5, d["lastModifyTime"].as_i64().unwrap()));
+    }
+    assert_eq!(f["data"]["PROXY_SELECTOR"]["md5"], "d751713988987e9331980363e24189ce");
+    assert_eq!(f["data"]["SELECTOR"]["data"][0]["id"], "s1");
+    let unknown: Value = c
+        .get(format!("{base}/configs/fetch?groupKeys=NOPE&namespaceId={NS}"))
+        .header("X-Access-Token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(unknown["code"], 500);
+
+    let listen = |held: Vec<(&'static str, String, i64)>| {
+        let (c, base, token) = (c.clone(), base.clone(), token.clone());
+        async move {
+            let mut q: Vec<(String, String)> =
+                held.iter().map(|(g, m, t)| (g.to_string(), format!("{m},{t}"))).collect();
+            q.push(("namespaceId".into(), NS.into()));
+            c.post(format!("{base}/configs/listener"))
+                .header("X-Access-Token", token)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .query(&q)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    // A stale md5 is answered at once.
+    let mut stale = held.clone();
+    stale[3].1 = "0".into();
+    let started = Instant::now();
+    let r = listen(stale).await;
+    assert_eq!(r, json!({"code": 200, "message": "success", "data": ["SELECTOR"]}));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // Up to date: held until a change, then answered with the changed group.
+    let pending = tokio::spawn(listen(held.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!pending.is_finished(), "the listener was not held");
+    store.create(selector("s9", "/nine/**"), "t").await.unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), pending).await.unwrap().unwrap();
+    assert_eq!(r["data"], json!(["SELECTOR"]));
+    // A listener without every group is refused as ShenYu does.
+    let r = listen(held[..2].to_vec()).await;
+    assert_eq!(r["code"], 500);
+    // The refetched group is newer.
+    let f: Value = c
+        .get(format!("{base}/configs/fetch?groupKeys=SELECTOR&namespaceId={NS}"))
+        .header("X-Access-Token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(f["data"]["SELECTOR"]["lastModifyTime"].as_i64().unwrap() > held[3].2);
+    assert_eq!(f["data"]["SELECTOR"]["data"].as_array().unwrap().len(), 2);
+}
+
+/// Two admins on one PostgreSQL database: a commit through one is published by the other.
+#[tokio::test]
+async fn two_admins_on_postgres_publish_each_others_commits() {
+    common::run(common::Target::Postgres, |store_a, url| async move {
+        let store_b = Store::open(&url).await.unwrap();
+        let settings = SyncSettings { poll_interval: Duration::from_millis(50), ..Default::default() };
+        let addr_b = serve(store_b.clone(), settings).await;
+        let mut ws = shenyu_connect(addr_b, &[("x-tigateway-sync", "1")], "").await.unwrap();
+        ws.send(Message::Text("MYSELF".into())).await.unwrap();
+        let full = recv_json(&mut ws).await;
+        let rev = full["revision"].as_i64().unwrap();
+        assert!(full["hashes"].is_object(), "{full}");
+
+        let started = Instant::now();
+        store_a.create(selector("from-a", "/a/**"), "admin-a").await.unwrap();
+        let ev = recv_json(&mut ws).await;
+        assert_eq!(kind(&ev), ("SELECTOR".into(), "CREATE".into()));
+        assert_eq!(ev["data"][0]["id"], "from-a");
+        assert_eq!(ev["since"], rev, "admin B's revision chain has no hole");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        // And B's own commits too, with the revision chain intact.
+        store_b.create(rule("rule-b", "from-a"), "admin-b").await.unwrap();
+        let ev2 = recv_json(&mut ws).await;
+        assert_eq!(kind(&ev2), ("RULE".into(), "CREATE".into()));
+        assert_eq!(ev2["since"], ev["revision"]);
+        store_b.close().await;
+    })
+    .await;
+}
