@@ -386,17 +386,15 @@ pub fn explain(cfg: &Config, req: &ExplainRequest) -> Result<Explanation, Explai
                 steps.push(step);
                 continue;
             }
-            let rx = table.explain(&view);
-            match &rx.matched {
+            let (rx, found) = table.explain_match(&view);
+            match found {
                 None => {
                     step.result = StepResult::NoRoute;
                     step.detail = format!("no route matched ({} evaluated)", rx.routes.len());
                 }
-                Some(hit) => {
-                    let route =
-                        table.routes().iter().find(|r| r.position == hit.position).expect("winner is in the table");
+                Some(m) => {
                     step.result = StepResult::Terminal;
-                    let o = route_outcome(cfg, route, &hit.id);
+                    let o = route_outcome(cfg, &d, &m);
                     step.detail = o.message.clone();
                     outcome = Some(o);
                 }
@@ -576,8 +574,40 @@ fn outcome_base() -> Outcome {
     }
 }
 
-fn route_outcome(cfg: &Config, route: &tigateway_routes::CompiledRoute, id: &str) -> Outcome {
+/// What the winning route does: its request filters run (the data plane's own code) on a copy of
+/// the request, so a short circuit (RedirectTo, RequestSize, RequestHeaderSize) and the path the
+/// upstream gets are reported as they happen.
+fn route_outcome(cfg: &Config, d: &Described, m: &tigateway_routes::RouteMatch<'_>) -> Outcome {
+    let route = m.route;
+    let id = route.id.as_str();
     let base = Outcome { plugin: Some("route".into()), route: Some(id.to_string()), ..outcome_base() };
+    let content_length =
+        d.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let mut rr = tigateway_routes::RouteRequest {
+        method: d.method.clone(),
+        path: d.path.clone(),
+        query: d.query.clone(),
+        headers: d.headers.clone(),
+        host: None,
+    };
+    if let Err(sc) = route.check_request_size(content_length).and_then(|_| route.apply_request(m, &mut rr)) {
+        let location = sc.headers.get(http::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let kind = if location.is_some() { OutcomeKind::Redirect } else { OutcomeKind::Respond };
+        return Outcome {
+            kind,
+            status: Some(sc.status.as_u16()),
+            message: match &location {
+                Some(l) => format!("route {id:?}: a filter redirects ({}) to {l}", sc.status.as_u16()),
+                None => format!("route {id:?}: a filter answers {} without calling the upstream", sc.status.as_u16()),
+            },
+            location,
+            ..base
+        };
+    }
+    let target = match &rr.query {
+        Some(q) => format!("{}?{q}", rr.path),
+        None => rr.path.clone(),
+    };
     match &route.target {
         RouteTarget::NoOp => Outcome {
             kind: OutcomeKind::Respond,
@@ -589,7 +619,7 @@ fn route_outcome(cfg: &Config, route: &tigateway_routes::CompiledRoute, id: &str
             let url = format!("{}://{authority}", scheme_name(*scheme));
             Outcome {
                 kind: OutcomeKind::Proxy,
-                message: format!("route {id:?} proxies to {url}"),
+                message: format!("route {id:?} proxies to {url}, which gets {target}"),
                 upstreams: vec![url],
                 ..base
             }
@@ -607,7 +637,10 @@ fn route_outcome(cfg: &Config, route: &tigateway_routes::CompiledRoute, id: &str
             } else {
                 Outcome {
                     kind: OutcomeKind::Proxy,
-                    message: format!("route {id:?} proxies to lb://{service} ({})", upstreams.join(", ")),
+                    message: format!(
+                        "route {id:?} proxies to lb://{service} ({}), which gets {target}",
+                        upstreams.join(", ")
+                    ),
                     upstreams,
                     ..base
                 }
