@@ -10,6 +10,7 @@ plugins:
   - {name: redirect, enabled: true}
   - {name: contextPath, enabled: false}
   - {name: route, enabled: true}
+  - {name: waf, enabled: true}
 selectors:
   - id: canary
     pluginName: divide
@@ -71,6 +72,9 @@ fn overlapping_selectors_name_the_condition_that_failed() {
     // Chain order: divide (200) after redirect (110) and route (195); contextPath disabled.
     let names: Vec<(&str, bool)> = e.plugins.iter().map(|p| (p.name.as_str(), p.enabled)).collect();
     assert!(names.contains(&("contextPath", false)));
+    assert_eq!(step(&e, "waf").detail.split(' ').next(), Some("not"));
+    let waf_in_use = config("plugins: [{name: waf}]\nselectors: [{id: w, pluginName: waf, conditionList: [{paramType: uri, operator: match, paramValue: /**}]}]");
+    assert!(matches!(explain(&waf_in_use, &req("/x", &[])), Err(ExplainError::InvalidConfig(_))));
     let pos = |n: &str| e.plugins.iter().position(|p| p.name == n).unwrap();
     assert!(pos("redirect") < pos("route") && pos("route") < pos("divide"));
 }
