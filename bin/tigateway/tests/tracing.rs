@@ -169,7 +169,7 @@ fn start(config: &str, extra: &[&str]) -> (Proc, String, tempfile::TempDir) {
         .args(extra)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .spawn()
         .expect("spawn tigateway");
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -348,7 +348,7 @@ pub fn explain(cfg: &Config, req: &ExplainRequest) -> Result<Explanation, Explai
         }
     };
     let view = d.view();
-    let mut errs = Vec::new();
+    let mut errs = tigateway_model::chain::unimplemented_in_use(cfg, IMPLEMENTED_PLUGINS);
     let mut steps = Vec::new();
     let mut notes = Vec::new();
     let mut outcome: Option<Outcome> = None;
@@ -386,17 +386,15 @@ pub fn explain(cfg: &Config, req: &ExplainRequest) -> Result<Explanation, Explai
                 steps.push(step);
                 continue;
             }
-            let rx = table.explain(&view);
-            match &rx.matched {
+            let (rx, found) = table.explain_match(&view);
+            match found {
                 None => {
                     step.result = StepResult::NoRoute;
                     step.detail = format!("no route matched ({} evaluated)", rx.routes.len());
                 }
-                Some(hit) => {
-                    let route =
-                        table.routes().iter().find(|r| r.position == hit.position).expect("winner is in the table");
+                Some(m) => {
                     step.result = StepResult::Terminal;
-                    let o = route_outcome(cfg, route, &hit.id);
+                    let o = route_outcome(cfg, &d, &m);
                     step.detail = o.message.clone();
                     outcome = Some(o);
                 }
@@ -534,6 +532,22 @@ pub fn explain(cfg: &Config, req: &ExplainRequest) -> Result<Explanation, Explai
     if !errs.is_empty() {
         return Err(ExplainError::InvalidConfig(errs));
     }
+    // Plugin rows this build lacks (a ShenYu admin seeds them all): listed so nothing is hidden.
+    for p in cfg.plugins.iter().filter(|p| !IMPLEMENTED_PLUGINS.contains(&p.name.as_str())) {
+        steps.push(PluginStep {
+            name: p.name.clone(),
+            order: p.sort.or_else(|| tigateway_model::builtin_plugin_order(&p.name)).unwrap_or(0),
+            enabled: false,
+            result: StepResult::Disabled,
+            detail: "not implemented in this build (it has no enabled selectors, so nothing is skipped)".into(),
+            selector: None,
+            rule: None,
+            selectors: Vec::new(),
+            rules: Vec::new(),
+            routes: None,
+        });
+    }
+    steps.sort_by_key(|s| s.order);
     let outcome = outcome.unwrap_or_else(|| {
         let shenyu = cfg.server.shenyu_compatible_errors;
         Outcome {
@@ -576,8 +590,40 @@ fn outcome_base() -> Outcome {
     }
 }
 
-fn route_outcome(cfg: &Config, route: &tigateway_routes::CompiledRoute, id: &str) -> Outcome {
+/// What the winning route does: its request filters run (the data plane's own code) on a copy of
+/// the request, so a short circuit (RedirectTo, RequestSize, RequestHeaderSize) and the path the
+/// upstream gets are reported as they happen.
+fn route_outcome(cfg: &Config, d: &Described, m: &tigateway_routes::RouteMatch<'_>) -> Outcome {
+    let route = m.route;
+    let id = route.id.as_str();
     let base = Outcome { plugin: Some("route".into()), route: Some(id.to_string()), ..outcome_base() };
+    let content_length =
+        d.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let mut rr = tigateway_routes::RouteRequest {
+        method: d.method.clone(),
+        path: d.path.clone(),
+        query: d.query.clone(),
+        headers: d.headers.clone(),
+        host: None,
+    };
+    if let Err(sc) = route.check_request_size(content_length).and_then(|_| route.apply_request(m, &mut rr)) {
+        let location = sc.headers.get(http::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let kind = if location.is_some() { OutcomeKind::Redirect } else { OutcomeKind::Respond };
+        return Outcome {
+            kind,
+            status: Some(sc.status.as_u16()),
+            message: match &location {
+                Some(l) => format!("route {id:?}: a filter redirects ({}) to {l}", sc.status.as_u16()),
+                None => format!("route {id:?}: a filter answers {} without calling the upstream", sc.status.as_u16()),
+            },
+            location,
+            ..base
+        };
+    }
+    let target = match &rr.query {
+        Some(q) => format!("{}?{q}", rr.path),
+        None => rr.path.clone(),
+    };
     match &route.target {
         RouteTarget::NoOp => Outcome {
             kind: OutcomeKind::Respond,
@@ -589,7 +635,7 @@ fn route_outcome(cfg: &Config, route: &tigateway_routes::CompiledRoute, id: &str
             let url = format!("{}://{authority}", scheme_name(*scheme));
             Outcome {
                 kind: OutcomeKind::Proxy,
-                message: format!("route {id:?} proxies to {url}"),
+                message: format!("route {id:?} proxies to {url}, which gets {target}"),
                 upstreams: vec![url],
                 ..base
             }
@@ -607,7 +653,10 @@ fn route_outcome(cfg: &Config, route: &tigateway_routes::CompiledRoute, id: &str
             } else {
                 Outcome {
                     kind: OutcomeKind::Proxy,
-                    message: format!("route {id:?} proxies to lb://{service} ({})", upstreams.join(", ")),
+                    message: format!(
+                        "route {id:?} proxies to lb://{service} ({}), which gets {target}",
+                        upstreams.join(", ")
+                    ),
                     upstreams,
                     ..base
                 }

@@ -10,6 +10,7 @@ plugins:
   - {name: redirect, enabled: true}
   - {name: contextPath, enabled: false}
   - {name: route, enabled: true}
+  - {name: waf, enabled: true}
 selectors:
   - id: canary
     pluginName: divide
@@ -40,7 +41,8 @@ rules:
   - {id: stable-q, selectorId: stable, sort: 2, conditionDataList: [{paramType: query, operator: "=", paramName: v, paramValue: "2"}]}
   - {id: old-rule, selectorId: old, handle: '{"redirectURI": "https://new.example/", "httpStatusCode": 301}'}
 routes:
-  - {id: users, uri: "http://10.0.0.5:9000", order: 0, predicates: ["Path=/users/{id}", "Method=GET"]}
+  - {id: users, uri: "http://10.0.0.5:9000", order: 0, predicates: ["Path=/users/{id}", "Method=GET"], filters: ["SetPath=/v2/user/{id}"]}
+  - {id: moved, uri: "http://10.0.0.6:9000", order: 1, predicates: ["Path=/moved/**"], filters: ["RedirectTo=308, https://elsewhere.example"]}
 "#;
 
 fn req(line: &str, headers: &[&str]) -> ExplainRequest {
@@ -70,6 +72,9 @@ fn overlapping_selectors_name_the_condition_that_failed() {
     // Chain order: divide (200) after redirect (110) and route (195); contextPath disabled.
     let names: Vec<(&str, bool)> = e.plugins.iter().map(|p| (p.name.as_str(), p.enabled)).collect();
     assert!(names.contains(&("contextPath", false)));
+    assert_eq!(step(&e, "waf").detail.split(' ').next(), Some("not"));
+    let waf_in_use = config("plugins: [{name: waf}]\nselectors: [{id: w, pluginName: waf, conditionList: [{paramType: uri, operator: match, paramValue: /**}]}]");
+    assert!(matches!(explain(&waf_in_use, &req("/x", &[])), Err(ExplainError::InvalidConfig(_))));
     let pos = |n: &str| e.plugins.iter().position(|p| p.name == n).unwrap();
     assert!(pos("redirect") < pos("route") && pos("route") < pos("divide"));
 }
@@ -111,7 +116,13 @@ fn spring_route_and_redirect() {
     assert_eq!(r.result, StepResult::Terminal);
     assert_eq!(e.outcome.route.as_deref(), Some("users"));
     assert_eq!(e.outcome.upstreams, ["http://10.0.0.5:9000"]);
+    assert!(e.outcome.message.ends_with("which gets /v2/user/7"), "{}", e.outcome.message);
     assert_eq!(step(&e, "divide").result, StepResult::NotReached);
+
+    // A filter that answers by itself is the outcome, not the route's uri.
+    let e = explain(&cfg, &req("GET /moved/a", &[])).unwrap();
+    assert_eq!(e.outcome.kind, OutcomeKind::Redirect);
+    assert_eq!((e.outcome.status, e.outcome.location.as_deref()), (Some(308), Some("https://elsewhere.example")));
 
     let e = explain(&cfg, &req("DELETE /users/7", &[])).unwrap();
     let routes = step(&e, "route").routes.as_ref().unwrap();

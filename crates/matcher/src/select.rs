@@ -191,9 +191,11 @@ pub struct PluginTable {
     /// Parallel to `selectors.entries`.
     meta: Vec<SelectorMeta>,
     needs_body: bool,
-    /// Ids by position in the slices given to [`PluginTable::compile`], for logs and spans.
-    selector_ids: Vec<Box<str>>,
-    rule_ids: Vec<Box<str>>,
+    /// Rank of the selector at each position of the slice given to [`PluginTable::compile`]
+    /// (`u32::MAX`: disabled), so logs and spans can name it without a copy of every id.
+    selector_rank: Vec<u32>,
+    /// (selector rank, index among its rules) of the rule at each position (`u32::MAX`: disabled).
+    rule_at: Vec<(u32, u32)>,
 }
 
 fn rank_key(sort: Option<i64>, pos: usize) -> (bool, i64, usize) {
@@ -294,9 +296,17 @@ impl PluginTable {
         let selectors_in = selectors;
         let selectors = Group::new(entries, true);
         let needs_body = selectors.needs_body() || meta.iter().any(|m| m.rules.needs_body());
-        let selector_ids = selectors_in.iter().map(|s| s.id.as_str().into()).collect();
-        let rule_ids = rules.iter().map(|r| r.id.as_str().into()).collect();
-        Ok(PluginTable { selectors, meta, needs_body, selector_ids, rule_ids })
+        let mut selector_rank = vec![u32::MAX; selectors_in.len()];
+        for (rank, e) in selectors.entries.iter().enumerate() {
+            selector_rank[e.pos] = rank as u32;
+        }
+        let mut rule_at = vec![(u32::MAX, u32::MAX); rules.len()];
+        for (rank, m) in meta.iter().enumerate() {
+            for (j, e) in m.rules.entries.iter().enumerate() {
+                rule_at[e.pos] = (rank as u32, j as u32);
+            }
+        }
+        Ok(PluginTable { selectors, meta, needs_body, selector_rank, rule_at })
     }
 
     /// Whether some condition reads the request body, so the caller must buffer it first.
@@ -306,12 +316,14 @@ impl PluginTable {
 
     /// The id of the selector at `pos` (a position as in [`SelectOutcome`]).
     pub fn selector_id(&self, pos: usize) -> Option<&str> {
-        self.selector_ids.get(pos).map(|s| &**s)
+        let rank = *self.selector_rank.get(pos)?;
+        self.selectors.entries.get(rank as usize).map(|e| &*e.id)
     }
 
     /// The id of the rule at `pos` (a position as in [`RuleChoice::Rule`]).
     pub fn rule_id(&self, pos: usize) -> Option<&str> {
-        self.rule_ids.get(pos).map(|s| &**s)
+        let (rank, j) = *self.rule_at.get(pos)?;
+        self.meta.get(rank as usize)?.rules.entries.get(j as usize).map(|e| &*e.id)
     }
 
     /// Whether no enabled selector exists.
@@ -741,6 +753,8 @@ mod tests {
         assert_eq!(e.rules.len(), 2);
         assert_eq!(e.rules[0].failed.as_ref().map(|f| f.text.as_str()), Some("uri endsWith .json"));
         assert!(e.rules[1].matched);
+        assert_eq!((t.selector_id(1), t.selector_id(2), t.selector_id(9)), (Some("b"), Some("elsewhere"), None));
+        assert_eq!((t.rule_id(0), t.rule_id(1), t.rule_id(2)), (Some("r"), Some("r2"), None));
     }
 
     // ---- randomized comparison with a direct, unindexed reading of the ShenYu algorithm ----

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use crate::{builtin_plugin_order, Config, Plugin, Rule, Selector};
+use crate::{builtin_plugin_order, Config, Plugin, Rule, Selector, ValidationError};
 
 /// One plugin the build implements, as this config sets it up.
 #[derive(Debug, Clone)]
@@ -45,6 +45,33 @@ pub fn plugin_chain<'a>(cfg: &'a Config, implemented: &[&'a str]) -> Vec<ChainSl
         .collect();
     out.sort_by_key(|s| s.order);
     out
+}
+
+/// A plugin this build lacks (waf, sign, ...) is accepted while it has no enabled selectors (a
+/// ShenYu admin seeds every plugin) and refused when it has: silently skipping a security plugin
+/// would be worse than refusing the config.
+pub fn unimplemented_in_use(cfg: &Config, implemented: &[&str]) -> Vec<ValidationError> {
+    let mut errs = Vec::new();
+    let known = |name: &str| implemented.contains(&name);
+    for (i, p) in cfg.plugins.iter().enumerate() {
+        if p.enabled && !known(&p.name) && cfg.selectors.iter().any(|s| s.plugin_name == p.name && s.enabled) {
+            errs.push(ValidationError::new(
+                format!("plugins[{i}].name"),
+                format!("plugin {:?} is not implemented in this build yet", p.name),
+            ));
+        }
+    }
+    if cfg.plugins.is_empty() {
+        for s in &cfg.selectors {
+            if s.enabled && !known(&s.plugin_name) {
+                errs.push(ValidationError::new(
+                    format!("selector {:?}.pluginName", s.id),
+                    format!("plugin {:?} is not implemented in this build yet", s.plugin_name),
+                ));
+            }
+        }
+    }
+    errs
 }
 
 /// The selectors of plugin `name` (in config order, disabled ones included) and the rules that
@@ -88,5 +115,17 @@ mod tests {
         assert_eq!(names, [("divide", true), ("contextPath", false), ("redirect", false)]);
         let (s, r) = plugin_inputs(&cfg, "contextPath");
         assert_eq!((s.len(), r.len()), (1, 0));
+    }
+
+    #[test]
+    fn unimplemented_plugins_are_refused_only_when_in_use() {
+        let waf = |enabled| Selector { enabled, ..sel("w", "waf") };
+        let row = Plugin { name: "waf".into(), enabled: true, ..Default::default() };
+        let cfg = Config { plugins: vec![row.clone()], selectors: vec![waf(false)], ..Default::default() };
+        assert!(unimplemented_in_use(&cfg, &["divide"]).is_empty());
+        let cfg = Config { plugins: vec![row], selectors: vec![waf(true)], ..Default::default() };
+        assert_eq!(unimplemented_in_use(&cfg, &["divide"])[0].path, "plugins[0].name");
+        let cfg = Config { selectors: vec![waf(true)], ..Default::default() };
+        assert_eq!(unimplemented_in_use(&cfg, &["divide"])[0].path, r#"selector "w".pluginName"#);
     }
 }

@@ -97,27 +97,7 @@ pub fn build_snapshot_observed(
         .filter(|s| s.enabled)
         .map(|s| (s.name, s.order, s.row))
         .collect();
-    for (i, p) in cfg.plugins.iter().enumerate() {
-        if p.enabled
-            && !factories.iter().any(|f| f.name() == p.name)
-            && cfg.selectors.iter().any(|s| s.plugin_name == p.name && s.enabled)
-        {
-            errs.push(ValidationError::new(
-                format!("plugins[{i}].name"),
-                format!("plugin {:?} is not implemented in this build yet", p.name),
-            ));
-        }
-    }
-    if cfg.plugins.is_empty() {
-        for s in &cfg.selectors {
-            if s.enabled && !factories.iter().any(|f| f.name() == s.plugin_name) {
-                errs.push(ValidationError::new(
-                    format!("selector {:?}.pluginName", s.id),
-                    format!("plugin {:?} is not implemented in this build yet", s.plugin_name),
-                ));
-            }
-        }
-    }
+    errs.extend(tigateway_model::chain::unimplemented_in_use(cfg, &names));
 
     let mut chain = Vec::new();
     let mut needs_body = false;

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use http::header::HeaderName;
-use http::{HeaderMap, HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response};
 use opentelemetry::trace::{
     Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer as _,
     TracerProvider as _,
@@ -337,11 +337,6 @@ impl RequestTrace {
         }
         resp
     }
-}
-
-/// For tests and tools: the `traceparent` a context would send upstream.
-pub fn outgoing_traceparent(headers: &HeaderMap) -> Option<TraceParent> {
-    headers.get(&TRACEPARENT).and_then(|v| parse_traceparent(v.as_bytes()))
 }
 
 #[cfg(test)]

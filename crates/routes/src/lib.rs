@@ -344,8 +344,7 @@ impl RouteTable {
     /// The same search as [`RouteTable::find`], recording every route it evaluated and why each
     /// one before the winner failed.
     pub fn explain(&self, req: &RequestView<'_>) -> RouteExplanation {
-        let now = if self.uses_clock { Utc::now() } else { DateTime::<Utc>::UNIX_EPOCH };
-        self.explain_at(req, now, &mut || rand::random::<f64>())
+        self.explain_match(req).0
     }
 
     /// [`RouteTable::explain`] with the clock and random source supplied (see [`RouteTable::find_at`]).
@@ -355,14 +354,29 @@ impl RouteTable {
         now: DateTime<Utc>,
         random: &mut dyn FnMut() -> f64,
     ) -> RouteExplanation {
+        self.explain_match_at(req, now, random).0
+    }
+
+    /// [`RouteTable::explain`] plus the match itself, so a caller can run the winner's filters.
+    pub fn explain_match(&self, req: &RequestView<'_>) -> (RouteExplanation, Option<RouteMatch<'_>>) {
+        let now = if self.uses_clock { Utc::now() } else { DateTime::<Utc>::UNIX_EPOCH };
+        self.explain_match_at(req, now, &mut || rand::random::<f64>())
+    }
+
+    fn explain_match_at(
+        &self,
+        req: &RequestView<'_>,
+        now: DateTime<Utc>,
+        random: &mut dyn FnMut() -> f64,
+    ) -> (RouteExplanation, Option<RouteMatch<'_>>) {
         let mut rec = RouteRecorder::default();
         let found = self.run(req, now, random, &mut rec);
-        let matched = found.map(|m| RouteHit {
+        let matched = found.as_ref().map(|m| RouteHit {
             id: m.route.id.clone(),
             position: m.route.position,
-            vars: m.vars.into_iter().collect(),
+            vars: m.vars.iter().cloned().collect(),
         });
-        RouteExplanation { matched, routes: rec.routes }
+        (RouteExplanation { matched, routes: rec.routes }, found)
     }
 
     /// One implementation for the data plane (`S = ()`, compiled down to the plain loop) and
