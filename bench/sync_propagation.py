@@ -87,7 +87,7 @@ def main():
                     "change lands inside the previous one's 50 ms coalescing window)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp()
-    env = dict(os.environ, TIGATEWAY_ADMIN_PASSWORD=PASSWORD, RUST_LOG="warn")
+    env = dict(os.environ, TIGATEWAY_ADMIN_PASSWORD=PASSWORD, RUST_LOG="warn", TIGATEWAY_METRICS="off", TIGATEWAY_ADMIN_METRICS="off")
     procs = []
     admin_port = free_port()
     procs.append(subprocess.Popen([a.bin, "admin", "--database-url", f"sqlite://{tmp}/a.db?mode=rwc",

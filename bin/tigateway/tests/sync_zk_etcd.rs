@@ -87,6 +87,9 @@ impl Proc {
             .args(args)
             .env("RUST_LOG", std::env::var("TIGW_TEST_LOG").unwrap_or_else(|_| "info".into()))
             .env("TIGATEWAY_ADMIN_PASSWORD", PASSWORD)
+            // Several processes at once: none of them may take the default metrics ports.
+            .env("TIGATEWAY_METRICS", "off")
+            .env("TIGATEWAY_ADMIN_METRICS", "off")
             .env_remove("TIGATEWAY_ZOOKEEPER")
             .env_remove("TIGATEWAY_ETCD")
             .stdout(Stdio::null())

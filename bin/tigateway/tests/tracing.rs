@@ -168,6 +168,9 @@ fn start(config: &str, extra: &[&str]) -> (Proc, String, tempfile::TempDir) {
         .args(["--listen", &format!("127.0.0.1:{port}"), "--workers", "1"])
         .args(extra)
         .env("RUST_LOG", "info")
+        // Several processes at once: none of them may take the default metrics ports.
+        .env("TIGATEWAY_METRICS", "off")
+        .env("TIGATEWAY_ADMIN_METRICS", "off")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -50,6 +50,9 @@ fn spawn(args: &[String], log: PathBuf, wait_port: u16) -> Proc {
         .args(args)
         .env("TIGATEWAY_ADMIN_PASSWORD", PASSWORD)
         .env("RUST_LOG", "info")
+        // Several processes at once: none of them may take the default metrics ports.
+        .env("TIGATEWAY_METRICS", "off")
+        .env("TIGATEWAY_ADMIN_METRICS", "off")
         .stdout(Stdio::null())
         .stderr(out)
         .spawn()
