@@ -217,6 +217,12 @@ fn validate(path: &std::path::Path) -> std::process::ExitCode {
     }
 }
 
+/// Control tasks (admin API, config sources, metrics listener, health checks, demo upstream) get
+/// their own small runtime, away from the workers' request loops.
+fn control_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("tigw-control").enable_all().build()
+}
+
 /// Where `tigateway gateway` takes its config from.
 enum GatewaySource {
     File(PathBuf),
@@ -230,13 +236,7 @@ fn run_gateway(
     trace: trace_args::TraceArgs,
     args: ObserveArgs,
 ) -> anyhow::Result<()> {
-    // Control tasks (metrics listener, file watch, health checks, demo upstream) get their own
-    // small runtime, away from the workers' request loops.
-    let control = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("tigw-control")
-        .enable_all()
-        .build()?;
+    let control = control_runtime()?;
     let _guard = control.enter();
     let obs = observe::start(&control, &args)?;
 
@@ -395,11 +395,7 @@ fn run_standalone(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let url = format!("sqlite://{}?mode=rwc", data_dir.join("tigateway.db").display());
-    let control = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("tigw-control")
-        .enable_all()
-        .build()?;
+    let control = control_runtime()?;
     let _guard = control.enter();
     let obs = observe::start(&control, &args)?;
     obs.sources.register(observe::STORE_SOURCE);
