@@ -78,18 +78,26 @@ fn keys(group: Group, data: &[Value]) -> Result<Vec<String>, String> {
         .collect()
 }
 
-/// Replaces items with the same key in place and appends new ones.
+/// Replaces items with the same key in place and appends new ones. Keys are looked up through a
+/// map built once per message: a full sync of 10,000 rules into a list of 10,000 must not cost
+/// 10,000 × 10,000 string comparisons.
 fn upsert<T>(list: &mut Vec<T>, items: Vec<T>, key: impl Fn(&T) -> &str) {
+    let mut at: std::collections::HashMap<String, usize> =
+        list.iter().enumerate().map(|(i, x)| (key(x).to_string(), i)).collect();
     for item in items {
-        match list.iter().position(|x| key(x) == key(&item)) {
-            Some(i) => list[i] = item,
-            None => list.push(item),
+        match at.get(key(&item)) {
+            Some(&i) => list[i] = item,
+            None => {
+                at.insert(key(&item).to_string(), list.len());
+                list.push(item);
+            }
         }
     }
 }
 
 fn remove<T>(list: &mut Vec<T>, gone: &[String], key: impl Fn(&T) -> &str) {
-    list.retain(|x| !gone.iter().any(|k| k == key(x)));
+    let gone: std::collections::HashSet<&str> = gone.iter().map(String::as_str).collect();
+    list.retain(|x| !gone.contains(key(x)));
 }
 
 /// What a message asked the state to do.
