@@ -674,11 +674,11 @@ for run in $(seq "$RUNS"); do
     for who in $PROXIES; do
         port=${PORT_OF[$who]}; pid=${PID_OF[$who]}
         log "$who: warm-up $WARMUP"
-        run_load "$port" "$OUT/load-$who-warmup.txt" "$WARMUP" >/dev/null
+        run_load "$port" "$OUT/load-$LOAD-$MODE-$ROUTES-$who-warmup.txt" "$WARMUP" >/dev/null
         kill -0 "$pid" 2>/dev/null || die "$who died during the warm-up (see $OUT/$who*.log)"
         log "$who: measured run $run/$RUNS ($DURATION)"
         c0=$(tree_cpu_ticks "$pid"); read -r cb0 ct0 <<<"$(cpu_stat "$CLIENT_CPU")"; w0=$(date +%s.%N)
-        line=$(run_load "$port" "$OUT/load-$who-$run.txt" "$DURATION")
+        line=$(run_load "$port" "$OUT/load-$LOAD-$MODE-$ROUTES-$who-$run.txt" "$DURATION")
         c1=$(tree_cpu_ticks "$pid"); read -r cb1 ct1 <<<"$(cpu_stat "$CLIENT_CPU")"; w1=$(date +%s.%N)
         kill -0 "$pid" 2>/dev/null || die "$who died under load (see $OUT/$who*.log)"
         # proxy CPU as % of one core; client side (load client + upstream) as % busy of its CPU(s)
@@ -763,6 +763,6 @@ unit="requests/s"; [ "$LOAD" = ws ] && unit="msgs/s"
 total_err=0
 for who in $PROXIES; do read -r _ _ _ err _ _ <<<"${M[$who]}"; total_err=$((total_err + err)); done
 if [ "$total_err" -gt 0 ]; then
-    echo "WARNING: errors (non-2xx, socket errors, failed/mismatched messages) during the runs (see $OUT/load-*.txt)" >&2
+    echo "WARNING: errors (non-2xx, socket errors, failed/mismatched messages) during the runs (see $OUT/load-$LOAD-$MODE-$ROUTES-*.txt)" >&2
 fi
 echo "(saved to $RESULT)" >&2
