@@ -55,7 +55,7 @@ BUILD=1
 LOAD=wrk
 
 usage() {
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
     cat <<USAGE
 Options:
   --shenyu        ShenYu divide selector/rule config instead of a Spring route
