@@ -236,7 +236,7 @@ wait_ready() {
             die "$name exited during start-up (log above, full log: $logf)"
         fi
         if [ "$LOAD" = ws ]; then
-            if python3 "$BENCH_DIR/ws.py" probe --url "ws://127.0.0.1:$port$REQ_PATH" >"$OUT/probe.body" 2>&1; then
+            if python3 -B "$BENCH_DIR/ws.py" probe --url "ws://127.0.0.1:$port$REQ_PATH" >"$OUT/probe.body" 2>&1; then
                 return 0
             fi
             code="ws probe: $(tail -n 1 "$OUT/probe.body")"
@@ -300,7 +300,7 @@ run_h2load() {
 # Runs the websocket echo client against $1. Prints "msgs/s p50_ms p99_ms errors".
 run_ws() {
     local port="$1" out="$2" duration="$3" line
-    "${WRK_PIN[@]}" python3 "$BENCH_DIR/ws.py" client --url "ws://127.0.0.1:$port$REQ_PATH" \
+    "${WRK_PIN[@]}" python3 -B "$BENCH_DIR/ws.py" client --url "ws://127.0.0.1:$port$REQ_PATH" \
         --connections "$WS_CONNECTIONS" --duration "$(secs "$duration")" --size "$WS_SIZE" >"$out" 2>&1 \
         || die "ws.py client failed against :$port (see $out)"
     line=$(tail -n 1 "$out")
@@ -589,7 +589,7 @@ DIRECT_PORT=$UPSTREAM_PORT
 DIRECT_PID=$UP_PID
 if [ "$LOAD" = ws ]; then
     log "starting websocket echo server (bench/ws.py) on :$WS_PORT"
-    "${WRK_PIN[@]}" python3 "$BENCH_DIR/ws.py" server --port "$WS_PORT" >"$OUT/ws-server.log" 2>&1 &
+    "${WRK_PIN[@]}" python3 -B "$BENCH_DIR/ws.py" server --port "$WS_PORT" >"$OUT/ws-server.log" 2>&1 &
     WS_PID=$!
     PIDS+=("$WS_PID")
     DIRECT_PORT=$WS_PORT
