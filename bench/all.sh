@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Every proxy benchmark scenario, one after the other, then one table (Markdown) with ratios.
+#
+#   bench/all.sh                     # build the perf binary, run everything (about 6 minutes)
+#   bench/all.sh --no-build          # use $TIGATEWAY_BIN or the existing perf binary
+#   bench/all.sh --quick             # DURATION=3s WARMUP=1s: proves every scenario runs
+#   ONLY="http1 ws" bench/all.sh     # a subset (names below)
+#
+# Scenarios (each is one bench/run.sh call; same upstream, ports, pinning and load settings):
+#   http1       HTTP/1.1, Spring route Path=/**            nginx, HAProxy, TiGateway   (wrk)
+#   h2          HTTP/2 cleartext (prior knowledge)          nginx, HAProxy, TiGateway   (h2load)
+#   shenyu      ShenYu divide selector + rule               TiGateway                   (wrk)
+#   routes10k   10,000 Spring routes / nginx locations / HAProxy map prefixes, last matches (wrk)
+#   shenyu10k   10,000 divide selectors + rules             TiGateway                   (wrk)
+#   chain       contextPath + rewrite + request header + divide; nginx/HAProxy rewrite + set header
+#   ws          websocket echo round trips, plus the client straight to the echo server ("direct")
+#   obs         TiGateway with metrics and access log off / metrics on / access log on / both,
+#               measured alternately in one run
+# Environment: anything bench/run.sh reads (DURATION, WARMUP, RUNS, PIN, ports, TIGATEWAY_BIN, ...).
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+OUT="${OUT:-$BENCH_DIR/out}"
+export OUT
+ALL_SCENARIOS="http1 h2 shenyu routes10k shenyu10k chain ws obs"
+ONLY="${ONLY:-$ALL_SCENARIOS}"
+BUILD=1
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --no-build) BUILD=0 ;;
+        --quick) export DURATION="${DURATION_QUICK:-3s}" WARMUP="${WARMUP_QUICK:-1s}" IDLE_WAIT=0 ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+for s in $ONLY; do
+    case " $ALL_SCENARIOS " in *" $s "*) ;; *) echo "ONLY: unknown scenario '$s' ($ALL_SCENARIOS)" >&2; exit 2 ;; esac
+done
+
+if [ -z "${TIGATEWAY_BIN:-}" ]; then
+    TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+    export TIGATEWAY_BIN="$TARGET/perf/tigateway"
+    if [ "$BUILD" = 1 ]; then
+        echo "==> building tigateway (cargo build --profile perf -p tigateway)" >&2
+        (cd "$ROOT" && cargo build --profile perf -p tigateway)
+    fi
+fi
+[ -x "$TIGATEWAY_BIN" ] || { echo "no tigateway binary at $TIGATEWAY_BIN (build it or set TIGATEWAY_BIN)" >&2; exit 1; }
+
+mkdir -p "$OUT"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+SUMMARY="$OUT/all-$STAMP.tsv"
+: >"$SUMMARY"
+export SUMMARY
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+START=$(date -u '+%Y-%m-%d %H:%M UTC')
+FAILED=()
+
+scenario() {
+    local name="$1"; shift
+    case " $ONLY " in *" $name "*) ;; *) return 0 ;; esac
+    echo >&2
+    echo "######## scenario $name: $* bench/run.sh --no-build ${RUN_ARGS[*]}" >&2
+    # run.sh's own tables go to stderr with its progress; stdout is left for the final table.
+    if ! env SCENARIO="$name" "$@" "$BENCH_DIR/run.sh" --no-build "${RUN_ARGS[@]}" >&2; then
+        FAILED+=("$name")
+    fi
+}
+
+# Metrics ports of the obs variants (one per process), and its access log.
+METRICS_A="${OBS_METRICS_PORT_A:-18096}"
+METRICS_B="${OBS_METRICS_PORT_B:-18097}"
+ACCESS_A="$OUT/access-log-only.log"
+ACCESS_B="$OUT/access-metrics.log"
+rm -f "$ACCESS_A"* "$ACCESS_B"*
+
+RUN_ARGS=();                          scenario http1     PROXIES="nginx haproxy tigateway"
+RUN_ARGS=(--h2);                      scenario h2        PROXIES="nginx haproxy tigateway"
+RUN_ARGS=(--shenyu);                  scenario shenyu    PROXIES="tigateway"
+RUN_ARGS=(--routes 10000);            scenario routes10k PROXIES="nginx haproxy tigateway"
+RUN_ARGS=(--shenyu --routes 10000);   scenario shenyu10k PROXIES="tigateway"
+RUN_ARGS=(--chain);                   scenario chain     PROXIES="nginx haproxy tigateway"
+RUN_ARGS=(--websocket);               scenario ws        PROXIES="direct nginx haproxy tigateway"
+RUN_ARGS=();                          scenario obs       PROXIES="tigateway" \
+    TIGW_VARIANTS="off=--metrics off --access-log off|metrics=--metrics 127.0.0.1:$METRICS_A --access-log off|log=--metrics off --access-log $ACCESS_A|metrics+log=--metrics 127.0.0.1:$METRICS_B --access-log $ACCESS_B"
+LOG_LINES=$(cat "$ACCESS_A"* "$ACCESS_B"* 2>/dev/null | wc -l || echo 0)
+rm -f "$ACCESS_A"* "$ACCESS_B"*   # can be hundreds of MB
+
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+REPORT="$OUT/all-$STAMP.md"
+{
+    echo "## bench/all.sh — $START"
+    echo
+    echo "- machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(uname -r)"
+    echo "- load average before: $LOAD_BEFORE, after: $LOAD_AFTER"
+    echo "- tigateway: $TIGATEWAY_BIN ($("$TIGATEWAY_BIN" --version 2>/dev/null || echo '?'));" \
+        "$(nginx -v 2>&1 | sed 's/^nginx version: //'); haproxy $(haproxy -v 2>/dev/null | head -n1 | awk '{print $3}')"
+    echo "- settings: DURATION=${DURATION:-10s} WARMUP=${WARMUP:-3s} RUNS=${RUNS:-1} PIN=${PIN:-1} CONNECTIONS=${CONNECTIONS:-50}" \
+        "H2_CONNECTIONS=${H2_CONNECTIONS:-10} H2_STREAMS=${H2_STREAMS:-10} WS_CONNECTIONS=${WS_CONNECTIONS:-50}"
+    echo
+    awk -F'\t' '
+        $1 == "cost" { next }
+        { key = $1 SUBSEP $2; rps[key] = $3; p50[key] = $4; p99[key] = $5; err[key] = $6; cpu[key] = $7; pcs[key] = $9
+          if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 }
+          procs[$1] = procs[$1] " " $2 }
+        function ratio(a, b) { return (b + 0 > 0 && a + 0 > 0) ? sprintf("%.2f", a / b) : "—" }
+        END {
+            print "| scenario | proxy | req/s (ws: msgs/s) | p50 ms | p99 ms | errors | proxy CPU | req per CPU-s | TiGateway/nginx req/s (per CPU-s) | TiGateway/HAProxy req/s (per CPU-s) |"
+            print "|---|---|---:|---:|---:|---:|---:|---:|---|---|"
+            for (i = 1; i <= n; i++) {
+                s = order[i]; m = split(substr(procs[s], 2), ps, " ")
+                t = s SUBSEP "tigateway"
+                for (j = 1; j <= m; j++) {
+                    k = s SUBSEP ps[j]; rn = ""; rh = ""
+                    if (ps[j] == "tigateway") {
+                        nk = s SUBSEP "nginx"; hk = s SUBSEP "haproxy"
+                        if (nk in rps) rn = sprintf("**%s** (%s)", ratio(rps[t], rps[nk]), ratio(pcs[t], pcs[nk]))
+                        if (hk in rps) rh = sprintf("**%s** (%s)", ratio(rps[t], rps[hk]), ratio(pcs[t], pcs[hk]))
+                    }
+                    c = (ps[j] == "direct") ? "(echo server) " cpu[k] "%" : cpu[k] "%"
+                    printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s, ps[j], rps[k], p50[k], p99[k], err[k], c, (ps[j] == "direct" ? "—" : pcs[k]), rn, rh
+                }
+            }
+            # 10,000 routes vs 1, per proxy
+            rows = ""
+            split("nginx haproxy tigateway", pp, " ")
+            what["nginx"] = "nginx (prefix locations)"; what["haproxy"] = "haproxy (map_beg prefixes)"; what["tigateway"] = "tigateway (Spring routes)"
+            for (j = 1; j <= 3; j++) {
+                a = "http1" SUBSEP pp[j]; b = "routes10k" SUBSEP pp[j]
+                if ((a in rps) && (b in rps)) rows = rows sprintf("| %s | %s → %s | %s | %s |\n", what[pp[j]], rps[a], rps[b], ratio(rps[b], rps[a]), ratio(pcs[b], pcs[a]))
+            }
+            a = "shenyu" SUBSEP "tigateway"; b = "shenyu10k" SUBSEP "tigateway"
+            if ((a in rps) && (b in rps)) rows = rows sprintf("| tigateway (divide selectors + rules) | %s → %s | %s | %s |\n", rps[a], rps[b], ratio(rps[b], rps[a]), ratio(pcs[b], pcs[a]))
+            if (rows != "") {
+                print ""
+                print "| 10,000 routes vs 1 | req/s 1 → 10k | ratio | req per CPU-s ratio |"
+                print "|---|---|---:|---:|"
+                printf "%s", rows
+            }
+            # observability cost
+            b = "obs" SUBSEP "tigw-off"
+            if (b in rps) {
+                print ""
+                print "| TiGateway observability (vs metrics off + access log off) | req/s | throughput cost (req/s lower by) | CPU cost per request (req per CPU-s lower by) | target |"
+                print "|---|---:|---:|---:|---|"
+                split("tigw-metrics tigw-log tigw-metrics+log", vv, " ")
+                for (j = 1; j <= 3; j++) {
+                    v = "obs" SUBSEP vv[j]
+                    if (!(v in rps)) continue
+                    printf "| %s | %s | %+.1f%% | %+.1f%% | ≤ 5%% |\n", vv[j], rps[v], 100 * (1 - rps[v] / rps[b]), 100 * (1 - pcs[v] / pcs[b])
+                }
+            }
+        }' "$SUMMARY"
+    if [ "$LOG_LINES" -gt 0 ]; then
+        echo
+        echo "(access-log lines written during the obs scenario: $LOG_LINES)"
+    fi
+    if [ ${#FAILED[@]} -gt 0 ]; then
+        echo
+        echo "**FAILED scenarios: ${FAILED[*]}** (see the output above and bench/out/)"
+    fi
+} | tee "$REPORT"
+echo "(table saved to $REPORT; per-scenario details in $OUT/result-*.txt)" >&2
+[ ${#FAILED[@]} -eq 0 ]
