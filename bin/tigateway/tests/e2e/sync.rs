@@ -329,7 +329,24 @@ async fn cluster(method: Method) {
     let mut admin = start_admin(&db, admin_port, dir.path(), "admin-again");
     until_all(&ports, "/svc/only/1", 200, "one", "change made while the admin was away").await;
 
-    // A gateway restarted while no admin answers serves the cached config and says so.
+    // A gateway restarted while no admin answers serves the cached config and says so. The cache
+    // is written just after the swap: wait until it holds the change before pulling the plug.
+    let cache_file = dir.path().join("g3-cache").join("tigateway-config.json");
+    let one_addr = one.url().trim_start_matches("http://").to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let cached = std::fs::read(&cache_file).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        let svc_handle = cached.as_ref().and_then(|v| {
+            v["config"]["selectors"].as_array()?.iter().find(|s| s["id"] == "svc")?["handle"]
+                .as_str()
+                .map(str::to_string)
+        });
+        if svc_handle.is_some_and(|h| h.contains(&one_addr)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "g3's cache never took the change: {cached:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     admin.kill();
     gws[2].kill();
     let g3 = start_gateway(method, &[admin_port], ports[2], dir.path(), "g3-restarted");
