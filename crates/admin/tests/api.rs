@@ -883,3 +883,27 @@ async fn login_throttling_behind_trusted_proxies(store: Store, _url: String) {
     }
     assert_eq!(login("203.0.113.5", Some("198.51.100.10"), "u9").await, StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// Single objects are limited to 1 MiB, whole configs (import, batch) to 64 MiB: a ShenYu-sized
+/// config of a few MB must go through `POST /api/v1/import` in one request.
+#[tokio::test]
+async fn whole_configs_may_be_larger_than_single_objects() {
+    let api = Api::sqlite().await;
+    let t = api.admin().await;
+    let t = Some(t.as_str());
+    let selectors: Vec<Value> = (0..9000)
+        .map(|i| {
+            let mut s = selector(&format!("s{i}"), "divide");
+            s["name"] = json!(format!("a selector with a longer name to make the document realistic {i}"));
+            s
+        })
+        .collect();
+    let doc = json!({"selectors": selectors});
+    let size = serde_json::to_vec(&doc).unwrap().len();
+    assert!(size > 2 * 1024 * 1024, "the document is only {size} bytes");
+    let r = api.call(Method::POST, "/api/v1/import?dryRun=true", t, Some(doc.clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{size} bytes: {}", r.body);
+    // The same bytes as one object are refused.
+    let r = api.call(Method::POST, "/api/v1/selectors", t, Some(doc)).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.body);
+}

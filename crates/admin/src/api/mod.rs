@@ -29,6 +29,9 @@ use extract::{ClientIp, JsonBody};
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// `import` and `batch` carry whole configs (10,000 ShenYu rules are ~3 MB of JSON), so they get a
+/// larger limit than single objects.
+pub const MAX_CONFIG_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -288,6 +291,10 @@ pub fn router(state: AppState) -> Router {
                     state.clone(),
                     move |st: State<AppState>, req: axum::extract::Request, next: Next| authorize(st, perm, req, next),
                 )),
+            };
+            let route = match ep.op {
+                Op::Import | Op::Batch => route.layer(DefaultBodyLimit::max(MAX_CONFIG_BODY_BYTES)),
+                _ => route,
             };
             r.route(&ep.path, route)
         })

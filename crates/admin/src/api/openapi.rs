@@ -429,7 +429,7 @@ impl Op3 {
                 .build(),
         ));
         self.err("400", "Malformed JSON, or a body that does not fit the schema (unknown fields included).")
-            .err("413", "The body is larger than the limit (1 MiB).")
+            .err("413", "The body is larger than the limit (1 MiB; 64 MiB for import and batch).")
             .err("415", "The body is not `application/json`.")
     }
 
