@@ -195,9 +195,25 @@ pub fn start_source(
     };
     match method {
         SyncMethod::Zookeeper => {
-            return crate::sync_zk_etcd::start_source("zookeeper", &args.node, &access, store, control)
+            return crate::sync_zk_etcd::start_source(
+                "zookeeper",
+                &args.node,
+                &access,
+                store,
+                control,
+                DiskCache::new(&args.cache_dir),
+            )
         }
-        SyncMethod::Etcd => return crate::sync_zk_etcd::start_source("etcd", &args.node, &access, store, control),
+        SyncMethod::Etcd => {
+            return crate::sync_zk_etcd::start_source(
+                "etcd",
+                &args.node,
+                &access,
+                store,
+                control,
+                DiskCache::new(&args.cache_dir),
+            )
+        }
         SyncMethod::Websocket | SyncMethod::Http => {}
     }
     anyhow::ensure!(!args.admin.is_empty(), "--admin URL[,URL…] is required with --sync websocket|http");

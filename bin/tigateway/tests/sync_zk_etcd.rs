@@ -221,6 +221,9 @@ fn start_gateway(dir: &Path, method: Method, url: &str, ns: &str, extra: &[&str]
         "1".into(),
     ];
     args.extend(method.flags(url));
+    if !extra.contains(&"--cache-dir") {
+        args.extend(["--cache-dir".to_string(), dir.join(format!("cache-{port}")).display().to_string()]);
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     let proc = Proc::spawn(&args, dir.join(format!("gateway-{port}.log")));
     wait_port(port, "gateway");
@@ -1109,4 +1112,47 @@ async fn admin_republishes_after_losing_zookeeper() {
     assert!(nodes.contains_key(&format!("/{ns}/shenyu/auth/k")), "{:?}", nodes.keys());
     let log = admin.proc.log();
     assert!(log.contains("reconnecting for a full publish"), "{log}");
+}
+
+/// A gateway keeps the last config it applied on disk; restarted while ZooKeeper / etcd cannot be
+/// reached, it serves that config (and says so) instead of an empty one.
+async fn restart_without_the_tree_serves_the_disk_cache(method: Method) {
+    let Some(url) = method.url() else { return };
+    let ns = namespace();
+    let dir = tempfile::tempdir().unwrap();
+    let a = upstream(UpstreamBehavior::named("a")).await;
+    let mut admin = start_admin(dir.path(), method, &url, &ns, true).await;
+    let cache = dir.path().join("kept-cache");
+    let cache_arg = cache.display().to_string();
+    let mut gw = start_gateway(dir.path(), method, &url, &ns, &["--cache-dir", &cache_arg]);
+    admin.create("selectors", selector("orders", "/orders", &a.addr.to_string())).await;
+    admin.create("rules", rule("orders-all", "orders", "/orders")).await;
+    converge(&[&gw], "/orders/1", 200, "a", Duration::from_secs(5), "selector and rule created").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(cache.join("tigateway-config.json")).is_ok_and(|t| t.contains("orders-all")) {
+        assert!(Instant::now() < deadline, "the gateway never wrote its cache:\n{}", gw.proc.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.proc.kill();
+    admin.proc.kill();
+
+    // Nothing listens here: the tree cannot be reached.
+    let dead = match method {
+        Method::Zk => format!("127.0.0.1:{}", free_port()),
+        Method::Etcd => format!("http://127.0.0.1:{}", free_port()),
+    };
+    let again = start_gateway(dir.path(), method, &dead, &ns, &["--cache-dir", &cache_arg]);
+    assert_eq!(probe(again.port, "/orders/1").await, (200, "a".to_string()), "{}", again.proc.log());
+    let log = again.proc.log();
+    assert!(log.contains("serving from the cache"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zookeeper_restart_without_the_tree_serves_the_disk_cache() {
+    restart_without_the_tree_serves_the_disk_cache(Method::Zk).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_restart_without_the_tree_serves_the_disk_cache() {
+    restart_without_the_tree_serves_the_disk_cache(Method::Etcd).await
 }
