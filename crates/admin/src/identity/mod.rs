@@ -55,6 +55,11 @@ const MAX_PASSWORD_CHARS: usize = 1024;
 /// every request into a write.
 const LAST_USED_GRANULARITY: Duration = Duration::from_secs(60);
 
+/// The new "sessions issued at or before" cut-off (unix seconds; two `?`: now, now): later than
+/// the current one, because a session issued in the same second as the previous cut-off got
+/// `iat` = cut-off + 1 and must end too.
+pub(crate) const NEXT_CUTOFF: &str = "CASE WHEN sessions_after + 1 > ? THEN sessions_after + 1 ELSE ? END";
+
 /// How long a process trusts its cached copy of the session secret; bounds how long a secret
 /// rotated by another admin process on the same database keeps working here.
 pub const KEYS_REFRESH: Duration = Duration::from_secs(5);
@@ -230,8 +235,12 @@ impl Identity {
         let mut tx = self.begin_write().await?;
         let r = async {
             let user = users::get_tx(&mut tx, id).await?;
-            tx.exec("UPDATE admin_user SET sessions_after = ? WHERE id = ?", &[Val::Int(unix_now() as i64), id.into()])
-                .await?;
+            let at = Val::Int(unix_now() as i64);
+            tx.exec(
+                &format!("UPDATE admin_user SET sessions_after = {NEXT_CUTOFF} WHERE id = ?"),
+                &[at.clone(), at, id.into()],
+            )
+            .await?;
             audit(&mut tx, actor, "revoke-sessions", "update", "admin_user", id, Some(&user), Some(&user), &now())
                 .await?;
             Ok(())

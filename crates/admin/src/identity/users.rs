@@ -316,8 +316,10 @@ impl Identity {
             let mut args = vec![Val::Int(enabled as i64), Val::Int(before.version + 1), now_s.as_str().into()];
             if let Some(h) = &hash {
                 // A new password ends every session opened with the old one.
-                sql.push_str(", password_hash = ?, sessions_after = ?");
+                sql.push_str(", password_hash = ?, sessions_after = ");
+                sql.push_str(super::NEXT_CUTOFF);
                 args.push(h.as_str().into());
+                args.push(Val::Int(super::unix_now() as i64));
                 args.push(Val::Int(super::unix_now() as i64));
             }
             sql.push_str(" WHERE id = ? AND version = ?");
