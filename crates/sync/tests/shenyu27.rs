@@ -163,7 +163,12 @@ async fn websocket_client_follows_a_recorded_shenyu27_admin() {
     // Upstreams came from DISCOVER_UPSTREAM, and the rule's flag is ShenYu's `loged`.
     assert_eq!(cfg.discovery_upstreams[0].upstream_data_list[0].url, "127.0.0.1:8189");
     assert!(cfg.rules[0].logged && cfg.selectors[0].logged);
-    assert!(sink.status().synced.load(Ordering::Relaxed));
+    // `synced` is set by the applier just after the swap the sink saw: give it a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !sink.status().synced.load(Ordering::Relaxed) {
+        assert!(std::time::Instant::now() < deadline, "the full sync never counted as synced");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 
     for f in fx["events"].as_array().unwrap() {
         ws.send(frame(f)).await.unwrap();
@@ -488,5 +493,10 @@ async fn long_poll_unauthorized_reply_is_an_error_and_the_client_retries() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(sink.count(), 0);
-    assert!(sink.status().unreachable.load(Ordering::Relaxed));
+    // The flag is set once the client has handled the refusal the server just counted.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sink.status().unreachable.load(Ordering::Relaxed) {
+        assert!(Instant::now() < deadline, "the refused admin never counted as unreachable");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
