@@ -353,3 +353,21 @@ async fn without_tracing_request_ids_still_work_and_trace_headers_pass_through()
     assert_eq!(rid.len(), 32);
     assert_eq!(v["headers"]["x-request-id"], rid);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_span_of_a_streamed_response_ends_with_its_body() {
+    let addr = tigateway_testkit::chunked_upstream(&["one;", "two;", "three"], Duration::from_millis(150)).await;
+    let (otlp, got) = grpc_receiver().await;
+    let endpoint = format!("http://{otlp}");
+    let (_p, base, _d) = start(&config(&format!("http://{addr}")), &["--otlp-endpoint", &endpoint]);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = client.get(format!("{base}/api/users/1")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "one;two;three");
+    let spans = got.wait_for(1).await;
+    let s = &spans[0];
+    let took_ms = (s.end_time_unix_nano - s.start_time_unix_nano) as f64 / 1e6;
+    assert!(took_ms >= 440.0, "the span ended after {took_ms} ms, before the body's three parts");
+    assert_eq!(attr(s, "http.response.body.size").as_deref(), Some("13"));
+    assert_eq!(attr(s, "http.response.status_code").as_deref(), Some("200"));
+}

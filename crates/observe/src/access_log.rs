@@ -37,7 +37,8 @@ pub struct AccessRecord {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
-    /// Request head in → response head out, milliseconds.
+    /// Request head in → last response byte handed to the connection (the head, for a body that
+    /// is complete with it), milliseconds.
     pub duration_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_duration_ms: Option<f64>,

@@ -120,6 +120,13 @@ impl RouteStats {
         }
     }
 
+    /// Bytes of a streamed response body, counted when it ends (its length was unknown at the head).
+    pub fn add_bytes_out(&self, n: u64) {
+        if n > 0 {
+            self.bytes_out.fetch_add(n, Relaxed);
+        }
+    }
+
     /// Records one finished request.
     pub fn record(
         &self,

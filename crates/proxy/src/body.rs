@@ -20,6 +20,9 @@ pub enum ProxyBody {
     H1(H1Body),
     /// An HTTP/2 upstream response streamed through.
     Upstream(Incoming),
+    /// A streamed body whose end is waited for: the bytes it carried go to the metrics, the
+    /// access log and the span when it ends or the client goes away (see `observe::Tail`).
+    Tail(Box<crate::observe::Tail>),
 }
 
 impl ProxyBody {
@@ -41,6 +44,15 @@ impl Body for ProxyBody {
             ProxyBody::Full(f) => Pin::new(f).poll_frame(cx).map_err(|never| match never {}),
             ProxyBody::H1(b) => Pin::new(b).poll_frame(cx),
             ProxyBody::Upstream(b) => Pin::new(b).poll_frame(cx).map_err(|e| Box::new(e) as BoxError),
+            ProxyBody::Tail(t) => {
+                let polled = Pin::new(&mut t.inner).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(frame))) = &polled {
+                    if let Some(d) = frame.data_ref() {
+                        t.sent += d.len() as u64;
+                    }
+                }
+                polled
+            }
         }
     }
 
@@ -50,6 +62,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(f) => f.is_end_stream(),
             ProxyBody::H1(b) => b.is_end_stream(),
             ProxyBody::Upstream(b) => b.is_end_stream(),
+            ProxyBody::Tail(t) => t.inner.is_end_stream(),
         }
     }
 
@@ -59,6 +72,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(f) => f.size_hint(),
             ProxyBody::H1(b) => b.size_hint(),
             ProxyBody::Upstream(b) => b.size_hint(),
+            ProxyBody::Tail(t) => t.inner.size_hint(),
         }
     }
 }

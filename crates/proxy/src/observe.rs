@@ -9,10 +9,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{HeaderName, HeaderValue};
 use http::Response;
+use opentelemetry::trace::Span as _;
+use opentelemetry_sdk::trace::Span;
 use tigateway_matcher::select::RuleChoice;
 use tigateway_model::{AccessLogScope, RouteDefinition, Rule, Selector};
 use tigateway_observe::metrics::method_class;
-use tigateway_observe::{AccessRecord, GatewayMetrics, RouteKind, RouteStats};
+use tigateway_observe::{AccessLog, AccessRecord, GatewayMetrics, RouteKind, RouteStats};
 use tigateway_upstream::{Peer, Registry};
 
 use crate::body::ProxyBody;
@@ -143,7 +145,40 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// Records the request in the metrics, queues its access-log line and adds debug headers.
+/// The end of a response body that streams on after its head: counts the bytes it carried
+/// (metrics when the length was unknown at the head, the access log always), queues the access-log
+/// line and ends the span when the body ends — or is dropped because the client went away.
+pub struct Tail {
+    pub(crate) inner: ProxyBody,
+    pub(crate) sent: u64,
+    /// Set when the metrics still need the body's bytes.
+    count_bytes: Option<Arc<RouteStats>>,
+    log: Option<(AccessLog, AccessRecord, Instant)>,
+    span: Option<Span>,
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        if let Some(stats) = self.count_bytes.take() {
+            stats.add_bytes_out(self.sent);
+        }
+        if let Some((log, mut rec, started)) = self.log.take() {
+            rec.bytes_out = self.sent;
+            rec.duration_ms = ms(started.elapsed());
+            log.log(rec);
+        }
+        if let Some(mut span) = self.span.take() {
+            if span.is_recording() {
+                span.set_attribute(opentelemetry::KeyValue::new("http.response.body.size", self.sent as i64));
+            }
+            span.end();
+        }
+    }
+}
+
+/// Records the request in the metrics, queues its access-log line and adds debug headers. The
+/// request counters and latency histograms are taken at the response head; what depends on the
+/// body (its bytes when their number is unknown, the access-log line, the span) waits for its end.
 pub fn finish(
     snap: &Snapshot,
     resp: &mut Response<ProxyBody>,
@@ -151,12 +186,16 @@ pub fn finish(
     method: &http::Method,
     started: Instant,
     arrived: Option<SystemTime>,
+    span: Option<Span>,
 ) {
     let total = started.elapsed();
     let status = resp.status().as_u16();
-    let bytes_out = hyper::body::Body::size_hint(resp.body()).exact().unwrap_or(0);
+    let streaming = !hyper::body::Body::is_end_stream(resp.body());
+    let exact = hyper::body::Body::size_hint(resp.body()).exact();
+    let bytes_out = exact.unwrap_or(0);
     let (stats, logged, rule, plugin) = stats_and_ids(snap, obs.terminal);
     stats.record(method_class(method), status, total, obs.upstream_time, obs.bytes_in, bytes_out, obs.retries);
+    let count_bytes = (streaming && exact.is_none()).then(|| stats.clone());
 
     if snap.debug_headers {
         let route = match obs.terminal {
@@ -187,19 +226,56 @@ pub fn finish(
         }
     }
 
-    let (Some(scope), Some(fields), Some(log)) = (snap.access_log, obs.log, snap.observe.access_log()) else {
+    let record = access_record(snap, obs, stats, logged, rule, plugin, status, total, bytes_out, arrived);
+    let log = match record {
+        Some(rec) => snap.observe.access_log().map(|l| (l.clone(), rec)),
+        None => None,
+    };
+    if streaming && (count_bytes.is_some() || log.is_some() || span.is_some()) {
+        let inner = std::mem::replace(resp.body_mut(), ProxyBody::Empty);
+        *resp.body_mut() = ProxyBody::Tail(Box::new(Tail {
+            inner,
+            sent: 0,
+            count_bytes,
+            log: log.map(|(l, rec)| (l, rec, started)),
+            span,
+        }));
         return;
+    }
+    if let Some((l, rec)) = log {
+        l.log(rec);
+    }
+    if let Some(mut span) = span {
+        span.end();
+    }
+}
+
+/// The access-log line of this request, when the log is on and takes it.
+#[allow(clippy::too_many_arguments)]
+fn access_record(
+    snap: &Snapshot,
+    obs: Observed,
+    stats: &Arc<RouteStats>,
+    logged: bool,
+    rule: Option<&Arc<str>>,
+    plugin: Option<&'static str>,
+    status: u16,
+    total: Duration,
+    bytes_out: u64,
+    arrived: Option<SystemTime>,
+) -> Option<AccessRecord> {
+    let (Some(scope), Some(fields)) = (snap.access_log, obs.log) else {
+        return None;
     };
     if scope == AccessLogScope::Logged && !logged {
-        return;
+        return None;
     }
     let kind = match obs.terminal {
         Terminal::Selector { .. } => "selector",
         Terminal::Route { .. } => "route",
         Terminal::Plugin { .. } | Terminal::None => "none",
     };
-    let fields = *fields;
-    log.log(AccessRecord {
+    Some(AccessRecord {
         time: arrived.unwrap_or_else(SystemTime::now),
         kind,
         plugin,
@@ -218,7 +294,7 @@ pub fn finish(
         client_ip: obs.client_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
         trace_id: fields.trace_id,
         request_id: fields.request_id,
-    });
+    })
 }
 
 /// Upstream health for the metrics, read from the registry at scrape time.

@@ -76,11 +76,11 @@ pub async fn handle(
             e.into_response()
         }
     };
-    let mut resp = trace.finish(resp);
+    let (mut resp, span) = trace.finish(resp);
     if obs.client_ip.is_none() {
         obs.client_ip = Some(conn.peer.ip());
     }
-    crate::observe::finish(&snap, &mut resp, obs, &method, started, arrived);
+    crate::observe::finish(&snap, &mut resp, obs, &method, started, arrived, span);
     Ok(resp)
 }
 

@@ -319,23 +319,27 @@ impl RequestTrace {
         }
     }
 
-    /// Returns the request id to the client and ends the span with the status.
-    pub fn finish(mut self, mut resp: Response<ProxyBody>) -> Response<ProxyBody> {
+    /// Returns the request id to the client and records the status on the span. The span is
+    /// ended here when the response is complete at its head; otherwise it is handed back, to end
+    /// with the body (see `observe::Tail`), so its duration covers the whole transfer.
+    pub fn finish(mut self, mut resp: Response<ProxyBody>) -> (Response<ProxyBody>, Option<Span>) {
         resp.headers_mut().insert(X_REQUEST_ID.clone(), self.request_id);
-        if let Some(span) = self.span.as_mut() {
-            if span.is_recording() {
-                let status = resp.status();
-                span.set_attribute(KeyValue::new("http.response.status_code", status.as_u16() as i64));
-                if status.is_server_error() {
-                    span.set_status(Status::error(status.to_string()));
-                }
-                if let Some(route) = self.route.take() {
-                    span.update_name(format!("{} {route}", self.method));
-                }
+        let Some(mut span) = self.span.take() else { return (resp, None) };
+        if span.is_recording() {
+            let status = resp.status();
+            span.set_attribute(KeyValue::new("http.response.status_code", status.as_u16() as i64));
+            if status.is_server_error() {
+                span.set_status(Status::error(status.to_string()));
             }
-            span.end();
+            if let Some(route) = self.route.take() {
+                span.update_name(format!("{} {route}", self.method));
+            }
         }
-        resp
+        if hyper::body::Body::is_end_stream(resp.body()) {
+            span.end();
+            return (resp, None);
+        }
+        (resp, Some(span))
     }
 }
 

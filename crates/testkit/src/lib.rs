@@ -117,6 +117,42 @@ pub async fn upstream_on(addr: SocketAddr, b: UpstreamBehavior) -> Upstream {
     serve_upstream(TcpListener::bind(addr).await.expect("bind upstream"), None, b).await
 }
 
+/// An HTTP/1.1 upstream that answers every request with a chunked body (no Content-Length): the
+/// head at once, then each of `parts` after `gap`; it closes the connection after the last chunk.
+pub async fn chunked_upstream(parts: &'static [&'static str], gap: Duration) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else { return };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+                if s.write_all(head).await.is_err() {
+                    return;
+                }
+                for part in parts {
+                    tokio::time::sleep(gap).await;
+                    if s.write_all(format!("{:x}\r\n{part}\r\n", part.len()).as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = s.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    addr
+}
+
 /// A websocket echo server (tokio-tungstenite) on 127.0.0.1.
 pub async fn ws_echo() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     use futures_util::{SinkExt, StreamExt};

@@ -389,6 +389,54 @@ async fn debug_headers_are_absent_unless_switched_on() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_body_without_length_is_counted_and_logged_when_it_ends() {
+    let addr = chunked_upstream(&["first part;", "second;", "3rd"], Duration::from_millis(150)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let cfg = format!(
+        r#"
+server:
+  accessLog: {{enabled: true, output: "{log}"}}
+routes:
+  - id: stream
+    uri: http://{addr}
+    predicates: [Path=/stream/**]
+"#,
+        log = log.display()
+    );
+    let (gw, obs) = in_process(&cfg, &log);
+    let started = Instant::now();
+    let r = client().get(format!("http://{}/stream/x", gw.local_addrs[0])).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("content-length").is_none());
+    let body = r.text().await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(body, "first part;second;3rd");
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while obs.access_log().unwrap().written() < 1 {
+        assert!(Instant::now() < deadline, "no access-log line");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = samples(&obs.encode());
+    assert_eq!(
+        value(&s, r#"tigateway_response_bytes_total{kind="route",route="stream"}"#),
+        body.len() as f64,
+        "bytes of a body without Content-Length are counted when it ends"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(line["bytes_out"], body.len());
+    // The line is written at the body's end: its duration covers the three parts (>= 450 ms),
+    // while the head arrived after the first wait only.
+    let logged = line["duration_ms"].as_f64().unwrap();
+    assert!(logged >= 440.0, "duration_ms {logged} ends before the body did");
+    assert!(logged <= took.as_secs_f64() * 1000.0 + 1.0, "duration_ms {logged} > client time {took:?}");
+    assert!(line["upstream_duration_ms"].as_f64().unwrap() < logged);
+    tokio::task::spawn_blocking(move || gw.shutdown()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn standalone_reports_the_admin_store_and_admin_requests() {
     let dir = tempfile::tempdir().unwrap();
     let (admin_port, gw_port, mport) = (free_port(), free_port(), free_port());
