@@ -11,49 +11,218 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendE
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use http::{HeaderValue, Method, Uri};
 
-/// One request, as logged. Field names are the documented log format.
-#[derive(Debug, Clone, Serialize)]
+/// One request, as logged. Field names are the documented log format. The record holds the
+/// request's own values (shared buffers, not copies): it is built on the request path, and the
+/// writer thread turns it into text.
+#[derive(Debug, Clone)]
 pub struct AccessRecord {
     /// When the request arrived (RFC 3339, UTC, microseconds).
-    #[serde(serialize_with = "rfc3339")]
     pub time: SystemTime,
     /// `route` (Spring route), `selector` (ShenYu selector/rule) or `none`.
     pub kind: &'static str,
     /// The plugin that answered (`divide`, `route`, `redirect`, …).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub route_id: Option<Arc<str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub selector_id: Option<Arc<str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub rule_id: Option<Arc<str>>,
-    pub method: String,
-    pub path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub query: Option<String>,
+    pub method: Method,
+    /// As the client sent it: logged as `path` and `query`.
+    pub uri: Uri,
     pub status: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream: Option<String>,
+    /// `host:port` of the upstream.
+    pub upstream: Option<Arc<str>>,
     /// Request head in → last response byte handed to the connection (the head, for a body that
     /// is complete with it), milliseconds.
     pub duration_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_duration_ms: Option<f64>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub client_ip: IpAddr,
     /// W3C trace id of the request, when tracing set one.
-    pub trace_id: Option<String>,
+    pub trace_id: Option<u128>,
     /// `X-Request-Id`, when one is known.
-    pub request_id: Option<String>,
+    pub request_id: Option<HeaderValue>,
 }
 
-fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    let dt = chrono::DateTime::<chrono::Utc>::from(*t);
-    s.serialize_str(&dt.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+impl AccessRecord {
+    /// Appends the record as one JSON object (no newline). Written by hand rather than through
+    /// serde: this runs once per request, on the same CPU budget as the proxy.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"time\":\"");
+        rfc3339_micros(self.time, out);
+        out.extend_from_slice(b"\",\"kind\":");
+        json_str(self.kind.as_bytes(), out);
+        if let Some(p) = self.plugin {
+            out.extend_from_slice(b",\"plugin\":");
+            json_str(p.as_bytes(), out);
+        }
+        for (name, v) in [("route_id", &self.route_id), ("selector_id", &self.selector_id), ("rule_id", &self.rule_id)]
+        {
+            if let Some(v) = v {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":");
+                json_str(v.as_bytes(), out);
+            }
+        }
+        out.extend_from_slice(b",\"method\":");
+        json_str(self.method.as_str().as_bytes(), out);
+        out.extend_from_slice(b",\"path\":");
+        json_str(self.uri.path().as_bytes(), out);
+        if let Some(q) = self.uri.query() {
+            out.extend_from_slice(b",\"query\":");
+            json_str(q.as_bytes(), out);
+        }
+        out.extend_from_slice(b",\"status\":");
+        uint(self.status as u64, out);
+        if let Some(u) = &self.upstream {
+            out.extend_from_slice(b",\"upstream\":");
+            json_str(u.as_bytes(), out);
+        }
+        out.extend_from_slice(b",\"duration_ms\":");
+        millis(self.duration_ms, out);
+        if let Some(u) = self.upstream_duration_ms {
+            out.extend_from_slice(b",\"upstream_duration_ms\":");
+            millis(u, out);
+        }
+        out.extend_from_slice(b",\"bytes_in\":");
+        uint(self.bytes_in, out);
+        out.extend_from_slice(b",\"bytes_out\":");
+        uint(self.bytes_out, out);
+        out.extend_from_slice(b",\"client_ip\":\"");
+        // An IP address never needs escaping.
+        let _ = write!(out, "{}", self.client_ip);
+        out.extend_from_slice(b"\",\"trace_id\":");
+        match self.trace_id {
+            Some(t) => {
+                out.push(b'"');
+                let _ = write!(out, "{t:032x}");
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"request_id\":");
+        match &self.request_id {
+            Some(r) => json_str(r.as_bytes(), out),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// A JSON string. Request bytes that are not UTF-8 (header values may carry obs-text) are
+/// replaced, so a line is always valid JSON.
+fn json_str(b: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    if b.is_ascii() {
+        escape_into(b, out);
+    } else {
+        escape_into(String::from_utf8_lossy(b).as_bytes(), out);
+    }
+    out.push(b'"');
+}
+
+fn escape_into(b: &[u8], out: &mut Vec<u8>) {
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f | 0x7f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&b[start..i]);
+        if esc.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(c >> 4) as usize]);
+            out.push(HEX[(c & 0xf) as usize]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&b[start..]);
+}
+
+fn uint(mut v: u64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Milliseconds with microsecond precision: `12.345`, `0.5`, `3`.
+fn millis(ms: f64, out: &mut Vec<u8>) {
+    if !ms.is_finite() || ms < 0.0 {
+        out.push(b'0');
+        return;
+    }
+    let micros = (ms * 1000.0).round() as u64;
+    uint(micros / 1000, out);
+    let frac = micros % 1000;
+    if frac != 0 {
+        let digits = [b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8];
+        let len = if frac % 100 == 0 {
+            1
+        } else if frac % 10 == 0 {
+            2
+        } else {
+            3
+        };
+        out.push(b'.');
+        out.extend_from_slice(&digits[..len]);
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC (days → civil date by the proleptic Gregorian calendar,
+/// counting in 400-year eras).
+fn rfc3339_micros(t: SystemTime, out: &mut Vec<u8>) {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let two = |v: u64, out: &mut Vec<u8>| out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
+    let y = year.clamp(0, 9999) as u64;
+    out.extend_from_slice(&[b'0' + (y / 1000) as u8, b'0' + (y / 100 % 10) as u8]);
+    two(y % 100, out);
+    out.push(b'-');
+    two(month as u64, out);
+    out.push(b'-');
+    two(day as u64, out);
+    out.push(b'T');
+    two(rem / 3600, out);
+    out.push(b':');
+    two(rem / 60 % 60, out);
+    out.push(b':');
+    two(rem % 60, out);
+    out.push(b'.');
+    let us = d.subsec_micros() as u64;
+    for div in [100_000, 10_000, 1_000, 100, 10, 1] {
+        out.push(b'0' + (us / div % 10) as u8);
+    }
+    out.push(b'Z');
 }
 
 /// Where lines go.
@@ -227,9 +396,7 @@ fn writer(rx: Receiver<AccessRecord>, mut sink: Box<dyn Sink>, written: Arc<Atom
                 }
             };
             line.clear();
-            if serde_json::to_writer(&mut line, &rec).is_err() {
-                continue;
-            }
+            rec.write_json(&mut line);
             line.push(b'\n');
             match sink.write_line(&line) {
                 Ok(()) => {
@@ -248,5 +415,93 @@ fn writer(rx: Receiver<AccessRecord>, mut sink: Box<dyn Sink>, written: Arc<Atom
             let _ = sink.flush();
         }
         std::thread::sleep(DRAIN_EVERY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn record() -> AccessRecord {
+        AccessRecord {
+            time: SystemTime::UNIX_EPOCH + Duration::from_micros(1_764_979_200_123_456),
+            kind: "selector",
+            plugin: Some("divide"),
+            route_id: None,
+            selector_id: Some(Arc::from("s\"1")),
+            rule_id: Some(Arc::from("r1")),
+            method: Method::GET,
+            uri: "/a/b%20c?x=1&y=%22q%22".parse().unwrap(),
+            status: 200,
+            upstream: Some(Arc::from("127.0.0.1:8080")),
+            duration_ms: 1.5,
+            upstream_duration_ms: Some(0.0126),
+            bytes_in: 0,
+            bytes_out: 12_345_678_901,
+            client_ip: IpAddr::from([10, 0, 0, 1]),
+            trace_id: Some(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+            request_id: Some(HeaderValue::from_bytes(b"id\\with\ttab").unwrap()),
+        }
+    }
+
+    #[test]
+    fn a_line_is_json_with_every_documented_field() {
+        let mut out = Vec::new();
+        record().write_json(&mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["time"], "2025-12-06T00:00:00.123456Z");
+        assert_eq!(v["kind"], "selector");
+        assert_eq!(v["plugin"], "divide");
+        assert!(v.get("route_id").is_none());
+        assert_eq!(v["selector_id"], "s\"1");
+        assert_eq!(v["method"], "GET");
+        assert_eq!(v["path"], "/a/b%20c");
+        assert_eq!(v["query"], "x=1&y=%22q%22");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["upstream"], "127.0.0.1:8080");
+        assert_eq!(v["duration_ms"], 1.5);
+        assert_eq!(v["upstream_duration_ms"], 0.013);
+        assert_eq!(v["bytes_out"], 12_345_678_901u64);
+        assert_eq!(v["client_ip"], "10.0.0.1");
+        assert_eq!(v["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(v["request_id"], "id\\with\ttab");
+
+        let mut r = record();
+        (r.plugin, r.selector_id, r.rule_id, r.upstream, r.upstream_duration_ms) = (None, None, None, None, None);
+        (r.trace_id, r.request_id, r.uri) = (None, None, "/".parse().unwrap());
+        let mut out = Vec::new();
+        r.write_json(&mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(v["trace_id"].is_null() && v["request_id"].is_null());
+        for absent in ["plugin", "selector_id", "rule_id", "upstream", "upstream_duration_ms", "query"] {
+            assert!(v.get(absent).is_none(), "{absent}");
+        }
+    }
+
+    #[test]
+    fn timestamps_match_chrono_across_calendar_edges() {
+        // Leap days, year ends, the epoch, far dates, and a spread of ordinary instants.
+        let mut secs: Vec<u64> = vec![0, 951_782_400, 951_868_799, 1_709_164_800, 4_107_542_400, 253_402_300_799];
+        secs.extend((0..2000u64).map(|i| i * 1_576_800_003 % 4_102_444_800));
+        for s in secs {
+            for us in [0u64, 7, 999_999] {
+                let t = SystemTime::UNIX_EPOCH + Duration::from_micros(s * 1_000_000 + us);
+                let mut out = Vec::new();
+                rfc3339_micros(t, &mut out);
+                let want =
+                    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+                assert_eq!(String::from_utf8(out).unwrap(), want);
+            }
+        }
+    }
+
+    #[test]
+    fn milliseconds_keep_microseconds_without_trailing_zeros() {
+        for (ms, want) in [(0.0, "0"), (3.0, "3"), (0.5, "0.5"), (12.345, "12.345"), (1.04, "1.04"), (0.0004, "0")] {
+            let mut out = Vec::new();
+            millis(ms, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
     }
 }

@@ -24,18 +24,17 @@ fn record(i: u64) -> AccessRecord {
         route_id: None,
         selector_id: Some(Arc::from("s1")),
         rule_id: Some(Arc::from("r1")),
-        method: "GET".into(),
-        path: format!("/x/{i}"),
-        query: None,
+        method: http::Method::GET,
+        uri: format!("/x/{i}").parse().unwrap(),
         status: 200,
-        upstream: Some("127.0.0.1:1".into()),
+        upstream: Some(Arc::from("127.0.0.1:1")),
         duration_ms: 1.5,
         upstream_duration_ms: Some(1.0),
         bytes_in: 0,
         bytes_out: 10,
         client_ip: IpAddr::from([127, 0, 0, 1]),
         trace_id: None,
-        request_id: Some(format!("req-{i}")),
+        request_id: Some(http::HeaderValue::from_str(&format!("req-{i}")).unwrap()),
     }
 }
 

@@ -89,28 +89,19 @@ pub struct Observed {
     pub log: Option<Box<LogFields>>,
 }
 
-/// The request's own strings, copied only for the access log.
+/// The request's own values for the access log (shared, not copied), kept only when it is on.
 pub struct LogFields {
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
+    pub method: http::Method,
+    pub uri: http::Uri,
     /// Filled by request tracing (W3C trace id), when present.
-    pub trace_id: Option<String>,
+    pub trace_id: Option<u128>,
     /// `X-Request-Id`, when present.
-    pub request_id: Option<String>,
+    pub request_id: Option<HeaderValue>,
 }
-
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 impl LogFields {
     pub fn from_request<B>(req: &http::Request<B>) -> Box<LogFields> {
-        Box::new(LogFields {
-            method: req.method().as_str().to_string(),
-            path: req.uri().path().to_string(),
-            query: req.uri().query().map(str::to_string),
-            trace_id: None,
-            request_id: req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_string),
-        })
+        Box::new(LogFields { method: req.method().clone(), uri: req.uri().clone(), trace_id: None, request_id: None })
     }
 }
 
@@ -283,10 +274,9 @@ fn access_record(
         selector_id: matches!(obs.terminal, Terminal::Selector { .. }).then(|| stats.id.clone()),
         rule_id: rule.cloned(),
         method: fields.method,
-        path: fields.path,
-        query: fields.query,
+        uri: fields.uri,
         status,
-        upstream: obs.upstream.as_ref().map(|p| p.authority().to_string()),
+        upstream: obs.upstream.as_ref().map(|p| p.shared_authority().clone()),
         duration_ms: ms(total),
         upstream_duration_ms: obs.upstream_time.map(ms),
         bytes_in: obs.bytes_in,

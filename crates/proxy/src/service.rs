@@ -201,8 +201,8 @@ async fn serve(
     obs.client_ip = Some(ctx.client_ip);
     if let Some(log) = &mut obs.log {
         // The id the request carries from here on (the client's, or the one generated for it).
-        log.request_id = ctx.request_id.to_str().ok().filter(|s| !s.is_empty()).map(str::to_string);
-        log.trace_id = ctx.trace_id.map(|t| t.to_string());
+        log.request_id = Some(ctx.request_id.clone()).filter(|v| !v.is_empty());
+        log.trace_id = ctx.trace_id.map(|t| u128::from_be_bytes(t.to_bytes()));
     }
 
     if snap.needs_body && !hyper::body::Body::is_end_stream(&body) {
