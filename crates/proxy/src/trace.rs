@@ -139,11 +139,26 @@ fn hex_into(out: &mut [u8], mut v: u128, digits: usize) {
     }
 }
 
+thread_local! {
+    /// Room for the next request ids: each id is a slice of one shared buffer, so making one,
+    /// and cloning it onto the upstream request, the context and the response, allocates
+    /// nothing (one buffer per 1024 ids).
+    static ID_ARENA: std::cell::RefCell<bytes::BytesMut> = std::cell::RefCell::new(bytes::BytesMut::new());
+}
+
 fn new_request_id() -> HeaderValue {
     let mut buf = [0u8; 32];
     let v = ((next_u64() as u128) << 64) | next_u64() as u128;
     hex_into(&mut buf, v, 32);
-    HeaderValue::from_bytes(&buf).expect("hex is a valid header value")
+    let id = ID_ARENA.with(|a| {
+        let mut a = a.borrow_mut();
+        if a.capacity() < buf.len() {
+            *a = bytes::BytesMut::with_capacity(buf.len() * 1024);
+        }
+        a.extend_from_slice(&buf);
+        a.split_to(buf.len()).freeze()
+    });
+    HeaderValue::from_maybe_shared(id).expect("hex is a valid header value")
 }
 
 /// A request id worth keeping: short, visible ASCII without separators that break log parsing.

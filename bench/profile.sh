@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, under valgrind's callgrind: a count that does not move with
+# the machine's load, so variants (metrics, access log, tracing) and commits can be compared
+# exactly, and the functions that cost most are listed.
+#
+#   bench/profile.sh                                   # variants: off, metrics, log, metrics+log
+#   VARIANTS="off=--metrics off --access-log off" bench/profile.sh
+#   REQUESTS=20000 TOP=30 bench/profile.sh
+#
+# The gateway (1 worker, Spring route Path=/** -> an nginx `return 200` upstream) runs under
+# callgrind; after a warm-up the counters are zeroed, wrk sends load for DURATION, the counters are
+# dumped, and instructions (user space, all threads, including the access log writer) are divided
+# by the requests wrk completed. Kernel time (syscalls) is not in the count: this measures the
+# gateway's own code, not throughput. Needs valgrind, wrk and nginx; uses the perf-profile binary
+# (TIGATEWAY_BIN to choose another). Output: bench/out/profile-*/.
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+OUT="${OUT:-$BENCH_DIR/out}/profile-$(date +%Y%m%d-%H%M%S)"
+BIN="${TIGATEWAY_BIN:-$ROOT/target/perf/tigateway}"
+UPSTREAM_PORT="${UPSTREAM_PORT:-18180}"
+PORT="${PORT:-18182}"
+DURATION="${DURATION:-15s}"
+CONNECTIONS="${CONNECTIONS:-10}"
+TOP="${TOP:-25}"
+VARIANTS="${VARIANTS:-off=--metrics off --access-log off|metrics=--metrics 127.0.0.1:18196 --access-log off|log=--metrics off --access-log $OUT/access.log|metrics+log=--metrics 127.0.0.1:18196 --access-log $OUT/access.log}"
+
+for tool in valgrind callgrind_control callgrind_annotate wrk nginx; do
+    command -v "$tool" >/dev/null || { echo "profile.sh: $tool is missing (apt-get install valgrind wrk nginx)" >&2; exit 1; }
+done
+[ -x "$BIN" ] || { echo "profile.sh: no binary at $BIN (cargo build --profile perf -p tigateway)" >&2; exit 1; }
+mkdir -p "$OUT"
+
+cat > "$OUT/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $OUT/nginx.pid;
+error_log $OUT/nginx-error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:$UPSTREAM_PORT;
+        keepalive_requests 1000000;
+        location / { return 200 "ok 0123456789abcdef0123456789abcdef\n"; }
+    }
+}
+NGINX
+cat > "$OUT/gateway.yaml" <<YAML
+routes:
+  - id: backend
+    uri: http://127.0.0.1:$UPSTREAM_PORT
+    predicates: [Path=/**]
+YAML
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+nginx -c "$OUT/nginx.conf" -p "$OUT" & PIDS+=($!)
+
+wait_port() {
+    for _ in $(seq 1 600); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "profile.sh: nothing listens on $1" >&2
+    return 1
+}
+wait_port "$UPSTREAM_PORT"
+
+printf '| variant | requests | instructions/request | vs first |\n|---|---|---|---|\n' > "$OUT/summary.md"
+base=""
+IFS='|' read -r -a variants <<< "$VARIANTS"
+for v in "${variants[@]}"; do
+    name="${v%%=*}"
+    args="${v#*=}"
+    rm -f "$OUT"/access.log*
+    # shellcheck disable=SC2086
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.$name" --separate-threads=no \
+        "$BIN" gateway -c "$OUT/gateway.yaml" --listen "127.0.0.1:$PORT" --workers 1 $args \
+        > "$OUT/gateway-$name.log" 2>&1 &
+    vg=$!
+    wait_port "$PORT"
+    wrk -t1 -c"$CONNECTIONS" -d3s "http://127.0.0.1:$PORT/bench/ping" > /dev/null
+    callgrind_control -z "$vg" > /dev/null
+    wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "http://127.0.0.1:$PORT/bench/ping" > "$OUT/wrk-$name.txt"
+    sleep 0.5   # the access log writer drains every 20 ms
+    callgrind_control -d "$vg" > /dev/null
+    kill "$vg"; wait "$vg" 2>/dev/null || true
+    requests=$(awk '/requests in/ {print $1}' "$OUT/wrk-$name.txt")
+    dump="$OUT/callgrind.$name.1"   # the dump taken after the measured run (counters zeroed before it)
+    ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
+    per=$((ir / requests))
+    [ -n "$base" ] || base=$per
+    ratio=$(awk -v a="$per" -v b="$base" 'BEGIN { printf "%+.1f%%", (a - b) * 100 / b }')
+    printf '| %s | %s | %s | %s |\n' "$name" "$requests" "$per" "$ratio" >> "$OUT/summary.md"
+    callgrind_annotate --inclusive=no "$dump" 2>/dev/null | sed -n "1,$((TOP + 25))p" > "$OUT/top-$name.txt"
+    echo "$name: $per instructions/request ($requests requests); top functions: $OUT/top-$name.txt" >&2
+done
+cat "$OUT/summary.md"
