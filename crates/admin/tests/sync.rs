@@ -149,7 +149,8 @@ async fn session(addr: SocketAddr, user: &str, password: &str) -> String {
 
 /// An admin API call that must succeed; its JSON answer.
 async fn api(addr: SocketAddr, token: &str, method: reqwest::Method, path: &str, body: Value) -> Value {
-    let mut req = reqwest::Client::new().request(method.clone(), format!("http://{addr}/api/v1{path}")).bearer_auth(token);
+    let mut req =
+        reqwest::Client::new().request(method.clone(), format!("http://{addr}/api/v1{path}")).bearer_auth(token);
     if !body.is_null() {
         req = req.json(&body);
     }
@@ -314,7 +315,12 @@ async fn the_websocket_needs_an_admin_token_without_a_sync_token() {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     let until = Instant::now() + Duration::from_millis(800);
-    while let Ok(Ok(n)) = tokio::time::timeout_at(tokio::time::Instant::from_std(until), tokio::io::AsyncReadExt::read(&mut tcp, &mut buf)).await {
+    while let Ok(Ok(n)) = tokio::time::timeout_at(
+        tokio::time::Instant::from_std(until),
+        tokio::io::AsyncReadExt::read(&mut tcp, &mut buf),
+    )
+    .await
+    {
         if n == 0 {
             break;
         }

@@ -528,7 +528,9 @@ async fn login_admin(refuse: bool) -> (SocketAddr, LoginAdmin) {
             "/platform/login",
             get(|State(st): State<LoginAdmin>, RawQuery(q): RawQuery| async move {
                 let q = query_pairs(&q.unwrap_or_default());
-                let ok = !st.refuse && q.contains(&("userName".into(), "gw".into())) && q.contains(&("password".into(), "pw".into()));
+                let ok = !st.refuse
+                    && q.contains(&("userName".into(), "gw".into()))
+                    && q.contains(&("password".into(), "pw".into()));
                 if !ok {
                     return axum::Json(json!({"code": 500, "message": "login failed: wrong user name or password"}));
                 }

@@ -65,22 +65,20 @@ async fn admit(st: &WsState, headers: &HeaderMap, query: &HashMap<String, String
 async fn upgrade(State(st): State<WsState>, req: Request) -> Response {
     let (mut parts, _) = req.into_parts();
     let headers = parts.headers.clone();
-    let query: HashMap<String, String> = parts
-        .uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let query: HashMap<String, String> =
+        parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let who = match admit(&st, &headers, &query).await {
         Ok(who) => who,
         Err(why) => {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string()).unwrap_or_default();
-        tracing::warn!(%peer, reason = %why, "websocket sync client refused");
-        let status = if why == Refusal::Unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::UNAUTHORIZED };
-        let body = Json(serde_json::json!({
-            "code": status.as_u16(),
-            "message": format!("websocket sync refused: {why}; present the sync token or an admin token that may read the config"),
-        }));
-        return (status, body).into_response();
+            let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string()).unwrap_or_default();
+            tracing::warn!(%peer, reason = %why, "websocket sync client refused");
+            let status =
+                if why == Refusal::Unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::UNAUTHORIZED };
+            let body = Json(serde_json::json!({
+                "code": status.as_u16(),
+                "message": format!("websocket sync refused: {why}; present the sync token or an admin token that may read the config"),
+            }));
+            return (status, body).into_response();
         }
     };
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
