@@ -98,7 +98,8 @@ def main():
     for i in range(3):
         p = free_port()
         if a.method == "websocket":
-            sync = ["--sync", "websocket", "--admin", f"ws://127.0.0.1:{admin_port}/websocket"]
+            sync = ["--sync", "websocket", "--admin", f"ws://127.0.0.1:{admin_port}/websocket",
+                    "--sync-username", "admin", "--sync-password", PASSWORD]
         else:
             sync = ["--sync", "http", "--admin", f"http://127.0.0.1:{admin_port}",
                     "--sync-username", "admin", "--sync-password", PASSWORD]

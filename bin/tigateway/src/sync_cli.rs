@@ -37,13 +37,15 @@ pub struct GatewaySync {
     pub admin: Vec<String>,
     #[command(flatten)]
     pub node: crate::sync_zk_etcd::NodeSyncArgs,
-    /// The admin's `--sync-token` (websocket; sent as the `x-tigateway-sync-token` header).
+    /// The admin's `--sync-token` (websocket; sent as the `x-tigateway-sync-token` header). Websocket
+    /// needs it or `--sync-username`/`--sync-password`.
     #[arg(long, env = "TIGATEWAY_SYNC_TOKEN")]
     pub sync_token: Option<String>,
     /// `Origin` header for the websocket handshake (for ShenYu admins with `allowOrigins` set).
     #[arg(long)]
     pub sync_origin: Option<String>,
-    /// Admin user for long polling's `/platform/login`; ZooKeeper digest / etcd user.
+    /// Admin user (one whose roles may read the config) for `/platform/login`, used by long polling
+    /// and, before each connection, by websocket; ZooKeeper digest / etcd user.
     #[arg(long, env = "TIGATEWAY_SYNC_USERNAME")]
     pub sync_username: Option<String>,
     #[arg(long, env = "TIGATEWAY_SYNC_PASSWORD", hide_env_values = true)]
@@ -70,8 +72,9 @@ pub struct AdminPublish {
     /// itself), `zookeeper`, `etcd` (written into the tree; needs `--zookeeper` / `--etcd`).
     #[arg(long, value_delimiter = ',', default_value = "websocket,http")]
     pub sync_publish: Vec<String>,
-    /// Websocket clients must present this token (header `x-tigateway-sync-token` or `?token=`).
-    /// Without it any client that reaches the port may follow the config.
+    /// A shared secret websocket clients may present (header `x-tigateway-sync-token` or
+    /// `?token=`) instead of an admin token that may read the config (`X-Access-Token` or
+    /// `?token=`). Without one of the two a client gets 401.
     #[arg(long, env = "TIGATEWAY_SYNC_TOKEN")]
     pub sync_token: Option<String>,
     /// The ShenYu namespace id published.
@@ -141,11 +144,6 @@ pub async fn with_sync_routes(
         .map_err(anyhow::Error::msg)?;
     if !settings.websocket && !settings.http && redis.is_none() {
         return Ok(app);
-    }
-    if settings.websocket && settings.token.is_none() {
-        tracing::warn!(
-            "websocket sync is served without --sync-token: anyone reaching the admin port can read the config"
-        );
     }
     let publisher = tigateway_admin::sync::Publisher::start(state.store.clone(), settings.clone())
         .await
@@ -217,6 +215,7 @@ pub fn start_source(
         SyncMethod::Websocket | SyncMethod::Http => {}
     }
     anyhow::ensure!(!args.admin.is_empty(), "--admin URL[,URL…] is required with --sync websocket|http");
+    let ws_login = if method == SyncMethod::Websocket { websocket_login(&args)? } else { None };
     let name: &'static str = if method == SyncMethod::Websocket { "websocket" } else { "http" };
     let sources = store.observe().sources.clone();
     sources.register(name);
@@ -238,7 +237,8 @@ pub fn start_source(
     match method {
         SyncMethod::Websocket => {
             let mut o = tigateway_sync::websocket::WsOptions::new(args.admin.clone());
-            o.token = args.sync_token.clone();
+            o.token = args.sync_token.clone().filter(|t| !t.is_empty());
+            o.login = ws_login;
             o.origin = args.sync_origin.clone();
             o.namespace = args.namespace.clone();
             o.client_port = client_port;
@@ -324,6 +324,24 @@ pub fn start_source(
     }
     control.spawn(report_status(status.clone(), sources, name));
     Ok(Box::new(applier))
+}
+
+/// The admin login a websocket gateway uses, after checking it has some credential: the admin
+/// serves nobody anonymously, so starting without one would only fail forever.
+fn websocket_login(args: &GatewaySync) -> anyhow::Result<Option<tigateway_sync::http_poll::Credentials>> {
+    let user = args.sync_username.clone().filter(|u| !u.is_empty());
+    let password = args.sync_password.clone().filter(|p| !p.is_empty());
+    let has_token = args.sync_token.as_deref().is_some_and(|t| !t.is_empty());
+    match (user, password) {
+        (Some(username), Some(password)) => Ok(Some(tigateway_sync::http_poll::Credentials { username, password })),
+        (None, None) if has_token => Ok(None),
+        (None, None) => anyhow::bail!(
+            "--sync websocket needs a credential: --sync-token T (the admin's --sync-token) or \
+             --sync-username U --sync-password P (an admin user whose roles may read the config)"
+        ),
+        (Some(_), None) => anyhow::bail!("--sync-username needs --sync-password"),
+        (None, Some(_)) => anyhow::bail!("--sync-password needs --sync-username"),
+    }
 }
 
 /// Mirrors the sync client's state into readiness and the sync metrics, twice a second.

@@ -102,13 +102,21 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 
 /// Connects the way ShenYu 2.7's `ShenyuWebsocketClient` does.
 async fn shenyu_connect(addr: SocketAddr, extra: &[(&'static str, &str)], query: &str) -> Result<Ws, String> {
+    shenyu_connect_raw(addr, extra, query).await.map_err(|e| e.to_string())
+}
+
+async fn shenyu_connect_raw(
+    addr: SocketAddr,
+    extra: &[(&'static str, &str)],
+    query: &str,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
     let mut req = format!("ws://{addr}/websocket{query}").into_client_request().unwrap();
     req.headers_mut().insert("namespaceId", NS.parse().unwrap());
     req.headers_mut().insert("ClientPort", "9195".parse().unwrap());
     for (k, v) in extra {
         req.headers_mut().insert(*k, v.parse().unwrap());
     }
-    tokio_tungstenite::connect_async(req).await.map(|(ws, _)| ws).map_err(|e| e.to_string())
+    tokio_tungstenite::connect_async(req).await.map(|(ws, _)| ws)
 }
 
 async fn recv_json(ws: &mut Ws) -> Value {
@@ -125,12 +133,67 @@ fn kind(m: &Value) -> (String, String) {
     (m["groupType"].as_str().unwrap_or("-").to_string(), m["eventType"].as_str().unwrap().to_string())
 }
 
+/// A session token from the admin API's login.
+async fn session(addr: SocketAddr, user: &str, password: &str) -> String {
+    let r: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/api/v1/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["token"].as_str().unwrap_or_else(|| panic!("login of {user} failed: {r}")).to_string()
+}
+
+/// An admin API call that must succeed; its JSON answer.
+async fn api(addr: SocketAddr, token: &str, method: reqwest::Method, path: &str, body: Value) -> Value {
+    let mut req =
+        reqwest::Client::new().request(method.clone(), format!("http://{addr}/api/v1{path}")).bearer_auth(token);
+    if !body.is_null() {
+        req = req.json(&body);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{method} {path}: {status} {v}");
+    v
+}
+
+/// A new API token owned by `owner`: (token, id).
+async fn api_token(addr: SocketAddr, admin: &str, owner: &str) -> (String, String) {
+    let t = api(addr, admin, reqwest::Method::POST, "/tokens", json!({"name": "sync", "owner": owner})).await;
+    (t["token"].as_str().unwrap().to_string(), t["id"].as_str().unwrap().to_string())
+}
+
+/// A websocket handshake the admin must refuse with 401 and a short body that holds no config.
+async fn refused(addr: SocketAddr, extra: &[(&'static str, &str)], query: &str, what: &str) -> Value {
+    match shenyu_connect_raw(addr, extra, query).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 401, "{what}");
+            let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{what}: body is not JSON: {e}"));
+            assert_eq!(body["code"], 401, "{what}: {body}");
+            for leaked in ["groupType", "s1", "KEY1", "SECRET"] {
+                assert!(!body.to_string().contains(leaked), "{what}: {leaked} in {body}");
+            }
+            body
+        }
+        Err(e) => panic!("{what}: expected a 401 answer, got {e}"),
+        Ok(_) => panic!("{what}: the admin accepted the websocket"),
+    }
+}
+
 #[tokio::test]
 async fn a_shenyu27_gateway_follows_the_admin_over_websocket() {
     let (store, _dir) = sqlite_store().await;
     seed(&store).await;
     let addr = serve(store.clone(), SyncSettings::default()).await;
-    let mut ws = shenyu_connect(addr, &[], "").await.unwrap();
+    // A ShenYu 2.7 gateway cannot add headers: its configured admin URL carries an API token.
+    let admin = session(addr, "admin", PASSWORD).await;
+    let (token, _) = api_token(addr, &admin, "admin").await;
+    let mut ws = shenyu_connect(addr, &[], &format!("?token={token}")).await.unwrap();
     ws.send(Message::Text("RUNNING_MODE".into())).await.unwrap();
     ws.send(Message::Text("MYSELF".into())).await.unwrap();
     let mode = recv_json(&mut ws).await;
@@ -207,10 +270,13 @@ async fn a_shenyu27_gateway_follows_the_admin_over_websocket() {
     let c = recv_json(&mut ws).await;
     assert_eq!(kind(&c), ("SELECTOR".into(), "CREATE".into()));
 
-    // A namespace this admin does not serve gets nothing.
-    let mut req = format!("ws://{addr}/websocket").into_client_request().unwrap();
+    // A namespace this admin does not serve gets nothing, even with a good token.
+    let mut req = format!("ws://{addr}/websocket?token={token}").into_client_request().unwrap();
     req.headers_mut().insert("namespaceId", "other-namespace".parse().unwrap());
-    assert!(tokio_tungstenite::connect_async(req).await.is_err());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 404),
+        other => panic!("another namespace was not refused: {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -218,14 +284,92 @@ async fn the_websocket_sync_token_is_enforced() {
     let (store, _dir) = sqlite_store().await;
     let settings = SyncSettings { token: Some("s3cret".into()), ..Default::default() };
     let addr = serve(store, settings).await;
-    let err = shenyu_connect(addr, &[], "").await.unwrap_err();
-    assert!(err.contains("401"), "{err}");
-    assert!(shenyu_connect(addr, &[("x-tigateway-sync-token", "wrong")], "").await.is_err());
+    refused(addr, &[], "", "no credential").await;
+    refused(addr, &[("x-tigateway-sync-token", "wrong")], "", "a wrong sync token").await;
+    refused(addr, &[], "?token=wrong", "a wrong ?token=").await;
     let mut ws = shenyu_connect(addr, &[("x-tigateway-sync-token", "s3cret")], "").await.unwrap();
     ws.send(Message::Text("MYSELF".into())).await.unwrap();
     assert_eq!(kind(&recv_json(&mut ws).await), ("PLUGIN".into(), "MYSELF".into()));
     // ShenYu gateways cannot add headers, but their admin URL can carry the token.
     assert!(shenyu_connect(addr, &[], "?token=s3cret").await.is_ok());
+    // An admin token that may read the config is accepted too.
+    let admin = session(addr, "admin", PASSWORD).await;
+    assert!(shenyu_connect(addr, &[("X-Access-Token", &admin)], "").await.is_ok());
+}
+
+/// No `--sync-token`: still nobody follows the config without an admin token that may read it.
+#[tokio::test]
+async fn the_websocket_needs_an_admin_token_without_a_sync_token() {
+    let (store, _dir) = sqlite_store().await;
+    seed(&store).await;
+    let addr = serve(store, SyncSettings::default()).await;
+    let admin = session(addr, "admin", PASSWORD).await;
+
+    // No credential: 401 before any upgrade; a raw client sees only that answer, and no frame.
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let handshake = format!(
+        "GET /websocket HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nnamespaceId: {NS}\r\n\r\n"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut tcp, handshake.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let until = Instant::now() + Duration::from_millis(800);
+    while let Ok(Ok(n)) = tokio::time::timeout_at(
+        tokio::time::Instant::from_std(until),
+        tokio::io::AsyncReadExt::read(&mut tcp, &mut buf),
+    )
+    .await
+    {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert!(!text.contains("groupType") && !text.contains("\"s1\""), "config sent to an anonymous client: {text}");
+    refused(addr, &[], "", "no credential").await;
+
+    // Wrong tokens, wherever they are put.
+    refused(addr, &[("X-Access-Token", "not-a-token")], "", "a garbage X-Access-Token").await;
+    refused(addr, &[], "?token=tgw_0000000000000000000000000000000000000000", "an unknown API token").await;
+    refused(addr, &[("x-tigateway-sync-token", "guess")], "", "a sync token where none is configured").await;
+    let body = refused(addr, &[("Authorization", &format!("Bearer {admin}"))], "", "a bearer header").await;
+    assert!(body["message"].as_str().unwrap().contains("no credential"), "{body}");
+
+    // A user whose role cannot read the whole config: refused by session and by API token.
+    let role = json!({"name": "selector-reader", "permissions": [["selectors", "read"], ["audit", "read"]]});
+    api(addr, &admin, reqwest::Method::POST, "/roles", role).await;
+    let user = json!({"username": "auditor", "password": "auditor-password-1", "roles": ["selector-reader"]});
+    api(addr, &admin, reqwest::Method::POST, "/users", user).await;
+    let auditor = session(addr, "auditor", "auditor-password-1").await;
+    let body = refused(addr, &[("X-Access-Token", &auditor)], "", "a role without config read").await;
+    assert!(body["message"].as_str().unwrap().contains("may not read"), "{body}");
+    let (auditor_api, _) = api_token(addr, &admin, "auditor").await;
+    refused(addr, &[], &format!("?token={auditor_api}"), "an API token without config read").await;
+
+    // A revoked API token, and a logged-out session.
+    let (revoked, id) = api_token(addr, &admin, "admin").await;
+    assert!(shenyu_connect(addr, &[], &format!("?token={revoked}")).await.is_ok());
+    api(addr, &admin, reqwest::Method::DELETE, &format!("/tokens/{id}"), Value::Null).await;
+    refused(addr, &[], &format!("?token={revoked}"), "a revoked API token").await;
+    let gone = session(addr, "admin", PASSWORD).await;
+    api(addr, &gone, reqwest::Method::POST, "/logout", Value::Null).await;
+    refused(addr, &[("X-Access-Token", &gone)], "", "a logged-out session").await;
+
+    // Accepted: a viewer's session in X-Access-Token (a TiGateway gateway after its login), and
+    // an API token in the URL (a ShenYu 2.7 gateway).
+    let viewer = json!({"username": "reader", "password": "reader-password-1", "roles": ["viewer"]});
+    api(addr, &admin, reqwest::Method::POST, "/users", viewer).await;
+    let reader = session(addr, "reader", "reader-password-1").await;
+    let mut ws = shenyu_connect(addr, &[("X-Access-Token", &reader)], "").await.unwrap();
+    ws.send(Message::Text("MYSELF".into())).await.unwrap();
+    assert_eq!(kind(&recv_json(&mut ws).await), ("APP_AUTH".into(), "REFRESH".into()));
+    let (api_tok, _) = api_token(addr, &admin, "reader").await;
+    let mut ws = shenyu_connect(addr, &[], &format!("?token={api_tok}")).await.unwrap();
+    ws.send(Message::Text("MYSELF".into())).await.unwrap();
+    assert_eq!(kind(&recv_json(&mut ws).await), ("APP_AUTH".into(), "REFRESH".into()));
 }
 
 #[tokio::test]
@@ -367,7 +511,9 @@ async fn two_admins_on_postgres_publish_each_others_commits() {
         let store_b = Store::open(&url).await.unwrap();
         let settings = SyncSettings { poll_interval: Duration::from_millis(50), ..Default::default() };
         let addr_b = serve(store_b.clone(), settings).await;
-        let mut ws = shenyu_connect(addr_b, &[("x-tigateway-sync", "1")], "").await.unwrap();
+        let token = session(addr_b, "admin", PASSWORD).await;
+        let mut ws =
+            shenyu_connect(addr_b, &[("x-tigateway-sync", "1"), ("X-Access-Token", &token)], "").await.unwrap();
         ws.send(Message::Text("MYSELF".into())).await.unwrap();
         let full = recv_json(&mut ws).await;
         let rev = full["revision"].as_i64().unwrap();

@@ -20,8 +20,7 @@ use crate::shenyu::{summary, Applier, Backoff, GroupState, Origin, SyncStatus};
 pub struct HttpOptions {
     /// `http://admin:9095`, tried in order; the next one on failure.
     pub urls: Vec<String>,
-    pub username: String,
-    pub password: String,
+    pub credentials: Credentials,
     pub namespace: String,
     pub client_port: u16,
     pub backoff_min: Duration,
@@ -34,8 +33,7 @@ impl HttpOptions {
     pub fn new(urls: Vec<String>, username: String, password: String) -> HttpOptions {
         HttpOptions {
             urls,
-            username,
-            password,
+            credentials: Credentials { username, password },
             namespace: DEFAULT_NAMESPACE.to_string(),
             client_port: 9195,
             backoff_min: Duration::from_millis(200),
@@ -43,6 +41,57 @@ impl HttpOptions {
             read_timeout: Duration::from_secs(90),
         }
     }
+}
+
+/// An admin user for ShenYu's `/platform/login`. Debug never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("username", &self.username).field("password", &"…").finish()
+    }
+}
+
+/// An access token from the admin, and when to log in again for a fresh one.
+pub(crate) struct Login {
+    pub token: String,
+    pub renew_after: Duration,
+}
+
+/// ShenYu 2.7's `GET {base}/platform/login?userName=&password=` (a TiGateway admin answers it the
+/// same way); long polling and websocket both log in here. An unreadable reply is counted as
+/// malformed.
+pub(crate) async fn login(
+    client: &reqwest::Client,
+    base: &str,
+    creds: &Credentials,
+    status: &SyncStatus,
+) -> Result<Login, String> {
+    let malformed = |body: &str, why: &str| {
+        SyncStatus::count(&status.malformed);
+        tracing::warn!(admin = %base, error = %why, message = %summary(body), "sync login: reply unreadable");
+        format!("unreadable login reply: {why}")
+    };
+    let resp = client
+        .get(format!("{base}/platform/login"))
+        .query(&[("userName", creds.username.as_str()), ("password", creds.password.as_str())])
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        // The URL carries the password: never let it into an error message.
+        .map_err(|e| format!("login: {}", e.without_url()))?;
+    let body = resp.text().await.map_err(|e| format!("login: {}", e.without_url()))?;
+    let v: Value = serde_json::from_str(&body).map_err(|e| malformed(&body, &e.to_string()))?;
+    if v["code"].as_i64() != Some(200) {
+        return Err(format!("login refused: {}", v["message"].as_str().unwrap_or("no message")));
+    }
+    let token = v["data"]["token"].as_str().ok_or_else(|| malformed(&body, "no data.token"))?.to_string();
+    let ttl = v["data"]["expiredTime"].as_u64().unwrap_or(86_400_000);
+    Ok(Login { token, renew_after: Duration::from_millis(ttl).mul_f64(0.9) })
 }
 
 /// The groups fetched at every (re)connection: the ones every ShenYu admin serves that a
@@ -129,23 +178,9 @@ impl Session<'_> {
     }
 
     async fn login(&mut self) -> Result<Duration, String> {
-        let url = format!("{}/platform/login", self.base);
-        let resp = self
-            .client
-            .get(&url)
-            .query(&[("userName", self.opts.username.as_str()), ("password", self.opts.password.as_str())])
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let body = resp.text().await.map_err(|e| e.to_string())?;
-        let v: Value = serde_json::from_str(&body).map_err(|e| self.malformed(&body, &e.to_string()))?;
-        if v["code"].as_i64() != Some(200) {
-            return Err(format!("login refused: {}", v["message"].as_str().unwrap_or("no message")));
-        }
-        self.token = v["data"]["token"].as_str().ok_or_else(|| self.malformed(&body, "no data.token"))?.to_string();
-        let ttl = v["data"]["expiredTime"].as_u64().unwrap_or(86_400_000);
-        Ok(Duration::from_millis(ttl).mul_f64(0.9))
+        let login = login(self.client, self.base, &self.opts.credentials, self.applier.status()).await?;
+        self.token = login.token;
+        Ok(login.renew_after)
     }
 
     async fn fetch(&self, groups: &[Group]) -> Result<BTreeMap<Group, (Held, Vec<Value>)>, String> {

@@ -6,6 +6,10 @@
 //! a TiGateway admin's batches are applied whole and checked against its hashes, and a revision
 //! that does not follow the one held means something was missed: the client resyncs. A message
 //! that cannot be read is logged with a summary and skipped, and the client resyncs.
+//!
+//! With [`WsOptions::login`] the client logs in at the same admin's `/platform/login` before every
+//! connection attempt (a fresh token each time, so an expired session never locks it out) and
+//! sends the token as `X-Access-Token`; a failed login is that admin failing.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -17,13 +21,17 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::http_poll::Credentials;
 use crate::shenyu::{summary, Applier, Backoff, GroupState, Origin, SyncStatus};
 
 #[derive(Debug, Clone)]
 pub struct WsOptions {
     /// `ws://admin:9095/websocket`, tried in order; the next one on failure.
     pub urls: Vec<String>,
+    /// The admin's `--sync-token`, sent as `x-tigateway-sync-token`.
     pub token: Option<String>,
+    /// An admin user whose roles may read the config; logged in before each connection.
+    pub login: Option<Credentials>,
     pub namespace: String,
     pub origin: Option<String>,
     /// Reported to the admin as `ClientPort` (the gateway's port).
@@ -41,6 +49,7 @@ impl WsOptions {
         WsOptions {
             urls,
             token: None,
+            login: None,
             namespace: DEFAULT_NAMESPACE.to_string(),
             origin: None,
             client_port: 9195,
@@ -65,6 +74,13 @@ pub fn spawn(opts: WsOptions, applier: Applier) -> tokio::task::JoinHandle<()> {
 
 async fn run(opts: WsOptions, applier: Applier) {
     let status = applier.status().clone();
+    let http = match reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "websocket sync: cannot build the HTTP client for the admin login");
+            return;
+        }
+    };
     let mut backoff = Backoff::new(opts.backoff_min, opts.backoff_max);
     let mut idx = 0;
     let mut failed_in_round = 0;
@@ -72,7 +88,7 @@ async fn run(opts: WsOptions, applier: Applier) {
     loop {
         let url = opts.urls[idx % opts.urls.len()].clone();
         let mut synced = false;
-        let result = session(&url, &opts, &applier, &mut synced).await;
+        let result = session(&url, &opts, &http, &applier, &mut synced).await;
         status.connected.store(false, Ordering::Release);
         if synced {
             backoff.reset();
@@ -108,15 +124,52 @@ fn header(v: &str) -> Result<HeaderValue, String> {
     HeaderValue::from_str(v).map_err(|_| format!("{v:?} is not a valid header value"))
 }
 
-async fn session(url: &str, opts: &WsOptions, applier: &Applier, synced: &mut bool) -> Result<End, String> {
+/// A credential header: its value never appears in an error, and it is marked sensitive.
+fn secret(v: &str, what: &str) -> Result<HeaderValue, String> {
+    let mut value = HeaderValue::from_str(v).map_err(|_| format!("the {what} is not a valid header value"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// `http://host:port` for `ws://host:port/…`, `https://` for `wss://`: where the admin that serves
+/// the websocket also serves `/platform/login`.
+pub fn login_base(url: &str) -> Result<String, String> {
+    let uri: tokio_tungstenite::tungstenite::http::Uri =
+        url.parse().map_err(|e| format!("bad admin URL {url}: {e}"))?;
+    let scheme = match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("ws") => "http",
+        Some(s) if s.eq_ignore_ascii_case("wss") => "https",
+        _ => return Err(format!("admin URL {url} is not ws:// or wss://")),
+    };
+    let authority = uri.authority().ok_or_else(|| format!("admin URL {url} has no host"))?;
+    Ok(format!("{scheme}://{authority}"))
+}
+
+async fn session(
+    url: &str,
+    opts: &WsOptions,
+    http: &reqwest::Client,
+    applier: &Applier,
+    synced: &mut bool,
+) -> Result<End, String> {
     let status = applier.status();
     let mut req = url.into_client_request().map_err(|e| format!("bad admin URL {url}: {e}"))?;
+    let access = match &opts.login {
+        Some(creds) => {
+            let base = login_base(url)?;
+            Some(crate::http_poll::login(http, &base, creds, status).await?.token)
+        }
+        None => None,
+    };
     let h = req.headers_mut();
+    if let Some(t) = &access {
+        h.insert("X-Access-Token", secret(t, "admin's access token")?);
+    }
     h.insert("namespaceId", header(&opts.namespace)?);
     h.insert("ClientPort", header(&opts.client_port.to_string())?);
     h.insert(EXTENSIONS_HEADER, HeaderValue::from_static("1"));
     if let Some(t) = &opts.token {
-        h.insert(TOKEN_HEADER, header(t)?);
+        h.insert(TOKEN_HEADER, secret(t, "sync token")?);
     }
     if let Some(o) = &opts.origin {
         h.insert("Origin", header(o)?);
@@ -257,4 +310,17 @@ fn check_hashes(
     SyncStatus::count(&status.hash_mismatches);
     tracing::error!(admin = %url, groups = ?differing, "websocket sync: hashes differ from the admin's after {what}");
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::login_base;
+
+    #[test]
+    fn the_login_is_at_the_websocket_admins_host_and_port() {
+        assert_eq!(login_base("ws://a1:9095/websocket?token=x").unwrap(), "http://a1:9095");
+        assert_eq!(login_base("WSS://[::1]:443/websocket").unwrap(), "https://[::1]:443");
+        assert_eq!(login_base("wss://admin.example/websocket").unwrap(), "https://admin.example");
+        assert!(login_base("http://a1:9095").is_err());
+    }
 }

@@ -500,3 +500,116 @@ async fn long_poll_unauthorized_reply_is_an_error_and_the_client_retries() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// What a loopback admin serving `/platform/login` and `/websocket` on one port saw.
+#[derive(Clone, Default)]
+struct LoginAdmin {
+    /// Refuse every login (a wrong password for this admin).
+    refuse: bool,
+    fx: Arc<Value>,
+    /// Tokens issued, in order.
+    issued: Arc<Mutex<Vec<String>>>,
+    /// For each websocket upgrade: the X-Access-Token it carried and the newest token issued then.
+    upgrades: Arc<Mutex<Vec<(Option<String>, Option<String>)>>>,
+}
+
+/// Logs in like a TiGateway admin (ShenYu's reply shape), upgrades only with the token issued last,
+/// answers `MYSELF` with the recorded ShenYu full sync and then hangs up, so the client has to
+/// connect (and log in) again.
+async fn login_admin(refuse: bool) -> (SocketAddr, LoginAdmin) {
+    use axum::extract::ws::{Message as AxMessage, WebSocketUpgrade};
+    use axum::extract::{RawQuery, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    let st = LoginAdmin { refuse, fx: Arc::new(fixture("websocket.json")), ..Default::default() };
+    let app = axum::Router::new()
+        .route(
+            "/platform/login",
+            get(|State(st): State<LoginAdmin>, RawQuery(q): RawQuery| async move {
+                let q = query_pairs(&q.unwrap_or_default());
+                let ok = !st.refuse
+                    && q.contains(&("userName".into(), "gw".into()))
+                    && q.contains(&("password".into(), "pw".into()));
+                if !ok {
+                    return axum::Json(json!({"code": 500, "message": "login failed: wrong user name or password"}));
+                }
+                let mut issued = st.issued.lock().unwrap();
+                let token = format!("session-{}", issued.len());
+                issued.push(token.clone());
+                axum::Json(json!({"code": 200, "data": {"userName": "gw", "token": token, "expiredTime": 600_000}}))
+            }),
+        )
+        .route(
+            "/websocket",
+            get(|State(st): State<LoginAdmin>, h: HeaderMap, ws: WebSocketUpgrade| async move {
+                let given = h.get("X-Access-Token").map(|v| v.to_str().unwrap().to_string());
+                let newest = st.issued.lock().unwrap().last().cloned();
+                st.upgrades.lock().unwrap().push((given.clone(), newest.clone()));
+                if given.is_none() || given != newest {
+                    return StatusCode::UNAUTHORIZED.into_response();
+                }
+                ws.on_upgrade(move |mut socket| async move {
+                    let mut asked = 0;
+                    while asked < 2 {
+                        match socket.recv().await {
+                            Some(Ok(AxMessage::Text(_))) => asked += 1,
+                            Some(Ok(_)) => {}
+                            _ => return,
+                        }
+                    }
+                    for f in st.fx["fullSync"].as_array().unwrap() {
+                        let text = f.as_str().map(str::to_string).unwrap_or_else(|| f.to_string());
+                        if socket.send(AxMessage::Text(text.into())).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Past the client's 200 ms quiet period, then hang up.
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                    let _ = socket.send(AxMessage::Close(None)).await;
+                })
+                .into_response()
+            }),
+        )
+        .with_state(st.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, st)
+}
+
+#[tokio::test]
+async fn websocket_client_logs_in_before_every_connection_and_fails_over_on_a_refused_login() {
+    let (refusing, refused) = login_admin(true).await;
+    let (accepting, accepted) = login_admin(false).await;
+    let sink = Sink::new(Duration::from_millis(20));
+    let mut o = tigateway_sync::websocket::WsOptions::new(vec![
+        format!("ws://{refusing}/websocket"),
+        format!("ws://{accepting}/websocket?token=ignored-by-the-login"),
+    ]);
+    o.login = Some(tigateway_sync::http_poll::Credentials { username: "gw".into(), password: "pw".into() });
+    o.settle = Duration::from_millis(200);
+    o.backoff_min = Duration::from_millis(20);
+    o.backoff_max = Duration::from_millis(100);
+    tigateway_sync::websocket::spawn(o, sink.applier.clone());
+
+    let expect = expect_keys(&fixture("websocket.json")["expectAfterFullSync"]);
+    sink.wait_for("the full sync from the admin whose login worked", |c| keys(c) == expect).await;
+    // The admin hangs up after each full sync: three connections mean three logins.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while accepted.upgrades.lock().unwrap().len() < 3 {
+        assert!(Instant::now() < deadline, "the client did not reconnect: {:?}", accepted.upgrades.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let upgrades = accepted.upgrades.lock().unwrap().clone();
+    let tokens: Vec<&str> = upgrades.iter().map(|(given, _)| given.as_deref().unwrap()).collect();
+    for (given, newest) in &upgrades {
+        assert_eq!(given, newest, "an upgrade did not carry the token of the login just before it");
+    }
+    let mut distinct = tokens.clone();
+    distinct.dedup();
+    assert_eq!(distinct, tokens, "a token was reused instead of logging in again: {tokens:?}");
+    // The refusing admin never saw an upgrade: a refused login is that admin failing.
+    assert!(refused.upgrades.lock().unwrap().is_empty());
+    assert!(refused.issued.lock().unwrap().is_empty());
+}

@@ -45,10 +45,15 @@ fn free_port() -> u16 {
 }
 
 fn spawn(args: &[String], log: PathBuf, wait_port: u16) -> Proc {
+    spawn_with_password(args, log, wait_port, PASSWORD)
+}
+
+/// `spawn`, with another first-admin password (an admin the gateways' credentials do not fit).
+fn spawn_with_password(args: &[String], log: PathBuf, wait_port: u16, password: &str) -> Proc {
     let out = std::fs::File::create(&log).unwrap();
     let child = Command::new(BIN)
         .args(args)
-        .env("TIGATEWAY_ADMIN_PASSWORD", PASSWORD)
+        .env("TIGATEWAY_ADMIN_PASSWORD", password)
         .env("RUST_LOG", "info")
         // Several processes at once: none of them may take the default metrics ports.
         .env("TIGATEWAY_METRICS", "off")
@@ -67,7 +72,11 @@ fn spawn(args: &[String], log: PathBuf, wait_port: u16) -> Proc {
 }
 
 fn start_admin(db_url: &str, port: u16, dir: &Path, name: &str) -> Proc {
-    let args = vec![
+    spawn(&admin_args(db_url, port), dir.join(format!("{name}.log")), port)
+}
+
+fn admin_args(db_url: &str, port: u16) -> Vec<String> {
+    vec![
         "admin".to_string(),
         "--database-url".into(),
         db_url.into(),
@@ -75,8 +84,7 @@ fn start_admin(db_url: &str, port: u16, dir: &Path, name: &str) -> Proc {
         format!("127.0.0.1:{port}"),
         "--sync-poll-ms".into(),
         "100".into(),
-    ];
-    spawn(&args, dir.join(format!("{name}.log")), port)
+    ]
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -101,6 +109,8 @@ fn start_gateway(method: Method, admins: &[u16], port: u16, dir: &Path, name: &s
         Method::Websocket => {
             let urls: Vec<String> = admins.iter().map(|p| format!("ws://127.0.0.1:{p}/websocket")).collect();
             args.extend(["--sync".into(), "websocket".into(), "--admin".into(), urls.join(",")]);
+            // Logs in at /platform/login before each connection, as long polling does.
+            args.extend(["--sync-username".into(), "admin".into(), "--sync-password".into(), PASSWORD.into()]);
         }
         Method::Http => {
             let urls: Vec<String> = admins.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
@@ -306,6 +316,11 @@ async fn cluster(method: Method) {
     api.delete("selectors", "tmp").await;
     until_all(&ports, "/tmp/x", 404, "", "selector deleted").await;
 
+    // Every session the gateways hold ends now: they must log in again to reconnect below.
+    let users = api.call(reqwest::Method::GET, "/users?username=admin", None).await;
+    let admin_id = users["items"][0]["id"].as_str().expect("the admin user").to_string();
+    api.call(reqwest::Method::POST, &format!("/users/{admin_id}/revoke-sessions"), None).await;
+
     // The admin goes away: traffic goes on.
     admin.kill();
     for &g in &ports {
@@ -472,6 +487,10 @@ async fn gateway_starts_from_the_redis_cache() {
             &redis,
             "--sync-wait-ms",
             "3000",
+            "--sync-username",
+            "admin",
+            "--sync-password",
+            PASSWORD,
             "--cache-dir",
             &dir.path().join(format!("{name}-cache")).display().to_string(),
         ]
@@ -487,4 +506,103 @@ async fn gateway_starts_from_the_redis_cache() {
     let log = fresh.log();
     assert!(log.contains("serving from the cache") && log.contains(&format!("redis:tigateway:config:{ns}")), "{log}");
     assert!(!dir.path().join("fresh-cache").join("tigateway-config.json").exists());
+}
+
+/// The admin without `--sync-token` serves its websocket to no anonymous client; a gateway
+/// without any credential does not start; a ShenYu-2.7-like client with `?token=<API token>` and a
+/// gateway with credentials are served, and a failed login fails over to the next admin.
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_sync_needs_a_credential() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Error as WsError, Message};
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("admin.db").display());
+    let admin = start_admin(&db, port, dir.path(), "admin");
+    let api = Admin::login(port).await;
+    let up = upstream(UpstreamBehavior::named("authed")).await;
+    api.create("selectors", selector("au", "/au/**", &up.url())).await;
+    api.create("rules", rule("au-r", "au", "/au/**")).await;
+
+    // A gateway with no credential refuses to start and names both ways to give one.
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(["gateway", "--sync", "websocket", "--admin", &format!("ws://127.0.0.1:{port}/websocket")])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port()), "--workers", "1"])
+        .args(["--cache-dir", &dir.path().join("nocred-cache").display().to_string()])
+        .env("TIGATEWAY_METRICS", "off")
+        .env_remove("TIGATEWAY_SYNC_TOKEN")
+        .env_remove("TIGATEWAY_SYNC_USERNAME")
+        .env_remove("TIGATEWAY_SYNC_PASSWORD")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "a gateway without credentials kept running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(!status.success());
+    assert!(err.contains("--sync-token") && err.contains("--sync-username"), "{err}");
+
+    let connect = |query: String, headers: Vec<(&'static str, String)>| async move {
+        let mut req = format!("ws://127.0.0.1:{port}/websocket{query}").into_client_request().unwrap();
+        for (k, v) in headers {
+            req.headers_mut().insert(k, v.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(req).await.map(|(ws, _)| ws)
+    };
+    let status_of = |r: Result<_, WsError>| match r {
+        Err(WsError::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("{e}"),
+        Ok(_) => 101,
+    };
+    // Anonymous, a wrong token, a sync token the admin does not have: 401.
+    assert_eq!(status_of(connect(String::new(), vec![]).await), 401);
+    let wrong = "tgw_wrong-token-must-not-be-logged";
+    assert_eq!(status_of(connect(format!("?token={wrong}"), vec![]).await), 401);
+    assert_eq!(status_of(connect(String::new(), vec![("x-tigateway-sync-token", "guess".into())]).await), 401);
+    let log = admin.log();
+    assert!(log.contains("websocket sync client refused"), "{log}");
+    assert!(!log.contains(wrong), "the refused token is in the admin's log:\n{log}");
+
+    // A ShenYu 2.7-like client: an API token in the URL, no custom header; gets the full sync.
+    let token = api.call(reqwest::Method::POST, "/tokens", Some(json!({"name": "shenyu", "owner": "admin"}))).await;
+    let token = token["token"].as_str().unwrap().to_string();
+    let mut ws = connect(format!("?token={token}"), vec![]).await.expect("API token accepted");
+    ws.send(Message::text("MYSELF")).await.unwrap();
+    let mut selectors = None;
+    while selectors.is_none() {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("no full sync");
+        match frame {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["groupType"] == "SELECTOR" {
+                    selectors = Some(v["data"].clone());
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("the admin ended the connection: {other:?}"),
+        }
+    }
+    assert!(has(&selectors.unwrap(), "id", "au"));
+
+    // Credentials that admin A does not accept: the failed login fails over to admin B.
+    let a_port = free_port();
+    let a_db = format!("sqlite://{}?mode=rwc", dir.path().join("other.db").display());
+    let other =
+        spawn_with_password(&admin_args(&a_db, a_port), dir.path().join("other.log"), a_port, "another password");
+    let gw = free_port();
+    let g = start_gateway(Method::Websocket, &[a_port, port], gw, dir.path(), "failover");
+    until_all(&[gw], "/au/1", 200, "authed", "config from the admin whose login worked").await;
+    let log = g.log();
+    assert!(log.contains("login refused"), "{log}");
+    assert!(!log.contains(PASSWORD), "the password is in the gateway's log:\n{log}");
+    assert!(other.log().contains("sync login refused"));
 }

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tigateway_auth::{Action, Resource};
 use tigateway_model::sync_wire::{group_values, Group};
 
 use super::{Publication, Publisher};
@@ -71,19 +70,13 @@ async fn login(State(st): State<HttpState>, req: axum::extract::Request) -> Resp
     }
 }
 
-/// The caller must present a valid session or API token that may read the whole config.
+/// The caller's `X-Access-Token` (or `?token=`) must pass [`super::may_read_config`].
 async fn authorized(st: &HttpState, headers: &HeaderMap, p: &[(String, String)]) -> bool {
     let token = headers
         .get("X-Access-Token")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| p.iter().find(|(k, _)| k == "token").map(|(_, v)| v.clone()));
-    let Some(token) = token else { return false };
-    let Ok(principal) = st.app.identity.authenticate(&token).await else { return false };
-    match st.app.identity.rbac().await {
-        Ok(rbac) => rbac.allows(&principal.roles, Resource::Config, Action::Read),
-        Err(_) => false,
-    }
+        .or_else(|| p.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str()));
+    super::may_read_config(&st.app, token).await.is_ok()
 }
 
 fn namespace_ok(st: &HttpState, p: &[(String, String)]) -> Result<(), Response> {

@@ -6,6 +6,9 @@
 //! (admin HA). Each new revision becomes one [`Publication`]: the whole config, per-group MD5 and
 //! last-modified time (long polling), and the CREATE/UPDATE/DELETE messages from the previous
 //! publication (websocket).
+//!
+//! Nothing is published to an unauthenticated client: long polling needs an admin session or API
+//! token whose roles may read the config; websocket takes that same token or the `--sync-token`.
 
 pub mod http;
 pub mod websocket;
@@ -20,14 +23,61 @@ use tigateway_model::{ChangeKind, Config};
 use tokio::sync::{broadcast, watch};
 
 use crate::api::AppState;
+use crate::identity::Principal;
 use crate::store::Store;
+
+/// Why a sync client was turned away; logged, and never carries the credential itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No credential at all.
+    Missing,
+    /// A token that is not a valid (unexpired, unrevoked) session or API token, nor the sync token.
+    Invalid,
+    /// A valid token whose roles may not read the config.
+    Forbidden,
+    /// The identity store could not answer.
+    Unavailable,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::Missing => "no credential",
+            Refusal::Invalid => "invalid, expired or revoked token",
+            Refusal::Forbidden => "the token's roles may not read the config",
+            Refusal::Unavailable => "the identity store is unavailable",
+        })
+    }
+}
+
+/// The one authorization rule for every sync endpoint that hands out the config (websocket and
+/// long polling): a session or API token whose roles, as they are now, may read the whole config.
+pub async fn may_read_config(app: &AppState, token: Option<&str>) -> Result<Principal, Refusal> {
+    use crate::identity::IdentityError;
+    let token = token.map(str::trim).filter(|t| !t.is_empty()).ok_or(Refusal::Missing)?;
+    let principal = match app.identity.authenticate(token).await {
+        Ok(p) => p,
+        Err(IdentityError::Auth(_)) => return Err(Refusal::Invalid),
+        Err(_) => return Err(Refusal::Unavailable),
+    };
+    let rbac = app.identity.rbac().await.map_err(|_| Refusal::Unavailable)?;
+    if rbac.allows(&principal.roles, tigateway_auth::Resource::Config, tigateway_auth::Action::Read) {
+        Ok(principal)
+    } else {
+        Err(Refusal::Forbidden)
+    }
+}
 
 /// What the admin publishes and how.
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
     pub websocket: bool,
     pub http: bool,
-    /// When set, a websocket client must present it (`x-tigateway-sync-token` header or `?token=`).
+    /// A shared secret a websocket client may present instead of an admin token
+    /// (`x-tigateway-sync-token` header or `?token=`). With or without it, a websocket client is
+    /// accepted only with a credential: this token, or an admin session or API token whose roles
+    /// may read the config (`X-Access-Token` header or `?token=`), exactly as long polling checks
+    /// it ([`may_read_config`]). There is no anonymous mode.
     pub token: Option<String>,
     /// The one namespace this admin serves.
     pub namespace: String,
@@ -327,7 +377,7 @@ async fn follow(
 pub fn router(publisher: Publisher, app: AppState) -> Router {
     let mut r = Router::new();
     if publisher.settings.websocket {
-        r = r.merge(websocket::router(publisher.clone()));
+        r = r.merge(websocket::router(publisher.clone(), app.clone()));
     }
     if publisher.settings.http {
         r = r.merge(http::router(publisher, app));

@@ -4,23 +4,37 @@
 //! gateway expects), sends `RUNNING_MODE` (answered with a message without `groupType`) and
 //! `MYSELF` (answered with the full sync), and then receives each revision's changes. A gateway
 //! that also sends `x-tigateway-sync: 1` gets the extension fields (see `tigateway_model::sync_wire`).
+//!
+//! The upgrade is refused with 401 unless the client presents the admin's `--sync-token`
+//! (`x-tigateway-sync-token` or `?token=`) or an admin token that may read the config
+//! (`X-Access-Token` or `?token=`; the rule long polling applies). ShenYu 2.7 gateways cannot add
+//! headers but keep the query string of their configured admin URL, hence `?token=`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Json, Router};
 use tigateway_model::sync_wire::{WsMessage, DEFAULT_NAMESPACE, EXTENSIONS_HEADER, TOKEN_HEADER};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{Publication, Publisher};
+use super::{Publication, Publisher, Refusal};
+use crate::api::AppState;
 
-pub fn router(publisher: Publisher) -> Router {
-    Router::new().route("/websocket", get(upgrade)).with_state(publisher)
+#[derive(Clone)]
+struct WsState {
+    publisher: Publisher,
+    app: AppState,
+}
+
+pub fn router(publisher: Publisher, app: AppState) -> Router {
+    Router::new().route("/websocket", get(upgrade)).with_state(WsState { publisher, app })
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timing.
@@ -28,23 +42,50 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn upgrade(
-    State(p): State<Publisher>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-    ws: WebSocketUpgrade,
-) -> Response {
-    if let Some(expected) = &p.settings().token {
-        let given = headers
-            .get(TOKEN_HEADER)
-            .map(|v| v.as_bytes().to_vec())
-            .or_else(|| query.get("token").map(|t| t.as_bytes().to_vec()))
-            .unwrap_or_default();
-        if !same(&given, expected.as_bytes()) {
-            tracing::warn!("websocket sync client refused: missing or wrong sync token");
-            return (StatusCode::UNAUTHORIZED, "sync token missing or wrong").into_response();
+/// Who may follow the config: the sync token when one is configured, else (or when the client
+/// gives something else) an admin token with config read. Ok names who connected, for the log.
+async fn admit(st: &WsState, headers: &HeaderMap, query: &HashMap<String, String>) -> Result<String, Refusal> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let query_token = query.get("token").map(String::as_str);
+    if let Some(expected) = &st.publisher.settings().token {
+        let given = [headers.get(TOKEN_HEADER).map(|v| v.as_bytes()), query_token.map(str::as_bytes)];
+        if given.into_iter().flatten().any(|g| same(g, expected.as_bytes())) {
+            return Ok("sync token".to_string());
         }
     }
+    let access = header("X-Access-Token").or(query_token);
+    match super::may_read_config(&st.app, access).await {
+        Ok(principal) => Ok(principal.username),
+        // A wrong sync token with no admin token is a wrong credential, not a missing one.
+        Err(Refusal::Missing) if headers.contains_key(TOKEN_HEADER) => Err(Refusal::Invalid),
+        Err(r) => Err(r),
+    }
+}
+
+async fn upgrade(State(st): State<WsState>, req: Request) -> Response {
+    let (mut parts, _) = req.into_parts();
+    let headers = parts.headers.clone();
+    let query: HashMap<String, String> =
+        parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let who = match admit(&st, &headers, &query).await {
+        Ok(who) => who,
+        Err(why) => {
+            let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string()).unwrap_or_default();
+            tracing::warn!(%peer, reason = %why, "websocket sync client refused");
+            let status =
+                if why == Refusal::Unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::UNAUTHORIZED };
+            let body = Json(serde_json::json!({
+                "code": status.as_u16(),
+                "message": format!("websocket sync refused: {why}; present the sync token or an admin token that may read the config"),
+            }));
+            return (status, body).into_response();
+        }
+    };
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let p = st.publisher;
     let namespace = headers
         .get("namespaceId")
         .and_then(|v| v.to_str().ok())
@@ -58,7 +99,7 @@ async fn upgrade(
     }
     let extensions = headers.get(EXTENSIONS_HEADER).is_some_and(|v| v.as_bytes() == b"1");
     let port = headers.get("ClientPort").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    ws.on_upgrade(move |socket| session(socket, p, extensions, port))
+    ws.on_upgrade(move |socket| session(socket, p, extensions, port, who))
 }
 
 async fn send(socket: &mut WebSocket, msgs: &[WsMessage]) -> bool {
@@ -71,8 +112,8 @@ async fn send(socket: &mut WebSocket, msgs: &[WsMessage]) -> bool {
     true
 }
 
-async fn session(mut socket: WebSocket, p: Publisher, extensions: bool, port: String) {
-    tracing::info!(client_port = %port, extensions, "websocket sync client connected");
+async fn session(mut socket: WebSocket, p: Publisher, extensions: bool, port: String, who: String) {
+    tracing::info!(client_port = %port, extensions, credential = %who, "websocket sync client connected");
     let mut events = p.subscribe();
     // The newest revision this client has been sent; None until it asked for the full sync.
     let mut sent: Option<i64> = None;
