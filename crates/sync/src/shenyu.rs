@@ -584,6 +584,138 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// What a source told its reporter, in order.
+    #[derive(Clone, Default)]
+    struct Events(Arc<Mutex<Vec<String>>>);
+
+    impl Events {
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    impl Report for Events {
+        fn state(&self, connected: bool, from_cache: bool) {
+            self.0.lock().unwrap().push(format!("state connected={connected} from_cache={from_cache}"));
+        }
+        fn resync(&self) {
+            self.0.lock().unwrap().push("resync".into());
+        }
+        fn cache(&self, level: &str, hit: bool) {
+            self.0.lock().unwrap().push(format!("cache {level} {}", if hit { "hit" } else { "miss" }));
+        }
+        fn rejected(&self, _error: &str) {
+            self.0.lock().unwrap().push("rejected".into());
+        }
+    }
+
+    type Served = Arc<Mutex<Vec<Config>>>;
+
+    /// An applier whose `prepare` is the model's whole-config validation and whose `apply` records.
+    fn applier(cache: Option<DiskCache>) -> (Applier, Served, Events) {
+        let events = Events::default();
+        let served: Served = Arc::default();
+        let rec = served.clone();
+        let status = Arc::new(SyncStatus::new("test", Some(Box::new(events.clone()))));
+        let a = Applier::start(
+            |c: Config| c.validate().map(|()| c).map_err(|e| e.to_string()),
+            move |c| rec.lock().unwrap().push(c),
+            cache,
+            status,
+            Duration::from_millis(20),
+        );
+        (a, served, events)
+    }
+
+    fn cfg(id: &str) -> Config {
+        Config::from_yaml_str(&format!("selectors: [{{id: {id}, pluginName: divide, type: 0}}]")).unwrap()
+    }
+
+    async fn until(what: &str, f: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cached_config_offered_after_a_live_one_is_never_applied() {
+        let (a, served, events) = applier(None);
+        a.offer(cfg("live"), Origin::Live("ws://a".into()));
+        a.offer(cfg("cached"), Origin::Cache("disk".into()));
+        until("the live config", || a.status().synced.load(Ordering::Acquire)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let ids: Vec<String> = served.lock().unwrap().iter().map(|c| c.selectors[0].id.clone()).collect();
+        assert_eq!(ids, ["live"]);
+        assert_eq!(
+            events.take(),
+            ["state connected=false from_cache=true"],
+            "synced, not connected: serving what it has"
+        );
+    }
+
+    #[tokio::test]
+    async fn start_up_serves_the_disk_level_and_state_changes_are_reported_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskCache::new(dir.path());
+        disk.save(&cfg("cached"), "an earlier run").unwrap();
+        let (a, served, events) = applier(Some(disk.clone()));
+        a.status().unreachable.store(true, Ordering::Release);
+        let levels = CacheLevels { redis: None, disk: Some(disk.clone()) };
+        assert_eq!(a.first_config(&levels, Duration::from_secs(5)).await, FirstConfig::Cache("disk"));
+        assert_eq!(served.lock().unwrap()[0].selectors[0].id, "cached");
+        assert_eq!(events.take(), ["state connected=false from_cache=true", "cache disk hit"]);
+
+        a.status().set_connected(true);
+        assert_eq!(events.take(), ["state connected=true from_cache=true"]);
+        a.offer(cfg("live"), Origin::Live("zookeeper 127.0.0.1:2181".into()));
+        until("the live config", || a.status().synced.load(Ordering::Acquire)).await;
+        assert_eq!(events.take(), ["state connected=true from_cache=false"]);
+        // The source goes away: its last config keeps serving, so the gateway stays ready.
+        a.status().set_connected(false);
+        a.status().resynced();
+        assert_eq!(events.take(), ["state connected=false from_cache=true", "resync"]);
+        // A refused config is reported, and the cache now holds what the source delivered.
+        let mut bad = cfg("bad");
+        bad.selectors[0].plugin_name = "madeUp".into();
+        bad.plugins = Config::from_yaml_str("plugins: [{name: madeUp}]").unwrap().plugins;
+        a.offer(bad, Origin::Live("zookeeper 127.0.0.1:2181".into()));
+        until("the refusal", || a.status().rejected.load(Ordering::Acquire) == 1).await;
+        assert_eq!(events.take(), ["rejected"]);
+        assert_eq!(disk.load().unwrap().unwrap().config, cfg("live"));
+    }
+
+    #[tokio::test]
+    async fn start_up_asks_redis_then_disk_and_skips_a_level_that_does_not_compile() {
+        let url = match std::env::var("TIGATEWAY_TEST_REDIS_URL") {
+            Ok(u) if !u.is_empty() => Some(u),
+            _ if std::env::var_os("CI").is_some() => panic!("TIGATEWAY_TEST_REDIS_URL is not set but CI is"),
+            _ => None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskCache::new(dir.path());
+        let mut bad = cfg("bad");
+        bad.selectors[0].plugin_name = "madeUp".into();
+        bad.plugins = Config::from_yaml_str("plugins: [{name: madeUp}]").unwrap().plugins;
+        disk.save(&bad, "an earlier run").unwrap();
+        let (a, served, events) = applier(None);
+        a.status().unreachable.store(true, Ordering::Release);
+        // A namespace of its own: nothing is stored under it.
+        let redis =
+            url.map(|u| crate::cache::RedisCache::new(&u, &format!("empty-{}", rand::random::<u64>())).unwrap());
+        let asked_redis = redis.is_some();
+        let levels = CacheLevels { redis, disk: Some(disk) };
+        assert_eq!(a.first_config(&levels, Duration::from_secs(5)).await, FirstConfig::Nothing);
+        assert!(served.lock().unwrap().is_empty());
+        let mut want = vec!["cache disk miss"];
+        if asked_redis {
+            want.insert(0, "cache redis miss");
+        }
+        assert_eq!(events.take(), want);
+        assert_eq!(a.status().cache_misses.load(Ordering::Relaxed), want.len() as u64);
+    }
+
     #[test]
     fn events_upsert_and_delete_by_key() {
         let mut s = GroupState::default();
