@@ -1245,6 +1245,23 @@ async fn starts_from_the_redis_cache_without_the_tree(method: Method) {
         assert!(Instant::now() < deadline, "the tree's config never reached the disk cache:\n{}", gw.proc.log());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+
+    // The tree goes away again: not connected, but the last config serves on and the gateway stays
+    // ready.
+    relay.partition();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, ready) = get_json(&format!("http://127.0.0.1:{mport}/ready")).await;
+        let s = &ready["sources"][0];
+        if s["connected"] == false {
+            assert_eq!(status, 200, "{ready}");
+            assert_eq!(s["servingFromCache"], true, "{ready}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "/ready after losing the tree: {ready}\n{}", gw.proc.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(probe(gw.port, "/orders/1").await, (200, "b".to_string()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
