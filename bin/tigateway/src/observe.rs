@@ -93,6 +93,40 @@ pub fn watch_file(
     Ok(handle)
 }
 
+/// Tells readiness and the sync metrics about a sync source's state changes as they happen.
+pub struct SourceReport {
+    sources: Arc<tigateway_observe::Sources>,
+    name: &'static str,
+}
+
+impl SourceReport {
+    pub fn new(sources: Arc<tigateway_observe::Sources>, name: &'static str) -> SourceReport {
+        SourceReport { sources, name }
+    }
+}
+
+impl tigateway_sync::shenyu::Report for SourceReport {
+    fn state(&self, connected: bool, from_cache: bool) {
+        self.sources.set_connected(self.name, connected, from_cache);
+    }
+
+    fn resync(&self) {
+        self.sources.resync(self.name);
+    }
+
+    fn cache(&self, level: &str, hit: bool) {
+        if hit {
+            self.sources.cache_hit(level);
+        } else {
+            self.sources.cache_miss(level);
+        }
+    }
+
+    fn rejected(&self, error: &str) {
+        self.sources.rejected(self.name, error);
+    }
+}
+
 /// Counts admin API requests by endpoint template (never the raw path) and status, and times writes.
 pub fn count_admin_requests(router: axum::Router, metrics: Arc<tigateway_observe::AdminMetrics>) -> axum::Router {
     router.route_layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {

@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::ValueEnum;
 use tigateway_model::sync_wire::DEFAULT_NAMESPACE;
 use tigateway_proxy::SnapshotStore;
-use tigateway_sync::cache::{Cached, DiskCache, RedisCache};
-use tigateway_sync::shenyu::{Applier, Origin, SyncStatus};
+use tigateway_sync::cache::{CacheLevels, DiskCache, RedisCache};
+use tigateway_sync::shenyu::{Applier, SyncStatus};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SyncMethod {
@@ -60,7 +60,7 @@ pub struct GatewaySync {
     /// admin answers loads the newest published config from there before trying its disk cache.
     #[arg(long)]
     pub cache_redis: Option<String>,
-    /// How long start-up waits for an admin before serving from the cache.
+    /// How long start-up waits for the admin (or ZooKeeper / etcd) before serving from the cache.
     #[arg(long, default_value_t = 10_000)]
     pub sync_wait_ms: u64,
 }
@@ -177,8 +177,22 @@ pub async fn with_sync_routes(
     Ok(app.merge(tigateway_admin::sync::router(publisher, state)))
 }
 
-/// `tigateway gateway --sync …`: follows the admin (or the ZooKeeper / etcd tree) into `store`,
-/// with the cache levels for starts while no admin answers. The returned value keeps it running.
+impl SyncMethod {
+    /// The source name in logs, `/ready` and the metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncMethod::Websocket => "websocket",
+            SyncMethod::Http => "http",
+            SyncMethod::Zookeeper => "zookeeper",
+            SyncMethod::Etcd => "etcd",
+        }
+    }
+}
+
+/// `tigateway gateway --sync …`: follows the admin (or the ZooKeeper / etcd tree) into `store`.
+/// Every method hands whole configs to one `Applier` (compile, swap, disk cache, status reported
+/// to readiness and metrics as it changes) and starts through the same cache fallback. The
+/// returned value keeps it running.
 pub fn start_source(
     args: GatewaySync,
     store: &Arc<SnapshotStore>,
@@ -186,41 +200,20 @@ pub fn start_source(
     client_port: u16,
 ) -> anyhow::Result<Box<dyn std::any::Any>> {
     let method = args.sync.context("--sync is required")?;
-    let access = crate::sync_zk_etcd::Access {
-        namespace: &args.namespace,
-        username: args.sync_username.as_deref(),
-        password: args.sync_password.as_deref(),
-    };
-    match method {
-        SyncMethod::Zookeeper => {
-            return crate::sync_zk_etcd::start_source(
-                "zookeeper",
-                &args.node,
-                &access,
-                store,
-                control,
-                DiskCache::new(&args.cache_dir),
-            )
-        }
-        SyncMethod::Etcd => {
-            return crate::sync_zk_etcd::start_source(
-                "etcd",
-                &args.node,
-                &access,
-                store,
-                control,
-                DiskCache::new(&args.cache_dir),
-            )
-        }
-        SyncMethod::Websocket | SyncMethod::Http => {}
+    let name = method.name();
+    if matches!(method, SyncMethod::Websocket | SyncMethod::Http) {
+        anyhow::ensure!(!args.admin.is_empty(), "--admin URL[,URL…] is required with --sync websocket|http");
     }
-    anyhow::ensure!(!args.admin.is_empty(), "--admin URL[,URL…] is required with --sync websocket|http");
     let ws_login = if method == SyncMethod::Websocket { websocket_login(&args)? } else { None };
-    let name: &'static str = if method == SyncMethod::Websocket { "websocket" } else { "http" };
+    let redis = args
+        .cache_redis
+        .as_deref()
+        .map(|u| RedisCache::new(u, &args.namespace))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let sources = store.observe().sources.clone();
     sources.register(name);
-
-    let status = Arc::new(SyncStatus::default());
+    let status = Arc::new(SyncStatus::new(name, Some(Box::new(crate::observe::SourceReport::new(sources, name)))));
     let cache = DiskCache::new(&args.cache_dir);
     let (prepare_store, swap_store) = (store.clone(), store.clone());
     let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -231,10 +224,10 @@ pub fn start_source(
             swap_store.swap_from(name, gen, snap);
         },
         Some(cache.clone()),
-        status.clone(),
+        status,
         Duration::from_millis(50),
     );
-    match method {
+    let running: Box<dyn std::any::Any> = match method {
         SyncMethod::Websocket => {
             let mut o = tigateway_sync::websocket::WsOptions::new(args.admin.clone());
             o.token = args.sync_token.clone().filter(|t| !t.is_empty());
@@ -242,88 +235,30 @@ pub fn start_source(
             o.origin = args.sync_origin.clone();
             o.namespace = args.namespace.clone();
             o.client_port = client_port;
-            tigateway_sync::websocket::spawn(o, applier.clone());
+            Box::new(tigateway_sync::websocket::spawn(o, applier.clone()))
         }
-        SyncMethod::Zookeeper | SyncMethod::Etcd => unreachable!("handled above"),
         SyncMethod::Http => {
             let user = args.sync_username.clone().context("--sync-username is required with --sync http")?;
             let password = args.sync_password.clone().context("--sync-password is required with --sync http")?;
             let mut o = tigateway_sync::http_poll::HttpOptions::new(args.admin.clone(), user, password);
             o.namespace = args.namespace.clone();
             o.client_port = client_port;
-            tigateway_sync::http_poll::spawn(o, applier.clone());
+            Box::new(tigateway_sync::http_poll::spawn(o, applier.clone()))
         }
-    }
-
-    // Wait for the first config from an admin; if every admin failed (or the wait ran out), serve
-    // the cached config meanwhile. The source keeps trying and replaces it when an admin answers.
-    let deadline = Instant::now() + Duration::from_millis(args.sync_wait_ms);
-    while !status.synced.load(Ordering::Acquire)
-        && !status.unreachable.load(Ordering::Acquire)
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if !status.synced.load(Ordering::Acquire) {
-        let shared = match &args.cache_redis {
-            Some(url) => {
-                let loaded = match RedisCache::new(url, &args.namespace) {
-                    Ok(r) => control.block_on(r.load()),
-                    Err(e) => Err(e),
-                };
-                match loaded {
-                    Ok(Some(c)) => Some(c),
-                    Ok(None) => {
-                        SyncStatus::count(&status.cache_misses);
-                        tracing::warn!("no admin answered and Redis holds no config; trying the disk cache");
-                        None
-                    }
-                    Err(e) => {
-                        SyncStatus::count(&status.cache_misses);
-                        tracing::warn!(error = %e, "no admin answered and Redis cannot be read; trying the disk cache");
-                        None
-                    }
-                }
-            }
-            None => None,
-        };
-        let found: Result<Option<Cached>, String> = match shared {
-            Some(c) => Ok(Some(c)),
-            None => cache.load(),
-        };
-        match found {
-            Ok(Some(cached)) => {
-                SyncStatus::count(&status.cache_hits);
-                tracing::warn!(
-                    cache = %cached.path.display(),
-                    saved_at = cached.saved_at,
-                    from = %cached.source,
-                    "no admin answered: serving from the cache until one does"
-                );
-                applier.offer(cached.config, Origin::Cache(cached.path.display().to_string()));
-                let until = Instant::now() + Duration::from_secs(5);
-                while !status.serving_from_cache.load(Ordering::Acquire)
-                    && !status.synced.load(Ordering::Acquire)
-                    && Instant::now() < until
-                {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-            Ok(None) => {
-                SyncStatus::count(&status.cache_misses);
-                tracing::error!(
-                    cache = %cache.path().display(),
-                    "no admin answered and there is no cached config: nothing is routed until an admin answers"
-                );
-            }
-            Err(e) => {
-                SyncStatus::count(&status.cache_misses);
-                tracing::error!(error = %e, "no admin answered and the cached config cannot be read");
-            }
+        SyncMethod::Zookeeper | SyncMethod::Etcd => {
+            let access = crate::sync_zk_etcd::Access {
+                namespace: &args.namespace,
+                username: args.sync_username.as_deref(),
+                password: args.sync_password.as_deref(),
+            };
+            Box::new(crate::sync_zk_etcd::spawn_source(name, &args.node, &access, applier.clone())?)
         }
-    }
-    control.spawn(report_status(status.clone(), sources, name));
-    Ok(Box::new(applier))
+    };
+    // Until the source answers (or once it has failed everywhere), serve a cached config; the
+    // source keeps trying and replaces it when it answers.
+    let levels = CacheLevels { redis, disk: Some(cache) };
+    control.block_on(applier.first_config(&levels, Duration::from_millis(args.sync_wait_ms)));
+    Ok(Box::new((applier, running)))
 }
 
 /// The admin login a websocket gateway uses, after checking it has some credential: the admin
@@ -341,29 +276,5 @@ fn websocket_login(args: &GatewaySync) -> anyhow::Result<Option<tigateway_sync::
         ),
         (Some(_), None) => anyhow::bail!("--sync-username needs --sync-password"),
         (None, Some(_)) => anyhow::bail!("--sync-password needs --sync-username"),
-    }
-}
-
-/// Mirrors the sync client's state into readiness and the sync metrics, twice a second.
-async fn report_status(status: Arc<SyncStatus>, sources: Arc<tigateway_observe::Sources>, name: &'static str) {
-    let (mut resyncs, mut hits, mut misses) = (0, 0, 0);
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tick.tick().await;
-        let connected = status.connected.load(Ordering::Acquire);
-        let from_cache = status.serving_from_cache.load(Ordering::Acquire);
-        sources.set_connected(name, connected, from_cache);
-        for _ in resyncs..status.resyncs.load(Ordering::Relaxed) {
-            sources.resync(name);
-        }
-        resyncs = status.resyncs.load(Ordering::Relaxed);
-        for _ in hits..status.cache_hits.load(Ordering::Relaxed) {
-            sources.cache_hit("disk");
-        }
-        hits = status.cache_hits.load(Ordering::Relaxed);
-        for _ in misses..status.cache_misses.load(Ordering::Relaxed) {
-            sources.cache_miss("disk");
-        }
-        misses = status.cache_misses.load(Ordering::Relaxed);
     }
 }

@@ -138,6 +138,11 @@ struct Admin {
 
 /// `tigateway admin` on a SQLite file; `publish` = with `--sync-publish` to the method.
 async fn start_admin(dir: &Path, method: Method, url: &str, ns: &str, publish: bool) -> Admin {
+    start_admin_with(dir, method, url, ns, publish, &[]).await
+}
+
+/// As `start_admin`, with more flags.
+async fn start_admin_with(dir: &Path, method: Method, url: &str, ns: &str, publish: bool, extra: &[&str]) -> Admin {
     let port = free_port();
     let mut args: Vec<String> = vec![
         "admin".into(),
@@ -150,6 +155,7 @@ async fn start_admin(dir: &Path, method: Method, url: &str, ns: &str, publish: b
         args.extend(["--sync-publish".into(), method.name().into(), "--namespace".into(), ns.into()]);
         args.extend(method.flags(url));
     }
+    args.extend(extra.iter().map(|s| s.to_string()));
     let proc = Proc::spawn(&args, dir.join(format!("admin-{port}.log")));
     wait_port(port, "admin");
     let api = format!("http://127.0.0.1:{port}/api/v1");
@@ -453,9 +459,17 @@ async fn changes_reach_three_gateways(method: Method) {
     admin.delete("rules", "orders-all").await;
     admin.delete("selectors", "orders").await;
     converge(&all, "/orders/1", 404, "", within, "selector and rule deleted").await;
-    let nodes = read_nodes(method, &url, &ns).await;
-    assert!(!nodes.contains_key(&format!("{root}/selector/divide/orders")), "selector node left behind");
-    assert!(!nodes.contains_key(&format!("{root}/rule/divide/orders-orders-all")), "rule node left behind");
+    // The gateways answer 404 once the rule is gone; the selector's deletion is the next revision.
+    let (sel, rl) = (format!("{root}/selector/divide/orders"), format!("{root}/rule/divide/orders-orders-all"));
+    let deadline = Instant::now() + within;
+    loop {
+        let nodes = read_nodes(method, &url, &ns).await;
+        if !nodes.contains_key(&sel) && !nodes.contains_key(&rl) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "selector or rule node left behind: {:?}", nodes.keys());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for g in &gws {
         assert!(g.proc.log().contains(&format!("config from {} applied", method.name())), "{}", g.proc.log());
     }
@@ -1155,4 +1169,107 @@ async fn zookeeper_restart_without_the_tree_serves_the_disk_cache() {
 #[tokio::test(flavor = "multi_thread")]
 async fn etcd_restart_without_the_tree_serves_the_disk_cache() {
     restart_without_the_tree_serves_the_disk_cache(Method::Etcd).await
+}
+
+/// The shared Redis level: a gateway that starts while ZooKeeper / etcd cannot be reached and has
+/// no disk cache serves what the admin wrote to Redis (the admin publishes only to the tree: Redis
+/// is written whatever `--sync-publish` says), reports it in `/ready` and the metrics, and switches
+/// to the tree when it answers.
+async fn starts_from_the_redis_cache_without_the_tree(method: Method) {
+    let Some(url) = method.url() else { return };
+    let redis = match std::env::var("TIGATEWAY_TEST_REDIS_URL") {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ if std::env::var_os("CI").is_some() => panic!("TIGATEWAY_TEST_REDIS_URL is not set but CI is"),
+        _ => return eprintln!("note: TIGATEWAY_TEST_REDIS_URL is not set; skipping this Redis test"),
+    };
+    let ns = namespace();
+    let dir = tempfile::tempdir().unwrap();
+    let a = upstream(UpstreamBehavior::named("a")).await;
+    let b = upstream(UpstreamBehavior::named("b")).await;
+    let admin = start_admin_with(dir.path(), method, &url, &ns, true, &["--cache-redis", &redis]).await;
+    admin.create("selectors", selector("orders", "/orders", &a.addr.to_string())).await;
+    admin.create("rules", rule("orders-all", "orders", "/orders")).await;
+    let shared = tigateway_sync::cache::RedisCache::new(&redis, &ns).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !shared.load().await.ok().flatten().is_some_and(|c| c.config.rules.iter().any(|r| r.id == "orders-all")) {
+        assert!(Instant::now() < deadline, "the admin never wrote the config to Redis:\n{}", admin.proc.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The gateway reaches the tree only through a relay that refuses every connection for now.
+    let relay = Relay::start(&url).await;
+    relay.partition();
+    let cache = dir.path().join("empty-cache");
+    let mport = free_port();
+    let (cache_arg, metrics_arg) = (cache.display().to_string(), format!("127.0.0.1:{mport}"));
+    let flags =
+        ["--cache-dir", &cache_arg, "--cache-redis", &redis, "--metrics", &metrics_arg, "--sync-wait-ms", "3000"];
+    let gw = start_gateway(dir.path(), method, &relay.addr(method), &ns, &flags);
+    assert_eq!(probe(gw.port, "/orders/1").await, (200, "a".to_string()), "{}", gw.proc.log());
+    let log = gw.proc.log();
+    assert!(log.contains("serving from the cache") && log.contains(&format!("redis:tigateway:config:{ns}")), "{log}");
+    let (status, ready) = get_json(&format!("http://127.0.0.1:{mport}/ready")).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["sources"][0]["name"], method.name(), "{ready}");
+    assert_eq!(ready["sources"][0]["servingFromCache"], true, "{ready}");
+    assert_eq!(ready["sources"][0]["connected"], false, "{ready}");
+    let metrics = client().get(format!("http://127.0.0.1:{mport}/metrics")).send().await.unwrap().text().await.unwrap();
+    let name = method.name();
+    for line in [
+        "tigateway_cache_hits_total{level=\"redis\"} 1".to_string(),
+        format!("tigateway_sync_serving_from_cache{{source=\"{name}\"}} 1"),
+        format!("tigateway_sync_connected{{source=\"{name}\"}} 0"),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no `{line}` in:\n{metrics}");
+    }
+    assert!(!metrics.contains("level=\"disk\""), "Redis answered: the disk level is not asked\n{metrics}");
+    assert!(!cache.join("tigateway-config.json").exists(), "a cached config is not written back to disk");
+
+    // A change the tree has and Redis had not when the gateway started; then the tree answers.
+    let up_b = b.addr.to_string();
+    admin.edit("selectors", "orders", |v| v["handle"] = json!(format!("[{{\"upstreamUrl\":\"{up_b}\"}}]"))).await;
+    relay.heal();
+    converge(&[&gw], "/orders/1", 200, "b", Duration::from_secs(20), "the tree answered").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, ready) = get_json(&format!("http://127.0.0.1:{mport}/ready")).await;
+        let s = &ready["sources"][0];
+        if status == 200 && s["connected"] == true && s["servingFromCache"] == false {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/ready after the tree answered: {ready}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(cache.join("tigateway-config.json")).is_ok_and(|t| t.contains(&up_b)) {
+        assert!(Instant::now() < deadline, "the tree's config never reached the disk cache:\n{}", gw.proc.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The tree goes away again: not connected, but the last config serves on and the gateway stays
+    // ready.
+    relay.partition();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, ready) = get_json(&format!("http://127.0.0.1:{mport}/ready")).await;
+        let s = &ready["sources"][0];
+        if s["connected"] == false {
+            assert_eq!(status, 200, "{ready}");
+            assert_eq!(s["servingFromCache"], true, "{ready}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "/ready after losing the tree: {ready}\n{}", gw.proc.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(probe(gw.port, "/orders/1").await, (200, "b".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn zookeeper_gateway_starts_from_the_redis_cache() {
+    starts_from_the_redis_cache_without_the_tree(Method::Zk).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_gateway_starts_from_the_redis_cache() {
+    starts_from_the_redis_cache_without_the_tree(Method::Etcd).await
 }

@@ -9,6 +9,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tigateway_model::Config;
 
+/// The levels a gateway that starts without its source asks, in order: Redis (shared, written by
+/// the admin) and then its own disk file.
+#[derive(Debug, Clone, Default)]
+pub struct CacheLevels {
+    pub redis: Option<RedisCache>,
+    pub disk: Option<DiskCache>,
+}
+
 #[derive(Debug, Clone)]
 pub struct DiskCache {
     dir: PathBuf,

@@ -5,13 +5,16 @@
 //! breaks, it resumes from the last revision seen, so nothing is lost; if etcd has compacted that
 //! revision away ("required revision has been compacted") the tree is read whole again.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client as etcd;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::layout::Layout;
-use crate::tree::{apply_fn, spawn_applier, Backoff, SourceHandle, Update};
+use crate::shenyu::{Applier, SyncStatus};
+use crate::tree::{spawn_tree, Backoff, SourceHandle, Update};
 
 /// Settings of an etcd source.
 #[derive(Debug, Clone)]
@@ -40,37 +43,46 @@ impl EtcdSource {
         self
     }
 
-    /// Starts following the tree on the current tokio runtime; see `ZookeeperSource::start_with`.
-    pub fn start_with<T, P, A>(self, prepare: P, apply: A) -> SourceHandle
-    where
-        T: 'static,
-        P: Fn(tigateway_model::Config) -> Result<T, String> + Send + Sync + 'static,
-        A: Fn(T) + Send + Sync + 'static,
-    {
+    /// Starts following the tree on the current tokio runtime; see `ZookeeperSource::spawn`.
+    pub fn spawn(self, applier: Applier) -> SourceHandle {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (applied_tx, applied) = watch::channel(0);
-        let applier = spawn_applier(self.layout.clone(), "etcd", self.window, apply_fn(prepare, apply), rx, applied_tx);
-        let reader = tokio::spawn(self.run(tx));
-        SourceHandle { applied, tasks: vec![applier, reader] }
+        let status = applier.status().clone();
+        let from = format!("etcd {}", self.endpoints.join(","));
+        let tree = spawn_tree(self.layout.clone(), "etcd", from, self.window, applier, rx);
+        let reader = tokio::spawn(self.run(tx, status));
+        SourceHandle { tasks: vec![tree, reader] }
     }
 
-    async fn run(self, tx: mpsc::UnboundedSender<Update>) {
+    async fn run(self, tx: mpsc::UnboundedSender<Update>, status: Arc<SyncStatus>) {
         let prefix = format!("{}/", self.layout.root());
         let mut backoff = Backoff::new();
         // The revision whose changes have all been seen; 0 = read everything.
         let mut seen: i64 = 0;
+        let unreachable = || {
+            if !status.synced.load(Ordering::Acquire) {
+                status.unreachable.store(true, Ordering::Release);
+            }
+        };
         loop {
             let mut client = match connect(&self.endpoints, self.credentials.as_ref()).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(endpoints = ?self.endpoints, error = %e, "etcd: cannot connect; retrying");
+                    unreachable();
                     backoff.wait().await;
                     continue;
                 }
             };
-            match follow(&mut client, &prefix, &mut seen, &tx, &mut backoff).await {
+            let result = follow(&mut client, &prefix, &mut seen, &tx, &mut backoff, &status).await;
+            status.set_connected(false);
+            match result {
                 Ok(()) => return,
-                Err(e) => tracing::warn!(error = %e, revision = seen, "etcd: watch lost; resuming"),
+                Err(e) => {
+                    tracing::warn!(error = %e, revision = seen, "etcd: watch lost; resuming");
+                    if seen == 0 {
+                        unreachable();
+                    }
+                }
             }
             backoff.wait().await;
         }
@@ -103,16 +115,27 @@ pub async fn read_prefix(
     Ok((nodes, revision))
 }
 
+/// Reads the whole tree and hands it over; every read after the first is a resync. False when
+/// nobody listens any more.
 async fn full_read(
     client: &mut etcd::Client,
     prefix: &str,
     seen: &mut i64,
     tx: &mpsc::UnboundedSender<Update>,
+    status: &SyncStatus,
 ) -> Result<bool, String> {
+    let first = *seen == 0;
     let (nodes, revision) = read_prefix(client, prefix).await.map_err(|e| format!("reading {prefix}: {e}"))?;
     tracing::info!(nodes = nodes.len(), revision, "etcd: tree read");
     *seen = revision;
-    Ok(tx.send(Update::Full(nodes)).is_ok())
+    if tx.send(Update::Full(nodes)).is_err() {
+        return Ok(false);
+    }
+    if !first {
+        status.resynced();
+    }
+    status.set_connected(true);
+    Ok(true)
 }
 
 async fn follow(
@@ -121,8 +144,9 @@ async fn follow(
     seen: &mut i64,
     tx: &mpsc::UnboundedSender<Update>,
     backoff: &mut Backoff,
+    status: &SyncStatus,
 ) -> Result<(), String> {
-    if *seen == 0 && !full_read(client, prefix, seen, tx).await? {
+    if *seen == 0 && !full_read(client, prefix, seen, tx, status).await? {
         return Ok(());
     }
     loop {
@@ -144,6 +168,7 @@ async fn follow(
             }
             if resp.created() {
                 backoff.reset();
+                status.set_connected(true);
             }
             for ev in resp.events() {
                 let Some(kv) = ev.kv() else { continue };
@@ -167,7 +192,7 @@ async fn follow(
         if !compacted {
             return Err("watch stream ended".into());
         }
-        if !full_read(client, prefix, seen, tx).await? {
+        if !full_read(client, prefix, seen, tx, status).await? {
             return Ok(());
         }
     }

@@ -123,7 +123,7 @@ async fn run(opts: HttpOptions, applier: Applier) {
         let err = Session { client: &client, base: &base, opts: &opts, applier: &applier, token: String::new() }
             .run(&mut synced)
             .await;
-        status.connected.store(false, Ordering::Release);
+        status.set_connected(false);
         if synced {
             failures = 0;
         }
@@ -134,7 +134,7 @@ async fn run(opts: HttpOptions, applier: Applier) {
         if synced {
             backoff.reset();
             failed_in_round = 0;
-            SyncStatus::count(&status.resyncs);
+            status.resynced();
         }
         idx += 1;
         failed_in_round += 1;
@@ -265,14 +265,14 @@ impl Session<'_> {
         let status = self.applier.status().clone();
         let relogin_after = self.login().await?;
         let mut logged_in = Instant::now();
-        let origin = Origin::Admin(self.base.to_string());
+        let origin = Origin::Live(self.base.to_string());
         let mut state = GroupState::default();
         let mut held: BTreeMap<Group, Held> = BTreeMap::new();
         for (g, (h, items)) in self.fetch(&INITIAL).await? {
             state.replace(g, &items).map_err(|e| self.malformed(&format!("{items:?}"), &e))?;
             held.insert(g, h);
         }
-        status.connected.store(true, Ordering::Release);
+        status.set_connected(true);
         *status.admin.lock().unwrap_or_else(|e| e.into_inner()) = self.base.to_string();
         tracing::info!(admin = %self.base, "long-polling sync: full sync received");
         self.applier.offer(state.config.clone(), origin.clone());

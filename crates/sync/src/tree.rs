@@ -3,18 +3,19 @@
 //! The readers (`zookeeper`, `etcd`) only report what they saw — a node's new data, a deletion, or a
 //! whole re-read — as [`Update`]s. One applier task owns the [`Tree`], folds updates in, waits a
 //! short window so a burst (an admin writing a hundred nodes, a full re-publish) becomes one
-//! snapshot, then builds a whole [`Config`] and hands it to the caller's `prepare`/`apply` pair. A
-//! config is never applied node by node, so a gateway never serves half of a change it has seen.
+//! snapshot, then builds a whole [`Config`] and offers it to the same [`Applier`] the websocket and
+//! long-polling sources use. A config is never applied node by node, so a gateway never serves half
+//! of a change it has seen.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tigateway_model::{builtin_plugin_order, Config};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::layout::{decode, digest, marker_digest, summary, Entry, Layout};
+use crate::shenyu::{Applier, Origin};
 
 static MALFORMED_NODES: AtomicU64 = AtomicU64::new(0);
 static DIGEST_MISMATCHES: AtomicU64 = AtomicU64::new(0);
@@ -202,36 +203,10 @@ pub fn prune_unknown_plugins(cfg: &mut Config) -> Vec<String> {
     drop
 }
 
-/// The caller's snapshot path: compile (may refuse) and swap, as `FileWatcher::start_with` takes it.
-pub(crate) type ApplyFn = Arc<dyn Fn(Config) -> Result<(), String> + Send + Sync>;
-
-pub(crate) fn apply_fn<T, P, A>(prepare: P, apply: A) -> ApplyFn
-where
-    T: 'static,
-    P: Fn(Config) -> Result<T, String> + Send + Sync + 'static,
-    A: Fn(T) + Send + Sync + 'static,
-{
-    Arc::new(move |cfg| prepare(cfg).map(&apply))
-}
-
 /// A running node source. Dropping it stops the source.
 #[derive(Debug)]
 pub struct SourceHandle {
-    pub(crate) applied: watch::Receiver<u64>,
     pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl SourceHandle {
-    /// Waits until the first whole tree has been applied, at most `timeout`; false on time-out
-    /// (the source keeps trying in the background).
-    pub async fn wait_first(&mut self, timeout: Duration) -> bool {
-        tokio::time::timeout(timeout, self.applied.wait_for(|n| *n > 0)).await.is_ok_and(|r| r.is_ok())
-    }
-
-    /// How many snapshots this source has applied so far.
-    pub fn applied(&self) -> u64 {
-        *self.applied.borrow()
-    }
 }
 
 impl Drop for SourceHandle {
@@ -246,17 +221,18 @@ impl Drop for SourceHandle {
 /// died mid-write, or a writer that does not mark revisions).
 const MARKER_WAIT: Duration = Duration::from_secs(1);
 
-/// Runs the applier: folds updates into the tree and applies at most one snapshot per `window`.
-/// Nothing is applied before the first whole read, so a gateway never serves a partial tree. When
-/// the tree carries a revision marker (a TiGateway admin), changes are applied when the marker
-/// moves, so a revision written in several batches is applied whole.
-pub(crate) fn spawn_applier(
+/// Runs the tree's owner: folds updates into the tree and hands at most one whole config per
+/// `window` to the [`Applier`] (as `Origin::Live(from)`). Nothing is handed over before the first
+/// whole read, so a gateway never serves a partial tree. When the tree carries a revision marker (a
+/// TiGateway admin), changes are handed over when the marker moves, so a revision written in
+/// several batches is applied whole.
+pub(crate) fn spawn_tree(
     layout: Layout,
     source: &'static str,
+    from: String,
     window: Duration,
-    apply: ApplyFn,
+    applier: Applier,
     mut rx: mpsc::UnboundedReceiver<Update>,
-    applied: watch::Sender<u64>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tree = Tree::new(layout, source);
@@ -323,27 +299,9 @@ pub(crate) fn spawn_applier(
                 }
                 continue;
             }
-            let nodes = tree.len();
-            let f = apply.clone();
-            let probe = cfg.clone();
-            let started = std::time::Instant::now();
-            match tokio::task::spawn_blocking(move || f(probe)).await {
-                Ok(Ok(())) => {
-                    last = Some(cfg);
-                    applied.send_modify(|n| *n += 1);
-                    tracing::info!(
-                        source,
-                        nodes,
-                        revision,
-                        took_ms = started.elapsed().as_millis() as u64,
-                        "config from {source} applied"
-                    );
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(source, "config from {source} refused; the previous config keeps serving:\n{e}")
-                }
-                Err(e) => tracing::error!(source, error = %e, "applying the config from {source} panicked"),
-            }
+            tracing::debug!(source, nodes = tree.len(), revision, "config from {source} handed over");
+            applier.offer_revision(cfg.clone(), Origin::Live(from.clone()), revision);
+            last = Some(cfg);
         }
     })
 }

@@ -89,7 +89,7 @@ async fn run(opts: WsOptions, applier: Applier) {
         let url = opts.urls[idx % opts.urls.len()].clone();
         let mut synced = false;
         let result = session(&url, &opts, &http, &applier, &mut synced).await;
-        status.connected.store(false, Ordering::Release);
+        status.set_connected(false);
         if synced {
             backoff.reset();
             failed_in_round = 0;
@@ -97,7 +97,7 @@ async fn run(opts: WsOptions, applier: Applier) {
         }
         match result {
             Ok(End::Resync) => {
-                SyncStatus::count(&status.resyncs);
+                status.resynced();
                 tokio::time::sleep(backoff.next_delay().min(opts.backoff_min)).await;
             }
             Err(e) => {
@@ -178,14 +178,14 @@ async fn session(
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
-    status.connected.store(true, Ordering::Release);
+    status.set_connected(true);
     *status.admin.lock().unwrap_or_else(|e| e.into_inner()) = url.to_string();
     tracing::info!(admin = %url, "websocket sync connected");
     let (mut sink, mut stream) = ws.split();
     sink.send(Message::Text("RUNNING_MODE".into())).await.map_err(|e| e.to_string())?;
     sink.send(Message::Text("MYSELF".into())).await.map_err(|e| e.to_string())?;
 
-    let origin = Origin::Admin(url.to_string());
+    let origin = Origin::Live(url.to_string());
     // Until the full sync is complete, events go to `fresh`; afterwards to `state`.
     let mut fresh = GroupState::default();
     let mut state: Option<GroupState> = None;

@@ -8,15 +8,18 @@
 //! session re-reads the whole tree; an expired session gets a new client and a whole re-read too.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use futures_util::FutureExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use zookeeper_client as zk;
 
 use crate::layout::Layout;
-use crate::tree::{apply_fn, spawn_applier, Backoff, SourceHandle, Update};
+use crate::shenyu::{Applier, SyncStatus};
+use crate::tree::{spawn_tree, Backoff, SourceHandle, Update};
 
 /// Settings of a ZooKeeper source.
 #[derive(Debug, Clone)]
@@ -57,20 +60,15 @@ impl ZookeeperSource {
         self
     }
 
-    /// Starts following the tree on the current tokio runtime. Each whole config goes through
-    /// `prepare` (compile; may refuse) and then `apply` (swap), like `FileWatcher::start_with`.
-    pub fn start_with<T, P, A>(self, prepare: P, apply: A) -> SourceHandle
-    where
-        T: 'static,
-        P: Fn(tigateway_model::Config) -> Result<T, String> + Send + Sync + 'static,
-        A: Fn(T) + Send + Sync + 'static,
-    {
+    /// Starts following the tree on the current tokio runtime; each whole config is offered to
+    /// `applier`, which also receives the connection state.
+    pub fn spawn(self, applier: Applier) -> SourceHandle {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (applied_tx, applied) = watch::channel(0);
-        let applier =
-            spawn_applier(self.layout.clone(), "zookeeper", self.window, apply_fn(prepare, apply), rx, applied_tx);
-        let reader = tokio::spawn(self.run(tx));
-        SourceHandle { applied, tasks: vec![applier, reader] }
+        let status = applier.status().clone();
+        let from = format!("zookeeper {}", self.servers);
+        let tree = spawn_tree(self.layout.clone(), "zookeeper", from, self.window, applier, rx);
+        let reader = tokio::spawn(self.run(tx, status));
+        SourceHandle { tasks: vec![tree, reader] }
     }
 
     async fn connect(&self) -> Result<zk::Client, zk::Error> {
@@ -83,20 +81,26 @@ impl ZookeeperSource {
         c.connect(&self.servers).await
     }
 
-    async fn run(self, tx: mpsc::UnboundedSender<Update>) {
+    async fn run(self, tx: mpsc::UnboundedSender<Update>, status: Arc<SyncStatus>) {
         let root = self.layout.root();
         let mut backoff = Backoff::new();
+        let mut reads = 0u64;
         loop {
             let client = match self.connect().await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(servers = %self.servers, error = %e, "zookeeper: cannot connect; retrying");
+                    if !status.synced.load(Ordering::Acquire) {
+                        status.unreachable.store(true, Ordering::Release);
+                    }
                     backoff.wait().await;
                     continue;
                 }
             };
             tracing::info!(servers = %self.servers, session = %client.session_id(), root = %root, "zookeeper: connected");
-            match self.follow(&client, &root, &tx, &mut backoff).await {
+            let result = self.follow(&client, &root, &tx, &mut backoff, &status, &mut reads).await;
+            status.set_connected(false);
+            match result {
                 Ok(()) => return, // the applier is gone: the source was dropped
                 Err(e) => tracing::warn!(error = %e, "zookeeper: session lost; reconnecting with a full re-read"),
             }
@@ -111,6 +115,8 @@ impl ZookeeperSource {
         root: &str,
         tx: &mpsc::UnboundedSender<Update>,
         backoff: &mut Backoff,
+        status: &SyncStatus,
+        reads: &mut u64,
     ) -> Result<(), String> {
         let mut watcher = client
             .watch(root, zk::AddWatchMode::PersistentRecursive)
@@ -118,7 +124,7 @@ impl ZookeeperSource {
             .map_err(|e| format!("watch {root}: {e}"))?;
         let full = read_tree(client, root).await.map_err(|e| format!("reading {root}: {e}"))?;
         tracing::info!(nodes = full.len(), "zookeeper: tree read");
-        if tx.send(Update::Full(full)).is_err() {
+        if !whole_read(tx, full, status, reads) {
             return Ok(());
         }
         backoff.reset();
@@ -141,6 +147,7 @@ impl ZookeeperSource {
                     zk::EventType::Session => match ev.session_state {
                         zk::SessionState::Disconnected => {
                             tracing::warn!("zookeeper: disconnected; serving the current config");
+                            status.set_connected(false);
                             stale = true;
                         }
                         zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
@@ -160,7 +167,7 @@ impl ZookeeperSource {
             if reread {
                 tracing::info!("zookeeper: reconnected; re-reading the tree");
                 let full = read_tree(client, root).await.map_err(|e| format!("re-reading {root}: {e}"))?;
-                if tx.send(Update::Full(full)).is_err() {
+                if !whole_read(tx, full, status, reads) {
                     return Ok(());
                 }
                 continue;
@@ -190,6 +197,25 @@ impl ZookeeperSource {
             }
         }
     }
+}
+
+/// Hands a whole read to the tree; the source is connected from here, and every read after the
+/// first is a resync. False when nobody listens any more.
+fn whole_read(
+    tx: &mpsc::UnboundedSender<Update>,
+    nodes: Vec<(String, Vec<u8>)>,
+    status: &SyncStatus,
+    reads: &mut u64,
+) -> bool {
+    if tx.send(Update::Full(nodes)).is_err() {
+        return false;
+    }
+    if *reads > 0 {
+        status.resynced();
+    }
+    *reads += 1;
+    status.set_connected(true);
+    true
 }
 
 fn terminal(ev: &zk::WatchedEvent) -> bool {

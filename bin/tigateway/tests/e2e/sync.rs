@@ -464,6 +464,7 @@ async fn gateway_starts_from_the_redis_cache() {
     ]
     .map(String::from)
     .to_vec();
+    let args_admin = args.clone();
     let mut admin = spawn(&args, dir.path().join("admin.log"), port);
     let api = Admin::login(port).await;
     api.create("selectors", selector("rs", "/rs/**", &up.url())).await;
@@ -501,11 +502,42 @@ async fn gateway_starts_from_the_redis_cache() {
     until_all(&[gw_port], "/rs/1", 200, "redis", "the gateway follows the admin").await;
     drop(first);
     admin.kill();
-    let fresh = spawn(&extra("fresh"), dir.path().join("fresh.log"), gw_port);
+    let mport = free_port();
+    let mut args = extra("fresh");
+    args.extend(["--metrics".to_string(), format!("127.0.0.1:{mport}")]);
+    let fresh = spawn(&args, dir.path().join("fresh.log"), gw_port);
     assert_eq!(probe(gw_port, "/rs/1").await, (200, "redis".to_string()));
     let log = fresh.log();
     assert!(log.contains("serving from the cache") && log.contains(&format!("redis:tigateway:config:{ns}")), "{log}");
     assert!(!dir.path().join("fresh-cache").join("tigateway-config.json").exists());
+    // Readiness and metrics say where the config came from, without waiting for a poll.
+    let (status, ready) = get_json(&format!("http://127.0.0.1:{mport}/ready")).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["sources"][0]["name"], "websocket", "{ready}");
+    assert_eq!(ready["sources"][0]["servingFromCache"], true, "{ready}");
+    assert_eq!(ready["sources"][0]["connected"], false, "{ready}");
+    let metrics = client().get(format!("http://127.0.0.1:{mport}/metrics")).send().await.unwrap().text().await.unwrap();
+    for line in [
+        r#"tigateway_cache_hits_total{level="redis"} 1"#,
+        r#"tigateway_sync_serving_from_cache{source="websocket"} 1"#,
+        r#"tigateway_sync_connected{source="websocket"} 0"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no `{line}` in:\n{metrics}");
+    }
+    assert!(!metrics.contains(r#"level="disk""#), "Redis answered: the disk level is not asked\n{metrics}");
+
+    // The admin comes back: the gateway follows it, connected and no longer on the cache.
+    let _admin = spawn(&args_admin, dir.path().join("admin-again.log"), port);
+    let deadline = Instant::now() + Duration::from_secs(25);
+    loop {
+        let (status, ready) = get_json(&format!("http://127.0.0.1:{mport}/ready")).await;
+        let s = &ready["sources"][0];
+        if status == 200 && s["connected"] == true && s["servingFromCache"] == false && s["appliedTotal"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/ready after the admin came back: {ready}\n{}", fresh.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The admin without `--sync-token` serves its websocket to no anonymous client; a gateway
