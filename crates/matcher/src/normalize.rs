@@ -44,7 +44,13 @@ pub fn normalize_path(raw: &str, allow_encoded_separators: bool) -> Result<Cow<'
     if bytes.first() != Some(&b'/') {
         return if raw == "*" { Ok(Cow::Borrowed(raw)) } else { Err(PathError::Malformed) };
     }
-    let needs_work = bytes.contains(&b'%') || raw.contains("//") || raw.contains("/.");
+    // One pass (this runs for every request): an escape, `//`, or a segment starting with `.`.
+    let mut prev = 0u8;
+    let needs_work = bytes.iter().any(|&b| {
+        let work = b == b'%' || (prev == b'/' && (b == b'/' || b == b'.'));
+        prev = b;
+        work
+    });
     if !needs_work {
         return Ok(Cow::Borrowed(raw));
     }

@@ -92,8 +92,20 @@ impl AccessRecord {
         out.extend_from_slice(b",\"bytes_out\":");
         uint(self.bytes_out, out);
         out.extend_from_slice(b",\"client_ip\":\"");
-        // An IP address never needs escaping.
-        let _ = write!(out, "{}", self.client_ip);
+        match self.client_ip {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    uint(u64::from(octet), out);
+                }
+            }
+            // An IP address never needs escaping.
+            IpAddr::V6(v6) => {
+                let _ = write!(out, "{v6}");
+            }
+        }
         out.extend_from_slice(b"\",\"trace_id\":");
         match self.trace_id {
             Some(t) => {
@@ -127,6 +139,11 @@ fn json_str(b: &[u8], out: &mut Vec<u8>) {
 }
 
 fn escape_into(b: &[u8], out: &mut Vec<u8>) {
+    // Paths, ids and addresses almost never need escaping: check in one tight pass, copy at once.
+    if b.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\' && c != 0x7f) {
+        out.extend_from_slice(b);
+        return;
+    }
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {
         let esc: &[u8] = match c {
@@ -470,10 +487,12 @@ mod tests {
         let mut r = record();
         (r.plugin, r.selector_id, r.rule_id, r.upstream, r.upstream_duration_ms) = (None, None, None, None, None);
         (r.trace_id, r.request_id, r.uri) = (None, None, "/".parse().unwrap());
+        r.client_ip = "2001:db8::1".parse().unwrap();
         let mut out = Vec::new();
         r.write_json(&mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(v["trace_id"].is_null() && v["request_id"].is_null());
+        assert_eq!(v["client_ip"], "2001:db8::1");
         for absent in ["plugin", "selector_id", "rule_id", "upstream", "upstream_duration_ms", "query"] {
             assert!(v.get(absent).is_none(), "{absent}");
         }
