@@ -372,6 +372,62 @@ async fn the_websocket_needs_an_admin_token_without_a_sync_token() {
     assert_eq!(kind(&recv_json(&mut ws).await), ("APP_AUTH".into(), "REFRESH".into()));
 }
 
+/// The next frame is a close with code 1008, within `within`; config messages before it are fine.
+async fn closed_for_policy(ws: &mut Ws, within: Duration, what: &str) {
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(until, ws.next()).await {
+            Err(_) => panic!("{what}: still open after {within:?}"),
+            Ok(Some(Ok(Message::Close(Some(f))))) => {
+                assert_eq!(u16::from(f.code), 1008, "{what}: {f:?}");
+                return;
+            }
+            Ok(Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(other) => panic!("{what}: ended without a policy close: {other:?}"),
+        }
+    }
+}
+
+/// A credential checked at the upgrade is checked again while the connection lives.
+#[tokio::test]
+async fn an_open_websocket_is_closed_when_its_credential_is_revoked() {
+    let (store, _dir) = sqlite_store().await;
+    seed(&store).await;
+    let settings = SyncSettings { recheck: Duration::from_millis(200), ..Default::default() };
+    let addr = serve(store, settings).await;
+    let admin = session(addr, "admin", PASSWORD).await;
+
+    let (tok, id) = api_token(addr, &admin, "admin").await;
+    let mut by_token = shenyu_connect(addr, &[], &format!("?token={tok}")).await.unwrap();
+    let other = session(addr, "admin", PASSWORD).await;
+    let mut by_session = shenyu_connect(addr, &[("X-Access-Token", &other)], "").await.unwrap();
+    let mut kept = shenyu_connect(addr, &[("X-Access-Token", &admin)], "").await.unwrap();
+    for ws in [&mut by_token, &mut by_session, &mut kept] {
+        ws.send(Message::Text("MYSELF".into())).await.unwrap();
+        assert_eq!(kind(&recv_json(ws).await), ("APP_AUTH".into(), "REFRESH".into()));
+    }
+    // Several checks pass while the credentials hold.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    api(addr, &admin, reqwest::Method::DELETE, &format!("/tokens/{id}"), Value::Null).await;
+    closed_for_policy(&mut by_token, Duration::from_secs(3), "a revoked API token").await;
+    api(addr, &other, reqwest::Method::POST, "/logout", Value::Null).await;
+    closed_for_policy(&mut by_session, Duration::from_secs(3), "a logged-out session").await;
+
+    // The untouched session still follows: a change made now reaches it.
+    let body = json!({"id": "s9", "pluginName": "divide", "name": "later", "type": 1,
+        "conditionList": [{"paramType": "uri", "operator": "match", "paramValue": "/later/**"}]});
+    api(addr, &admin, reqwest::Method::POST, "/selectors", body).await;
+    // (after the rest of its full sync)
+    loop {
+        let m = recv_json(&mut kept).await;
+        if m["groupType"] == "SELECTOR" && m["data"][0]["id"] == "s9" {
+            assert_eq!(m["eventType"], "CREATE", "{m}");
+            break;
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_shenyu27_gateway_follows_the_admin_over_long_polling() {
     let (store, _dir) = sqlite_store().await;

@@ -85,6 +85,9 @@ pub struct SyncSettings {
     pub poll_interval: Duration,
     /// How long `/configs/listener` holds a request with nothing changed (ShenYu: 60 s).
     pub hold: Duration,
+    /// How often an open websocket's admin token is checked again: a session that logs out,
+    /// expires or is revoked, or a user whose roles lose config read, is disconnected within this.
+    pub recheck: Duration,
 }
 
 impl Default for SyncSettings {
@@ -96,6 +99,7 @@ impl Default for SyncSettings {
             namespace: DEFAULT_NAMESPACE.to_string(),
             poll_interval: Duration::from_millis(250),
             hold: Duration::from_secs(60),
+            recheck: Duration::from_secs(30),
         }
     }
 }

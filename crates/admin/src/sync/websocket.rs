@@ -42,20 +42,27 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Who was let in, and the admin token to check again while the connection lives (none for the
+/// sync token, which cannot change while the admin runs).
+struct Admitted {
+    who: String,
+    token: Option<String>,
+}
+
 /// Who may follow the config: the sync token when one is configured, else (or when the client
-/// gives something else) an admin token with config read. Ok names who connected, for the log.
-async fn admit(st: &WsState, headers: &HeaderMap, query: &HashMap<String, String>) -> Result<String, Refusal> {
+/// gives something else) an admin token with config read.
+async fn admit(st: &WsState, headers: &HeaderMap, query: &HashMap<String, String>) -> Result<Admitted, Refusal> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let query_token = query.get("token").map(String::as_str);
     if let Some(expected) = &st.publisher.settings().token {
         let given = [headers.get(TOKEN_HEADER).map(|v| v.as_bytes()), query_token.map(str::as_bytes)];
         if given.into_iter().flatten().any(|g| same(g, expected.as_bytes())) {
-            return Ok("sync token".to_string());
+            return Ok(Admitted { who: "sync token".to_string(), token: None });
         }
     }
     let access = header("X-Access-Token").or(query_token);
     match super::may_read_config(&st.app, access).await {
-        Ok(principal) => Ok(principal.username),
+        Ok(principal) => Ok(Admitted { who: principal.username, token: access.map(str::to_string) }),
         // A wrong sync token with no admin token is a wrong credential, not a missing one.
         Err(Refusal::Missing) if headers.contains_key(TOKEN_HEADER) => Err(Refusal::Invalid),
         Err(r) => Err(r),
@@ -67,8 +74,8 @@ async fn upgrade(State(st): State<WsState>, req: Request) -> Response {
     let headers = parts.headers.clone();
     let query: HashMap<String, String> =
         parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
-    let who = match admit(&st, &headers, &query).await {
-        Ok(who) => who,
+    let admitted = match admit(&st, &headers, &query).await {
+        Ok(a) => a,
         Err(why) => {
             let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.to_string()).unwrap_or_default();
             tracing::warn!(%peer, reason = %why, "websocket sync client refused");
@@ -85,7 +92,7 @@ async fn upgrade(State(st): State<WsState>, req: Request) -> Response {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let p = st.publisher;
+    let (p, app) = (st.publisher, st.app);
     let namespace = headers
         .get("namespaceId")
         .and_then(|v| v.to_str().ok())
@@ -99,7 +106,7 @@ async fn upgrade(State(st): State<WsState>, req: Request) -> Response {
     }
     let extensions = headers.get(EXTENSIONS_HEADER).is_some_and(|v| v.as_bytes() == b"1");
     let port = headers.get("ClientPort").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    ws.on_upgrade(move |socket| session(socket, p, extensions, port, who))
+    ws.on_upgrade(move |socket| session(socket, p, app, extensions, port, admitted))
 }
 
 async fn send(socket: &mut WebSocket, msgs: &[WsMessage]) -> bool {
@@ -112,10 +119,19 @@ async fn send(socket: &mut WebSocket, msgs: &[WsMessage]) -> bool {
     true
 }
 
-async fn session(mut socket: WebSocket, p: Publisher, extensions: bool, port: String, who: String) {
-    tracing::info!(client_port = %port, extensions, credential = %who, "websocket sync client connected");
+async fn session(
+    mut socket: WebSocket,
+    p: Publisher,
+    app: AppState,
+    extensions: bool,
+    port: String,
+    admitted: Admitted,
+) {
+    tracing::info!(client_port = %port, extensions, credential = %admitted.who, "websocket sync client connected");
     let mut events = p.subscribe();
-    // The newest revision this client has been sent; None until it asked for the full sync.
+    let mut recheck = tokio::time::interval(p.settings().recheck);
+    recheck.reset(); // the first check is one period from now: admit() has just checked
+                     // The newest revision this client has been sent; None until it asked for the full sync.
     let mut sent: Option<i64> = None;
     loop {
         tokio::select! {
@@ -146,6 +162,19 @@ async fn session(mut socket: WebSocket, p: Publisher, extensions: bool, port: St
                     sent = Some(current.revision);
                 } else if text.contains("bootstrapInstanceInfo") {
                     tracing::debug!(client_port = %port, "gateway instance report");
+                }
+            }
+            _ = recheck.tick(), if admitted.token.is_some() => {
+                // An unavailable identity store does not cut gateways off; a token that is no
+                // longer valid, or no longer allowed to read the config, does.
+                match super::may_read_config(&app, admitted.token.as_deref()).await {
+                    Err(why) if why != Refusal::Unavailable => {
+                        tracing::warn!(client_port = %port, credential = %admitted.who, reason = %why, "websocket sync client disconnected: its credential no longer holds");
+                        let close = axum::extract::ws::CloseFrame { code: 1008, reason: "credential no longer valid".into() };
+                        let _ = socket.send(Message::Close(Some(close))).await;
+                        break;
+                    }
+                    _ => {}
                 }
             }
             publication = events.recv() => {
