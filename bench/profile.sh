@@ -83,10 +83,10 @@ for v in "${variants[@]}"; do
     vg=$!
     wait_port "$PORT"
     wrk -t1 -c"$CONNECTIONS" -d3s "http://127.0.0.1:$PORT/bench/ping" > /dev/null
-    callgrind_control -z "$vg" > /dev/null
+    callgrind_control -z "$vg" > /dev/null 2>&1
     wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "http://127.0.0.1:$PORT/bench/ping" > "$OUT/wrk-$name.txt"
     sleep 0.5   # the access log writer drains every 20 ms
-    callgrind_control -d "$vg" > /dev/null
+    callgrind_control -d "$vg" > /dev/null 2>&1
     kill "$vg"; wait "$vg" 2>/dev/null || true
     requests=$(awk '/requests in/ {print $1}' "$OUT/wrk-$name.txt")
     dump="$OUT/callgrind.$name.1"   # the dump taken after the measured run (counters zeroed before it)
@@ -95,7 +95,7 @@ for v in "${variants[@]}"; do
     [ -n "$base" ] || base=$per
     ratio=$(awk -v a="$per" -v b="$base" 'BEGIN { printf "%+.1f%%", (a - b) * 100 / b }')
     printf '| %s | %s | %s | %s |\n' "$name" "$requests" "$per" "$ratio" >> "$OUT/summary.md"
-    callgrind_annotate --inclusive=no "$dump" 2>/dev/null | sed -n "1,$((TOP + 25))p" > "$OUT/top-$name.txt"
+    callgrind_annotate --threshold=100 --inclusive=no "$dump" 2>/dev/null | grep -v "^ *[0-9,]* *([0-9. ]*%) *.*(.*x)$" | sed -n "1,$((TOP + 25))p" > "$OUT/top-$name.txt"
     echo "$name: $per instructions/request ($requests requests); top functions: $OUT/top-$name.txt" >&2
 done
 cat "$OUT/summary.md"

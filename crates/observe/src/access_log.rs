@@ -193,9 +193,9 @@ fn millis(ms: f64, out: &mut Vec<u8>) {
     let frac = micros % 1000;
     if frac != 0 {
         let digits = [b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8];
-        let len = if frac % 100 == 0 {
+        let len = if frac.is_multiple_of(100) {
             1
-        } else if frac % 10 == 0 {
+        } else if frac.is_multiple_of(10) {
             2
         } else {
             3
