@@ -16,6 +16,8 @@
 #   ws          websocket echo round trips, plus the client straight to the echo server ("direct")
 #   obs         TiGateway with metrics and access log off / metrics on / access log on / both,
 #               measured alternately in one run
+#   nginxlog    nginx with a JSON access log of the same fields (buffer=64k), to compare with
+#               http1's nginx row: what logging every request to a file costs nginx here
 # Environment: anything bench/run.sh reads (DURATION, WARMUP, RUNS, PIN, ports, TIGATEWAY_BIN, ...).
 set -euo pipefail
 
@@ -23,7 +25,7 @@ BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 OUT="${OUT:-$BENCH_DIR/out}"
 export OUT
-ALL_SCENARIOS="http1 h2 shenyu routes10k shenyu10k chain ws obs"
+ALL_SCENARIOS="http1 h2 shenyu routes10k shenyu10k chain ws obs nginxlog"
 ONLY="${ONLY:-$ALL_SCENARIOS}"
 BUILD=1
 
@@ -86,8 +88,12 @@ RUN_ARGS=(--chain);                   scenario chain     PROXIES="nginx haproxy 
 RUN_ARGS=(--websocket);               scenario ws        PROXIES="direct nginx haproxy tigateway"
 RUN_ARGS=();                          scenario obs       PROXIES="tigateway" \
     TIGW_VARIANTS="off=--metrics off --access-log off|metrics=--metrics 127.0.0.1:$METRICS_A --access-log off|log=--metrics off --access-log $ACCESS_A|metrics+log=--metrics 127.0.0.1:$METRICS_B --access-log $ACCESS_B"
+# nginx with and without its access log (TiGateway's fields, buffered), alternately in one run:
+# the cost of logging every request to a file on this machine, for comparison with `obs`.
+NGINX_LOG="$OUT/nginx-access.log"
+RUN_ARGS=();                          scenario nginxlog  PROXIES="nginx" NGINX_ACCESS_LOG="$NGINX_LOG"
 LOG_LINES=$(cat "$ACCESS_A"* "$ACCESS_B"* 2>/dev/null | wc -l || echo 0)
-rm -f "$ACCESS_A"* "$ACCESS_B"*   # can be hundreds of MB
+rm -f "$ACCESS_A"* "$ACCESS_B"* "$NGINX_LOG"   # can be hundreds of MB
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 REPORT="$OUT/all-$STAMP.md"

@@ -39,6 +39,7 @@ DURATION="${DURATION:-10s}"      # measured run
 WARMUP="${WARMUP:-3s}"           # warm-up run (discarded)
 RUNS="${RUNS:-1}"                # measured runs per proxy (alternating)
 IDLE_WAIT="${IDLE_WAIT:-2}"      # seconds between "ready" and reading the idle RSS
+NGINX_ACCESS_LOG="${NGINX_ACCESS_LOG:-}" # a path: the nginx proxy writes a JSON access log there (TiGateway's fields)
 NGINX_XFF="${NGINX_XFF:-0}"      # 1: nginx/HAProxy also set X-Forwarded-For/-Proto/-Host, as TiGateway does
 PIN="${PIN:-1}"                  # 1: proxies on CPU 0, upstream and client on CPU 1 (when nproc >= 2)
 BODY="ok 0123456789abcdef0123456789abcdef"   # upstream response body (fixed, 35 bytes + LF)
@@ -382,6 +383,10 @@ write_proxy_conf() {
         echo "http {"
         http_common "$dir"
         cat <<NGX
+    log_format tigw escape=json '{"time":"\$time_iso8601","method":"\$request_method","path":"\$uri","query":"\$args",'
+        '"status":\$status,"upstream":"\$upstream_addr","duration_ms":\$request_time,'
+        '"upstream_duration_ms":"\$upstream_response_time","bytes_in":\$request_length,"bytes_out":\$bytes_sent,'
+        '"client_ip":"\$remote_addr","request_id":"\$request_id"}';
     upstream backend {
         server 127.0.0.1:$(backend_port);
         keepalive 64;
@@ -391,6 +396,13 @@ write_proxy_conf() {
         listen 127.0.0.1:$NGINX_PORT $listen_opts;
         proxy_http_version 1.1;
 NGX
+        if [ -n "$NGINX_ACCESS_LOG" ]; then
+            # The fields of TiGateway's access log, buffered as an operator would (TiGateway's
+            # writer drains every 20 ms into a 64 KiB buffer).
+            cat <<NGX
+        access_log $NGINX_ACCESS_LOG tigw buffer=64k flush=1s;
+NGX
+        fi
         if [ "$LOAD" = ws ]; then
             echo '        proxy_set_header Upgrade $http_upgrade;'
             echo '        proxy_set_header Connection "upgrade";'

@@ -130,8 +130,10 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// replaced, so a line is always valid JSON.
 fn json_str(b: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
-    if b.is_ascii() {
-        escape_into(b, out);
+    // Paths, ids and addresses almost never need escaping (printable ASCII without `"` and `\`):
+    // one tight pass decides, and the bytes are copied at once.
+    if b.iter().all(|&c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\') {
+        out.extend_from_slice(b);
     } else {
         escape_into(String::from_utf8_lossy(b).as_bytes(), out);
     }
@@ -139,11 +141,6 @@ fn json_str(b: &[u8], out: &mut Vec<u8>) {
 }
 
 fn escape_into(b: &[u8], out: &mut Vec<u8>) {
-    // Paths, ids and addresses almost never need escaping: check in one tight pass, copy at once.
-    if b.iter().all(|&c| c >= 0x20 && c != b'"' && c != b'\\' && c != 0x7f) {
-        out.extend_from_slice(b);
-        return;
-    }
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {
         let esc: &[u8] = match c {

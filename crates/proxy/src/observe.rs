@@ -86,7 +86,7 @@ pub struct Observed {
     pub bytes_in: u64,
     pub client_ip: Option<IpAddr>,
     /// Filled only when the access log is on.
-    pub log: Option<Box<LogFields>>,
+    pub log: Option<LogFields>,
 }
 
 /// The request's own values for the access log (shared, not copied), kept only when it is on.
@@ -100,8 +100,8 @@ pub struct LogFields {
 }
 
 impl LogFields {
-    pub fn from_request<B>(req: &http::Request<B>) -> Box<LogFields> {
-        Box::new(LogFields { method: req.method().clone(), uri: req.uri().clone(), trace_id: None, request_id: None })
+    pub fn from_request<B>(req: &http::Request<B>) -> LogFields {
+        LogFields { method: req.method().clone(), uri: req.uri().clone(), trace_id: None, request_id: None }
     }
 }
 
