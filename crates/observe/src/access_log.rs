@@ -165,18 +165,8 @@ fn escape_into(b: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&b[start..]);
 }
 
-fn uint(mut v: u64, out: &mut Vec<u8>) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+fn uint(v: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// Milliseconds with microsecond precision: `12.345`, `0.5`, `3`.

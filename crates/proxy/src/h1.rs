@@ -175,25 +175,12 @@ fn encode_head(out: &mut Vec<u8>, head: &RequestHead<'_>, body: &ReqBody, body_l
         }
         (_, Some(n)) => {
             out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(itoa_u64(n, &mut [0u8; 20]));
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             out.extend_from_slice(b"\r\n");
         }
         (_, None) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
     out.extend_from_slice(b"\r\n");
-}
-
-fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
 }
 
 /// Sends a request and reads the response head. The connection comes back inside the body.
