@@ -5,7 +5,8 @@
 #
 #   bench/profile.sh                                   # variants: off, metrics, log, metrics+log
 #   VARIANTS="off=--metrics off --access-log off" bench/profile.sh
-#   REQUESTS=20000 TOP=30 bench/profile.sh
+#   TOP=30 bench/profile.sh
+#   PROXY=nginx bench/profile.sh                       # nginx as the proxy: access log off / on
 #
 # The gateway (1 worker, Spring route Path=/** -> an nginx `return 200` upstream) runs under
 # callgrind; after a warm-up the counters are zeroed, wrk sends load for DURATION, the counters are
@@ -24,12 +25,16 @@ PORT="${PORT:-18182}"
 DURATION="${DURATION:-15s}"
 CONNECTIONS="${CONNECTIONS:-10}"
 TOP="${TOP:-25}"
+PROXY="${PROXY:-tigateway}"        # tigateway | nginx (the same upstream, route and load)
+if [ "$PROXY" = nginx ]; then
+    VARIANTS="${VARIANTS:-off=off|log=$OUT/nginx-access.log}"
+fi
 VARIANTS="${VARIANTS:-off=--metrics off --access-log off|metrics=--metrics 127.0.0.1:18196 --access-log off|log=--metrics off --access-log $OUT/access.log|metrics+log=--metrics 127.0.0.1:18196 --access-log $OUT/access.log}"
 
 for tool in valgrind callgrind_control callgrind_annotate wrk nginx; do
     command -v "$tool" >/dev/null || { echo "profile.sh: $tool is missing (apt-get install valgrind wrk nginx)" >&2; exit 1; }
 done
-[ -x "$BIN" ] || { echo "profile.sh: no binary at $BIN (cargo build --profile perf -p tigateway)" >&2; exit 1; }
+[ "$PROXY" = nginx ] || [ -x "$BIN" ] || { echo "profile.sh: no binary at $BIN (cargo build --profile perf -p tigateway)" >&2; exit 1; }
 mkdir -p "$OUT"
 
 cat > "$OUT/nginx.conf" <<NGINX
@@ -76,10 +81,45 @@ for v in "${variants[@]}"; do
     name="${v%%=*}"
     args="${v#*=}"
     rm -f "$OUT"/access.log*
-    # shellcheck disable=SC2086
-    valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.$name" --separate-threads=no \
-        "$BIN" gateway -c "$OUT/gateway.yaml" --listen "127.0.0.1:$PORT" --workers 1 $args \
-        > "$OUT/gateway-$name.log" 2>&1 &
+    if [ "$PROXY" = nginx ]; then
+        # One nginx process (no master) proxying with keepalive, as bench/run.sh's nginx does; the
+        # variant's value is the access_log path or "off" (TiGateway's fields, buffered).
+        log_line="access_log off;"
+        [ "$args" = off ] || log_line="access_log $args tigw buffer=64k flush=1s;"
+        cat > "$OUT/nginx-proxy-$name.conf" <<NGINX
+worker_processes 1;
+master_process off;
+daemon off;
+pid $OUT/nginx-proxy.pid;
+error_log $OUT/nginx-proxy-error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    log_format tigw escape=json '{"time":"\$time_iso8601","method":"\$request_method","path":"\$uri","query":"\$args",'
+        '"status":\$status,"upstream":"\$upstream_addr","duration_ms":\$request_time,'
+        '"upstream_duration_ms":"\$upstream_response_time","bytes_in":\$request_length,"bytes_out":\$bytes_sent,'
+        '"client_ip":"\$remote_addr","request_id":"\$request_id"}';
+    upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
+    server {
+        listen 127.0.0.1:$PORT;
+        keepalive_requests 1000000;
+        $log_line
+        location / {
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://backend;
+        }
+    }
+}
+NGINX
+        valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.$name" \
+            nginx -c "$OUT/nginx-proxy-$name.conf" -p "$OUT" > "$OUT/gateway-$name.log" 2>&1 &
+    else
+        # shellcheck disable=SC2086
+        valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.$name" --separate-threads=no \
+            "$BIN" gateway -c "$OUT/gateway.yaml" --listen "127.0.0.1:$PORT" --workers 1 $args \
+            > "$OUT/gateway-$name.log" 2>&1 &
+    fi
     vg=$!
     wait_port "$PORT"
     wrk -t1 -c"$CONNECTIONS" -d3s "http://127.0.0.1:$PORT/bench/ping" > /dev/null
