@@ -191,11 +191,31 @@ fn millis(ms: f64, out: &mut Vec<u8>) {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC (days → civil date by the proleptic Gregorian calendar,
-/// counting in 400-year eras).
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC.
 fn rfc3339_micros(t: SystemTime, out: &mut Vec<u8>) {
+    thread_local! {
+        /// The last second formatted on this thread: lines of the same second share it.
+        static SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+    }
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
+    let (cached, mut text) = SECOND.get();
+    if cached != secs {
+        civil_second(secs, &mut text);
+        SECOND.set((secs, text));
+    }
+    out.extend_from_slice(&text);
+    out.push(b'.');
+    let us = d.subsec_micros() as u64;
+    for div in [100_000, 10_000, 1_000, 100, 10, 1] {
+        out.push(b'0' + (us / div % 10) as u8);
+    }
+    out.push(b'Z');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix second in UTC (days → civil date by the proleptic Gregorian
+/// calendar, counting in 400-year eras).
+fn civil_second(secs: u64, text: &mut [u8; 19]) {
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -205,27 +225,21 @@ fn rfc3339_micros(t: SystemTime, out: &mut Vec<u8>) {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let two = |v: u64, out: &mut Vec<u8>| out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
-    let y = year.clamp(0, 9999) as u64;
-    out.extend_from_slice(&[b'0' + (y / 1000) as u8, b'0' + (y / 100 % 10) as u8]);
-    two(y % 100, out);
-    out.push(b'-');
-    two(month as u64, out);
-    out.push(b'-');
-    two(day as u64, out);
-    out.push(b'T');
-    two(rem / 3600, out);
-    out.push(b':');
-    two(rem / 60 % 60, out);
-    out.push(b':');
-    two(rem % 60, out);
-    out.push(b'.');
-    let us = d.subsec_micros() as u64;
-    for div in [100_000, 10_000, 1_000, 100, 10, 1] {
-        out.push(b'0' + (us / div % 10) as u8);
+    let year = (yoe + era * 400 + i64::from(month <= 2)).clamp(0, 9999) as u64;
+    let two = |v: u64| [b'0' + (v / 10) as u8, b'0' + (v % 10) as u8];
+    let parts: [(usize, [u8; 2]); 7] = [
+        (0, two(year / 100)),
+        (2, two(year % 100)),
+        (5, two(month as u64)),
+        (8, two(day as u64)),
+        (11, two(rem / 3600)),
+        (14, two(rem / 60 % 60)),
+        (17, two(rem % 60)),
+    ];
+    *text = *b"0000-00-00T00:00:00";
+    for (at, v) in parts {
+        text[at..at + 2].copy_from_slice(&v);
     }
-    out.push(b'Z');
 }
 
 /// Where lines go.
@@ -373,6 +387,10 @@ impl AccessLog {
 trait Sink: Send {
     fn write_line(&mut self, line: &[u8]) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()>;
+    /// Whole lines, `\n`-terminated. Written at once unless a sink must cut between lines.
+    fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
+        self.write_line(lines)
+    }
 }
 
 struct Plain(Box<dyn Write + Send>);
@@ -440,6 +458,17 @@ fn ignore_missing(e: io::Error) -> io::Result<()> {
 }
 
 impl Sink for Rotating {
+    fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
+        if self.size + lines.len() as u64 <= self.max_bytes {
+            return self.write_line(lines);
+        }
+        // The limit falls inside this batch: line by line, so the file is cut between lines.
+        for line in lines.split_inclusive(|&b| b == b'\n') {
+            self.write_line(line)?;
+        }
+        Ok(())
+    }
+
     fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
         if self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
             self.rotate()?;
@@ -473,20 +502,17 @@ fn writer(shared: Arc<Shared>, mut sink: Box<dyn Sink>) {
                 }
                 std::mem::swap(&mut *p, &mut batch);
             }
-            // Line by line, so a rotating file is cut between lines at its size limit.
-            for line in batch.bytes.split_inclusive(|&b| b == b'\n') {
-                match sink.write_line(line) {
-                    Ok(()) => {
-                        failing = false;
-                        wrote = true;
-                        shared.written.fetch_add(1, Relaxed);
-                    }
-                    Err(e) if !failing => {
-                        failing = true;
-                        tracing::error!(error = %e, "writing the access log failed; lines are lost until it recovers");
-                    }
-                    Err(_) => {}
+            match sink.write_lines(&batch.bytes) {
+                Ok(()) => {
+                    failing = false;
+                    wrote = true;
+                    shared.written.fetch_add(batch.lines as u64, Relaxed);
                 }
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::error!(error = %e, "writing the access log failed; lines are lost until it recovers");
+                }
+                Err(_) => {}
             }
             batch.bytes.clear();
             batch.lines = 0;
