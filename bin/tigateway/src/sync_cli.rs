@@ -136,12 +136,7 @@ pub async fn with_sync_routes(
     publish: &AdminPublish,
 ) -> anyhow::Result<axum::Router> {
     let settings = publish.settings()?;
-    let redis = publish
-        .cache_redis
-        .as_deref()
-        .map(|u| RedisCache::new(u, &settings.namespace))
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let redis = redis_cache(publish.cache_redis.as_deref(), &settings.namespace)?;
     if !settings.websocket && !settings.http && redis.is_none() {
         return Ok(app);
     }
@@ -205,12 +200,7 @@ pub fn start_source(
         anyhow::ensure!(!args.admin.is_empty(), "--admin URL[,URL…] is required with --sync websocket|http");
     }
     let ws_login = if method == SyncMethod::Websocket { websocket_login(&args)? } else { None };
-    let redis = args
-        .cache_redis
-        .as_deref()
-        .map(|u| RedisCache::new(u, &args.namespace))
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let redis = redis_cache(args.cache_redis.as_deref(), &args.namespace)?;
     let sources = store.observe().sources.clone();
     sources.register(name);
     let status = Arc::new(SyncStatus::new(name, Some(Box::new(crate::observe::SourceReport::new(sources, name)))));
@@ -277,4 +267,9 @@ fn websocket_login(args: &GatewaySync) -> anyhow::Result<Option<tigateway_sync::
         (Some(_), None) => anyhow::bail!("--sync-username needs --sync-password"),
         (None, Some(_)) => anyhow::bail!("--sync-password needs --sync-username"),
     }
+}
+
+/// The shared Redis cache level of `--cache-redis` (admins write it, gateways read it at start).
+fn redis_cache(url: Option<&str>, namespace: &str) -> anyhow::Result<Option<RedisCache>> {
+    url.map(|u| RedisCache::new(u, namespace)).transpose().map_err(anyhow::Error::msg)
 }
