@@ -143,17 +143,27 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// Removes hop-by-hop headers: the fixed set and every header named in `Connection`.
 /// `keep_upgrade` keeps `Upgrade` for a protocol switch (websocket).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Most requests carry none of these: one pass over the names instead of seven hashed removals.
-    let hop = |n: &HeaderName| {
-        n == header::CONNECTION
-            || n == header::TE
-            || n == header::TRAILER
-            || n == header::TRANSFER_ENCODING
-            || (!keep_upgrade && n == header::UPGRADE)
-            || n == KEEP_ALIVE
-            || n == PROXY_CONNECTION
-    };
-    if !headers.keys().any(hop) {
+    // One pass over the names finds which hop-by-hop fields are there (most requests carry none,
+    // most upstream responses only `connection`); only those are removed, each a hashed lookup.
+    static HOP: [&HeaderName; 7] = [
+        &header::CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
+    ];
+    let mut present = 0u8;
+    for n in headers.keys() {
+        if let Some(i) = HOP.iter().position(|h| *h == n) {
+            present |= 1 << i;
+        }
+    }
+    if keep_upgrade {
+        present &= !(1 << 6);
+    }
+    if present == 0 {
         return;
     }
     if let Some(conn) = headers.get(header::CONNECTION) {
@@ -171,14 +181,10 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             }
         }
     }
-    headers.remove(header::CONNECTION);
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
-    headers.remove(header::TE);
-    headers.remove(header::TRAILER);
-    headers.remove(header::TRANSFER_ENCODING);
-    if !keep_upgrade {
-        headers.remove(header::UPGRADE);
+    for (i, name) in HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(*name);
+        }
     }
 }
 
@@ -244,5 +250,28 @@ mod tests {
         remove_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-keep"));
+
+        // An upgrade keeps `upgrade` (and a field `connection` names as upgrade), drops the rest.
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "Upgrade".parse().unwrap());
+        h.insert(header::UPGRADE, "websocket".parse().unwrap());
+        h.insert("proxy-connection", "keep-alive".parse().unwrap());
+        h.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        remove_hop_by_hop(&mut h, true);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h[header::UPGRADE], "websocket");
+
+        // The usual upstream response: only `connection`, removed; nothing else touched.
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, "keep-alive".parse().unwrap());
+        h.insert(header::CONTENT_LENGTH, "3".parse().unwrap());
+        h.append(header::TRAILER, "x-a".parse().unwrap());
+        remove_hop_by_hop(&mut h, false);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["content-length"]);
+
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "a".parse().unwrap());
+        remove_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1);
     }
 }

@@ -3,12 +3,12 @@
 //! from send so that a failed connect can be retried on another upstream without losing a streamed
 //! request body.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustc_hash::FxHashMap;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -29,8 +29,10 @@ struct Idle {
 
 #[derive(Default)]
 struct Inner {
-    h1: HashMap<String, Vec<Idle>>,
-    h2: HashMap<String, http2::SendRequest<ReqBody>>,
+    // Looked up on every request by the peer's key: FxHash, not SipHash (keys come from the
+    // config, not from clients, so flooding is not a concern).
+    h1: FxHashMap<String, Vec<Idle>>,
+    h2: FxHashMap<String, http2::SendRequest<ReqBody>>,
 }
 
 pub struct Pool {
@@ -104,11 +106,13 @@ impl Pool {
     /// A pooled connection, if any (most recently used first: warm connections stay warm).
     fn checkout(&self, key: &str) -> Option<Sender> {
         let mut inner = self.inner.lock().expect("pool lock");
-        if let Some(h2) = inner.h2.get(key) {
-            if !h2.is_closed() {
-                return Some(Sender::H2(h2.clone()));
+        if !inner.h2.is_empty() {
+            if let Some(h2) = inner.h2.get(key) {
+                if !h2.is_closed() {
+                    return Some(Sender::H2(h2.clone()));
+                }
+                inner.h2.remove(key);
             }
-            inner.h2.remove(key);
         }
         let list = inner.h1.get_mut(key)?;
         while let Some(idle) = list.pop() {
