@@ -341,20 +341,18 @@ impl AccessLog {
         AccessLog { handle: Arc::new(Handle { shared, writer: writer.thread().clone() }) }
     }
 
-    /// This thread's buffer, registered with the writer on first use.
-    fn local(&self) -> Arc<Mutex<Pending>> {
+    /// Runs `f` on this thread's buffer, registered with the writer on first use.
+    fn with_local<R>(&self, f: impl FnOnce(&Mutex<Pending>) -> R) -> R {
         let shared = &self.handle.shared;
         LOCAL.with(|l| {
             let mut l = l.borrow_mut();
-            if let Some((id, buf)) = l.as_ref() {
-                if *id == shared.id {
-                    return buf.clone();
-                }
+            if l.as_ref().is_none_or(|(id, _)| *id != shared.id) {
+                let buf = Arc::new(Mutex::new(Pending::default()));
+                shared.buffers.lock().unwrap_or_else(|p| p.into_inner()).push(buf.clone());
+                *l = Some((shared.id, buf));
             }
-            let buf = Arc::new(Mutex::new(Pending::default()));
-            shared.buffers.lock().unwrap_or_else(|p| p.into_inner()).push(buf.clone());
-            *l = Some((shared.id, buf.clone()));
-            buf
+            let (_, buf) = l.as_ref().expect("set above");
+            f(buf)
         })
     }
 
@@ -362,17 +360,20 @@ impl AccessLog {
     /// (and counts) when the buffer already holds `capacity` lines.
     pub fn log(&self, rec: AccessRecord) -> bool {
         let shared = &self.handle.shared;
-        let buf = self.local();
-        let mut p = buf.lock().unwrap_or_else(|e| e.into_inner());
-        if p.lines >= shared.capacity {
-            drop(p);
+        let taken = self.with_local(|buf| {
+            let mut p = buf.lock().unwrap_or_else(|e| e.into_inner());
+            if p.lines >= shared.capacity {
+                return false;
+            }
+            rec.write_json(&mut p.bytes);
+            p.bytes.push(b'\n');
+            p.lines += 1;
+            true
+        });
+        if !taken {
             shared.dropped.fetch_add(1, Relaxed);
-            return false;
         }
-        rec.write_json(&mut p.bytes);
-        p.bytes.push(b'\n');
-        p.lines += 1;
-        true
+        taken
     }
 
     pub fn dropped(&self) -> u64 {

@@ -334,9 +334,9 @@ impl RequestTrace {
         }
     }
 
-    /// Returns the request id to the client and records the status on the span. The span is
-    /// ended here when the response is complete at its head; otherwise it is handed back, to end
-    /// with the body (see `observe::Tail`), so its duration covers the whole transfer.
+    /// Returns the request id to the client and records the status on the span, which is handed
+    /// back: `observe::finish` ends it now or, for a body that streams on, with the body (the one
+    /// place that decides what waits for the body).
     pub fn finish(mut self, mut resp: Response<ProxyBody>) -> (Response<ProxyBody>, Option<Span>) {
         resp.headers_mut().insert(X_REQUEST_ID.clone(), self.request_id);
         let Some(mut span) = self.span.take() else { return (resp, None) };
@@ -349,10 +349,6 @@ impl RequestTrace {
             if let Some(route) = self.route.take() {
                 span.update_name(format!("{} {route}", self.method));
             }
-        }
-        if hyper::body::Body::is_end_stream(resp.body()) {
-            span.end();
-            return (resp, None);
         }
         (resp, Some(span))
     }
