@@ -48,6 +48,8 @@ SCENARIO="${SCENARIO:-}"         # label written to SUMMARY lines
 # TIGW_VARIANTS: several TiGateway processes with different arguments, measured alternately in the
 # same run (e.g. metrics/access log on vs off): "name=args|name=args|...". The first is the baseline;
 # variant i listens on TIGW_PORT + 10*i and appears as "tigw-name" in place of "tigateway".
+# Args starting with "@PATH" run another binary, to compare two builds in the same run:
+#   TIGW_VARIANTS="old=@/tmp/tigw-old --metrics off|new=@/tmp/tigw-new --metrics off"
 TIGW_VARIANTS="${TIGW_VARIANTS:-}"
 
 MODE=spring
@@ -102,13 +104,19 @@ for p in $PROXIES; do
     case "$p" in nginx|haproxy|tigateway|direct|tigw-*) ;; *) echo "PROXIES: unknown '$p' (nginx haproxy tigateway direct)" >&2; exit 2 ;; esac
 done
 VARIANT_NAMES=()
-declare -A VARIANT_ARGS
+declare -A VARIANT_ARGS VARIANT_BIN
 if [ -n "$TIGW_VARIANTS" ]; then
     IFS='|' read -r -a _variants <<<"$TIGW_VARIANTS"
     for v in "${_variants[@]}"; do
         name="${v%%=*}"; [ "$name" != "$v" ] && [ -n "$name" ] || { echo "TIGW_VARIANTS: '$v' is not name=args" >&2; exit 2; }
         case "$name" in *[!A-Za-z0-9_+-]*) echo "TIGW_VARIANTS: bad name '$name'" >&2; exit 2 ;; esac
-        VARIANT_NAMES+=("tigw-$name"); VARIANT_ARGS["tigw-$name"]="${v#*=}"
+        VARIANT_NAMES+=("tigw-$name"); args="${v#*=}"; args="${args# }"
+        if [ "${args:0:1}" = @ ]; then
+            bin="${args%% *}"; bin="${bin#@}"; [ "$bin" = "${args#@}" ] && args="" || args="${args#* }"
+            [ -x "$bin" ] || { echo "TIGW_VARIANTS: '$name' names $bin, which is not an executable" >&2; exit 2; }
+            VARIANT_BIN["tigw-$name"]="$bin"
+        fi
+        VARIANT_ARGS["tigw-$name"]="$args"
     done
     expanded=""
     for p in $PROXIES; do
@@ -638,10 +646,10 @@ fi
 
 # start_tigw NAME PORT ARGS: one gateway process on the generated config.
 start_tigw() {
-    local name="$1" port="$2" extra="$3" t0
-    log "starting $name on :$port ($MODE, $ROUTES route(s)): $TIGW --workers 1 $extra"
+    local name="$1" port="$2" extra="$3" t0 bin="${VARIANT_BIN[$1]:-$TIGW}"
+    log "starting $name on :$port ($MODE, $ROUTES route(s)): $bin --workers 1 $extra"
     # shellcheck disable=SC2086
-    "${PROXY_PIN[@]}" "$TIGW" gateway -c "$OUT/tigateway.yaml" --listen "127.0.0.1:$port" --workers 1 $extra \
+    "${PROXY_PIN[@]}" "$bin" gateway -c "$OUT/tigateway.yaml" --listen "127.0.0.1:$port" --workers 1 $extra \
         >"$OUT/$name.log" 2>&1 &
     PID_OF[$name]=$!; PORT_OF[$name]=$port
     PIDS+=("${PID_OF[$name]}")
@@ -667,7 +675,7 @@ if want tigateway; then
 fi
 for i in "${!VARIANT_NAMES[@]}"; do
     name="${VARIANT_NAMES[$i]}"
-    TIGW_ARGS_OF[$name]="${VARIANT_ARGS[$name]}"
+    TIGW_ARGS_OF[$name]="${VARIANT_BIN[$name]:+[$(basename "${VARIANT_BIN[$name]}")] }${VARIANT_ARGS[$name]}"
     start_tigw "$name" $((TIGW_PORT + 10 * i)) "${VARIANT_ARGS[$name]}"
 done
 sleep "$IDLE_WAIT"   # let start-up garbage be returned before reading the idle RSS

@@ -1,9 +1,10 @@
-//! Access log: one JSON line per request, written by a dedicated thread. Requests hand their record
-//! over a bounded channel with `try_send`; when the writer falls behind the record is dropped and
-//! counted (`tigateway_access_log_dropped_total`), so a slow disk never slows a request.
+//! Access log: one JSON line per request. The request's thread encodes its line into a buffer of
+//! its own; a dedicated writer thread takes the buffers every 20 ms and writes them. A full buffer
+//! (the disk is slower than the traffic) drops the line and counts it
+//! (`tigateway_access_log_dropped_total`), so a slow disk never slows a request.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
@@ -33,9 +34,10 @@ pub struct AccessRecord {
     /// `host:port` of the upstream.
     pub upstream: Option<Arc<str>>,
     /// Request head in → last response byte handed to the connection (the head, for a body that
-    /// is complete with it), milliseconds.
-    pub duration_ms: f64,
-    pub upstream_duration_ms: Option<f64>,
+    /// is complete with it); logged as `duration_ms`, microsecond precision.
+    pub duration: Duration,
+    /// Logged as `upstream_duration_ms`.
+    pub upstream_duration: Option<Duration>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub client_ip: IpAddr,
@@ -81,8 +83,8 @@ impl AccessRecord {
             json_str(u.as_bytes(), out);
         }
         out.extend_from_slice(b",\"duration_ms\":");
-        millis(self.duration_ms, out);
-        if let Some(u) = self.upstream_duration_ms {
+        millis(self.duration, out);
+        if let Some(u) = self.upstream_duration {
             out.extend_from_slice(b",\"upstream_duration_ms\":");
             millis(u, out);
         }
@@ -108,9 +110,11 @@ impl AccessRecord {
         out.extend_from_slice(b"\",\"trace_id\":");
         match self.trace_id {
             Some(t) => {
-                out.push(b'"');
-                let _ = write!(out, "{t:032x}");
-                out.push(b'"');
+                let mut hex = [b'"'; 34];
+                for (i, d) in hex[1..33].iter_mut().enumerate() {
+                    *d = HEX[(t >> (124 - 4 * i) & 0xf) as usize];
+                }
+                out.extend_from_slice(&hex);
             }
             None => out.extend_from_slice(b"null"),
         }
@@ -127,16 +131,46 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// A JSON string. Request bytes that are not UTF-8 (header values may carry obs-text) are
 /// replaced, so a line is always valid JSON.
+#[inline]
 fn json_str(b: &[u8], out: &mut Vec<u8>) {
-    out.push(b'"');
-    // Paths, ids and addresses almost never need escaping (printable ASCII without `"` and `\`):
-    // one tight pass decides, and the bytes are copied at once.
-    if b.iter().all(|&c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\') {
+    // Paths, ids and addresses almost never need escaping: one pass (eight bytes at a time)
+    // decides, and the bytes are copied at once.
+    if is_plain(b) {
+        out.reserve(b.len() + 2);
+        out.push(b'"');
         out.extend_from_slice(b);
+        out.push(b'"');
     } else {
+        out.push(b'"');
         escape_into(String::from_utf8_lossy(b).as_bytes(), out);
+        out.push(b'"');
     }
-    out.push(b'"');
+}
+
+/// True when every byte may stand in a JSON string as it is: printable ASCII other than `"`
+/// and `\`.
+fn is_plain(b: &[u8]) -> bool {
+    let mut words = b.chunks_exact(8);
+    for w in &mut words {
+        if word_needs_escape(u64::from_le_bytes(w.try_into().expect("eight bytes"))) {
+            return false;
+        }
+    }
+    words.remainder().iter().all(|&c| byte_is_plain(c))
+}
+
+fn byte_is_plain(c: u8) -> bool {
+    (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\'
+}
+
+/// Whether any of the eight bytes is below 0x20, 0x7f or above, `"` or `\` (the classic
+/// "has a zero byte" bit trick, which is exact for the question "is there any").
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    (below_space | (w & HIGH) | has_zero(w ^ (ONES * 0x7f)) | has_zero(w ^ (ONES * b'"' as u64)) | has_zero(w ^ (ONES * b'\\' as u64))) != 0
 }
 
 fn escape_into(b: &[u8], out: &mut Vec<u8>) {
@@ -169,24 +203,19 @@ fn uint(v: u64, out: &mut Vec<u8>) {
 }
 
 /// Milliseconds with microsecond precision: `12.345`, `0.5`, `3`.
-fn millis(ms: f64, out: &mut Vec<u8>) {
-    if !ms.is_finite() || ms < 0.0 {
-        out.push(b'0');
-        return;
-    }
-    let micros = (ms * 1000.0).round() as u64;
+fn millis(d: Duration, out: &mut Vec<u8>) {
+    let micros = u64::try_from(d.as_nanos().saturating_add(500) / 1000).unwrap_or(u64::MAX);
     uint(micros / 1000, out);
     let frac = micros % 1000;
     if frac != 0 {
-        let digits = [b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8];
+        let digits = [b'.', b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8];
         let len = if frac.is_multiple_of(100) {
-            1
-        } else if frac.is_multiple_of(10) {
             2
-        } else {
+        } else if frac.is_multiple_of(10) {
             3
+        } else {
+            4
         };
-        out.push(b'.');
         out.extend_from_slice(&digits[..len]);
     }
 }
@@ -386,30 +415,29 @@ impl AccessLog {
 }
 
 trait Sink: Send {
-    fn write_line(&mut self, line: &[u8]) -> io::Result<()>;
+    /// Whole lines, `\n`-terminated: a thread's batch, written at once where the sink allows.
+    fn write_lines(&mut self, lines: &[u8]) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()>;
-    /// Whole lines, `\n`-terminated. Written at once unless a sink must cut between lines.
-    fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
-        self.write_line(lines)
-    }
 }
 
 struct Plain(Box<dyn Write + Send>);
 
 impl Sink for Plain {
-    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
-        self.0.write_all(line)
+    fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
+        self.0.write_all(lines)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.0.flush()
     }
 }
 
+/// A file cut into numbered files by size. Batches are already large (a thread's lines of up to
+/// 20 ms), so they go to the file unbuffered: one `write` per batch, no copy into a buffer.
 struct Rotating {
     path: PathBuf,
     max_bytes: u64,
     keep: usize,
-    file: BufWriter<File>,
+    file: File,
     size: u64,
 }
 
@@ -420,7 +448,7 @@ impl Rotating {
         }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let size = file.metadata()?.len();
-        Ok(Rotating { path, max_bytes: max_bytes.max(1), keep, file: BufWriter::with_capacity(64 * 1024, file), size })
+        Ok(Rotating { path, max_bytes: max_bytes.max(1), keep, file, size })
     }
 
     fn numbered(path: &Path, n: usize) -> PathBuf {
@@ -430,7 +458,6 @@ impl Rotating {
     }
 
     fn rotate(&mut self) -> io::Result<()> {
-        self.file.flush()?;
         if self.keep == 0 {
             std::fs::remove_file(&self.path).or_else(ignore_missing)?;
         } else {
@@ -443,8 +470,7 @@ impl Rotating {
             }
             std::fs::rename(&self.path, Self::numbered(&self.path, 1))?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
-        self.file = BufWriter::with_capacity(64 * 1024, file);
+        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
         self.size = 0;
         Ok(())
     }
@@ -459,23 +485,28 @@ fn ignore_missing(e: io::Error) -> io::Result<()> {
 }
 
 impl Sink for Rotating {
-    fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
-        if self.size + lines.len() as u64 <= self.max_bytes {
-            return self.write_line(lines);
+    fn write_lines(&mut self, mut lines: &[u8]) -> io::Result<()> {
+        while !lines.is_empty() {
+            let room = usize::try_from(self.max_bytes.saturating_sub(self.size)).unwrap_or(usize::MAX);
+            // The whole lines that fit; a fresh file takes at least one line, however long.
+            let take = if lines.len() <= room {
+                lines.len()
+            } else {
+                match lines[..room].iter().rposition(|&b| b == b'\n') {
+                    Some(i) => i + 1,
+                    None if self.size == 0 => lines.iter().position(|&b| b == b'\n').map_or(lines.len(), |i| i + 1),
+                    None => 0,
+                }
+            };
+            if take > 0 {
+                self.file.write_all(&lines[..take])?;
+                self.size += take as u64;
+                lines = &lines[take..];
+            }
+            if !lines.is_empty() {
+                self.rotate()?;
+            }
         }
-        // The limit falls inside this batch: line by line, so the file is cut between lines.
-        for line in lines.split_inclusive(|&b| b == b'\n') {
-            self.write_line(line)?;
-        }
-        Ok(())
-    }
-
-    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
-        if self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
-            self.rotate()?;
-        }
-        self.file.write_all(line)?;
-        self.size += line.len() as u64;
         Ok(())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -546,8 +577,8 @@ mod tests {
             uri: "/a/b%20c?x=1&y=%22q%22".parse().unwrap(),
             status: 200,
             upstream: Some(Arc::from("127.0.0.1:8080")),
-            duration_ms: 1.5,
-            upstream_duration_ms: Some(0.0126),
+            duration: Duration::from_micros(1500),
+            upstream_duration: Some(Duration::from_nanos(12_600)),
             bytes_in: 0,
             bytes_out: 12_345_678_901,
             client_ip: IpAddr::from([10, 0, 0, 1]),
@@ -579,7 +610,7 @@ mod tests {
         assert_eq!(v["request_id"], "id\\with\ttab");
 
         let mut r = record();
-        (r.plugin, r.selector_id, r.rule_id, r.upstream, r.upstream_duration_ms) = (None, None, None, None, None);
+        (r.plugin, r.selector_id, r.rule_id, r.upstream, r.upstream_duration) = (None, None, None, None, None);
         (r.trace_id, r.request_id, r.uri) = (None, None, "/".parse().unwrap());
         r.client_ip = "2001:db8::1".parse().unwrap();
         let mut out = Vec::new();
@@ -611,10 +642,56 @@ mod tests {
 
     #[test]
     fn milliseconds_keep_microseconds_without_trailing_zeros() {
-        for (ms, want) in [(0.0, "0"), (3.0, "3"), (0.5, "0.5"), (12.345, "12.345"), (1.04, "1.04"), (0.0004, "0")] {
+        for (ns, want) in [
+            (0, "0"),
+            (3_000_000, "3"),
+            (500_000, "0.5"),
+            (12_345_000, "12.345"),
+            (1_040_000, "1.04"),
+            (400, "0"),
+            (1_999_600, "2"),
+            (12_600, "0.013"),
+        ] {
             let mut out = Vec::new();
-            millis(ms, &mut out);
-            assert_eq!(String::from_utf8(out).unwrap(), want);
+            millis(Duration::from_nanos(ns), &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{ns} ns");
         }
+    }
+
+    #[test]
+    fn a_batch_is_cut_between_lines_when_a_rotation_falls_inside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let mut sink = Rotating::open(path.clone(), 100, 5).unwrap();
+        let line = |c: char, n: usize| format!("{}\n", c.to_string().repeat(n - 1));
+        // 3 lines of 40 bytes: two fit in 100, the third starts a new file.
+        sink.write_lines(format!("{}{}{}", line('a', 40), line('b', 40), line('c', 40)).as_bytes()).unwrap();
+        // A line longer than the limit gets a file of its own; the next one a fresh file again.
+        sink.write_lines(format!("{}{}", line('d', 150), line('e', 10)).as_bytes()).unwrap();
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap();
+        assert_eq!(read(Rotating::numbered(&path, 3)), line('a', 40) + &line('b', 40));
+        assert_eq!(read(Rotating::numbered(&path, 2)), line('c', 40));
+        assert_eq!(read(Rotating::numbered(&path, 1)), line('d', 150));
+        assert_eq!(read(path.clone()), line('e', 10));
+    }
+
+    #[test]
+    fn the_word_at_a_time_check_agrees_with_the_byte_check() {
+        // Every byte value at every position of strings long enough to take the word path and
+        // leave a remainder, in an otherwise plain string.
+        for len in [1usize, 7, 8, 9, 16, 23] {
+            for at in 0..len {
+                for c in 0..=255u8 {
+                    let mut b = vec![b'a'; len];
+                    b[at] = c;
+                    assert_eq!(is_plain(&b), byte_is_plain(c), "byte {c:#x} at {at} of {len}");
+                }
+            }
+        }
+        assert!(is_plain(b"/api/users/42?x=1&y=%22"));
+        assert!(!is_plain("/caf\u{e9}".as_bytes()));
+        let mut out = Vec::new();
+        json_str(b"a\"b\\c\x01\x7fd", &mut out);
+        assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), "a\"b\\c\u{1}\u{7f}d");
     }
 }

@@ -155,7 +155,7 @@ impl Drop for Tail {
         }
         if let Some((log, mut rec, started)) = self.log.take() {
             rec.bytes_out = self.sent;
-            rec.duration_ms = ms(started.elapsed());
+            rec.duration = started.elapsed();
             log.log(rec);
         }
         if let Some(mut span) = self.span.take() {
@@ -277,8 +277,8 @@ fn access_record(
         uri: fields.uri,
         status,
         upstream: obs.upstream.as_ref().map(|p| p.shared_authority().clone()),
-        duration_ms: ms(total),
-        upstream_duration_ms: obs.upstream_time.map(ms),
+        duration: total,
+        upstream_duration: obs.upstream_time,
         bytes_in: obs.bytes_in,
         bytes_out,
         client_ip: obs.client_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
