@@ -428,6 +428,30 @@ async fn an_open_websocket_is_closed_when_its_credential_is_revoked() {
     }
 }
 
+/// The re-check cannot reach the identity store: nobody is disconnected for that.
+#[tokio::test]
+async fn an_open_websocket_survives_an_unreachable_identity_store() {
+    let (store, _dir) = sqlite_store().await;
+    seed(&store).await;
+    let settings = SyncSettings { recheck: Duration::from_millis(200), ..Default::default() };
+    let addr = serve(store.clone(), settings).await;
+    let admin = session(addr, "admin", PASSWORD).await;
+    let mut ws = shenyu_connect(addr, &[("X-Access-Token", &admin)], "").await.unwrap();
+    ws.send(Message::Text("MYSELF".into())).await.unwrap();
+    assert_eq!(kind(&recv_json(&mut ws).await), ("APP_AUTH".into(), "REFRESH".into()));
+
+    store.close().await;
+    // Well past the cached roles' bound, so the re-checks reach the (closed) store.
+    let until = tokio::time::Instant::now() + tigateway_admin::identity::RBAC_REFRESH + Duration::from_secs(1);
+    loop {
+        match tokio::time::timeout_at(until, ws.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(other) => panic!("the connection ended while the store was unreachable: {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_shenyu27_gateway_follows_the_admin_over_long_polling() {
     let (store, _dir) = sqlite_store().await;
