@@ -21,9 +21,9 @@
 # Environment: anything bench/run.sh reads (DURATION, WARMUP, RUNS, PIN, ports, TIGATEWAY_BIN, ...).
 set -euo pipefail
 
-BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$BENCH_DIR/.." && pwd)"
-OUT="${OUT:-$BENCH_DIR/out}"
+# BENCH_DIR, ROOT, OUT, PERF_BIN (shared with run.sh and profile.sh).
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export OUT
 ALL_SCENARIOS="http1 h2 shenyu routes10k shenyu10k chain ws obs nginxlog"
 ONLY="${ONLY:-$ALL_SCENARIOS}"
@@ -43,8 +43,7 @@ for s in $ONLY; do
 done
 
 if [ -z "${TIGATEWAY_BIN:-}" ]; then
-    TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-    export TIGATEWAY_BIN="$TARGET/perf/tigateway"
+    export TIGATEWAY_BIN="$PERF_BIN"
     if [ "$BUILD" = 1 ]; then
         echo "==> building tigateway (cargo build --profile perf -p tigateway)" >&2
         (cd "$ROOT" && cargo build --profile perf -p tigateway)

@@ -16,10 +16,11 @@
 # (TIGATEWAY_BIN to choose another). Output: bench/out/profile-*/.
 set -euo pipefail
 
-BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$BENCH_DIR/.." && pwd)"
-OUT="${OUT:-$BENCH_DIR/out}/profile-$(date +%Y%m%d-%H%M%S)"
-BIN="${TIGATEWAY_BIN:-$ROOT/target/perf/tigateway}"
+# BENCH_DIR, ROOT, OUT, PERF_BIN, UPSTREAM_BODY, the nginx access-log format (shared with run.sh).
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+OUT="$OUT/profile-$(date +%Y%m%d-%H%M%S)"
+BIN="${TIGATEWAY_BIN:-$PERF_BIN}"
 UPSTREAM_PORT="${UPSTREAM_PORT:-18180}"
 PORT="${PORT:-18182}"
 DURATION="${DURATION:-15s}"
@@ -48,7 +49,7 @@ http {
     server {
         listen 127.0.0.1:$UPSTREAM_PORT;
         keepalive_requests 1000000;
-        location / { return 200 "ok 0123456789abcdef0123456789abcdef\n"; }
+        location / { return 200 "$UPSTREAM_BODY\n"; }
     }
 }
 NGINX
@@ -85,7 +86,7 @@ for v in "${variants[@]}"; do
         # One nginx process (no master) proxying with keepalive, as bench/run.sh's nginx does; the
         # variant's value is the access_log path or "off" (TiGateway's fields, buffered).
         log_line="access_log off;"
-        [ "$args" = off ] || log_line="access_log $args tigw buffer=64k flush=1s;"
+        [ "$args" = off ] || log_line="$(nginx_tigw_access_log "$args")"
         cat > "$OUT/nginx-proxy-$name.conf" <<NGINX
 worker_processes 1;
 master_process off;
@@ -95,10 +96,7 @@ error_log $OUT/nginx-proxy-error.log;
 events { worker_connections 1024; }
 http {
     access_log off;
-    log_format tigw escape=json '{"time":"\$time_iso8601","method":"\$request_method","path":"\$uri","query":"\$args",'
-        '"status":\$status,"upstream":"\$upstream_addr","duration_ms":\$request_time,'
-        '"upstream_duration_ms":"\$upstream_response_time","bytes_in":\$request_length,"bytes_out":\$bytes_sent,'
-        '"client_ip":"\$remote_addr","request_id":"\$request_id"}';
+    $NGINX_TIGW_LOG_FORMAT
     upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
     server {
         listen 127.0.0.1:$PORT;

@@ -18,9 +18,9 @@
 # See bench/README.md (bench/all.sh runs every scenario). Output goes to bench/out/ (gitignored).
 set -euo pipefail
 
-BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$BENCH_DIR/.." && pwd)"
-OUT="${OUT:-$BENCH_DIR/out}"
+# BENCH_DIR, ROOT, OUT, PERF_BIN, UPSTREAM_BODY, the nginx access-log format (shared with profile.sh).
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 UPSTREAM_PORT="${UPSTREAM_PORT:-18080}"
 NGINX_PORT="${NGINX_PORT:-18081}"
@@ -42,7 +42,6 @@ IDLE_WAIT="${IDLE_WAIT:-2}"      # seconds between "ready" and reading the idle 
 NGINX_ACCESS_LOG="${NGINX_ACCESS_LOG:-}" # a path: the nginx proxy writes a JSON access log there (TiGateway's fields)
 NGINX_XFF="${NGINX_XFF:-0}"      # 1: nginx/HAProxy also set X-Forwarded-For/-Proto/-Host, as TiGateway does
 PIN="${PIN:-1}"                  # 1: proxies on CPU 0, upstream and client on CPU 1 (when nproc >= 2)
-BODY="ok 0123456789abcdef0123456789abcdef"   # upstream response body (fixed, 35 bytes + LF)
 SUMMARY="${SUMMARY:-}"           # if set: append one tab-separated line per proxy to this file (bench/all.sh)
 SCENARIO="${SCENARIO:-}"         # label written to SUMMARY lines
 # TIGW_VARIANTS: several TiGateway processes with different arguments, measured alternately in the
@@ -255,7 +254,7 @@ wait_ready() {
         code=$(curl -s "${curl_opts[@]}" -o "$OUT/probe.body" -w '%{http_code}' "http://127.0.0.1:$port$REQ_PATH" 2>/dev/null || true)
         if [ "$code" = 200 ]; then
             body=$(cat "$OUT/probe.body")
-            [ "$body" = "$BODY" ] || die "$name answered 200 but with body '$body' (expected the upstream's '$BODY')"
+            [ "$body" = "$UPSTREAM_BODY" ] || die "$name answered 200 but with body '$body' (expected the upstream's '$UPSTREAM_BODY')"
             return 0
         fi
         sleep 0.1
@@ -369,11 +368,11 @@ write_upstream_conf() {
         location / { return 404 "not rewritten\n"; }
         location /v2/ {
             if (\$http_x_bench != "1") { return 400 "X-Bench header missing\n"; }
-            return 200 "$BODY\n";
+            return 200 "$UPSTREAM_BODY\n";
         }
 NGX
         else
-            echo "        location / { return 200 \"$BODY\n\"; }"
+            echo "        location / { return 200 \"$UPSTREAM_BODY\n\"; }"
         fi
         echo "    }"
         echo "}"
@@ -391,10 +390,7 @@ write_proxy_conf() {
         echo "http {"
         http_common "$dir"
         cat <<NGX
-    log_format tigw escape=json '{"time":"\$time_iso8601","method":"\$request_method","path":"\$uri","query":"\$args",'
-        '"status":\$status,"upstream":"\$upstream_addr","duration_ms":\$request_time,'
-        '"upstream_duration_ms":"\$upstream_response_time","bytes_in":\$request_length,"bytes_out":\$bytes_sent,'
-        '"client_ip":"\$remote_addr","request_id":"\$request_id"}';
+    $NGINX_TIGW_LOG_FORMAT
     upstream backend {
         server 127.0.0.1:$(backend_port);
         keepalive 64;
@@ -405,11 +401,7 @@ write_proxy_conf() {
         proxy_http_version 1.1;
 NGX
         if [ -n "$NGINX_ACCESS_LOG" ]; then
-            # The fields of TiGateway's access log, buffered as an operator would (TiGateway's
-            # writer drains every 20 ms into a 64 KiB buffer).
-            cat <<NGX
-        access_log $NGINX_ACCESS_LOG tigw buffer=64k flush=1s;
-NGX
+            echo "        $(nginx_tigw_access_log "$NGINX_ACCESS_LOG")"
         fi
         if [ "$LOAD" = ws ]; then
             echo '        proxy_set_header Upgrade $http_upgrade;'
@@ -570,12 +562,7 @@ CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 any_tigw() { want tigateway || [ ${#VARIANT_NAMES[@]} -gt 0 ]; }
 if any_tigw; then
-    if [ -n "${TIGATEWAY_BIN:-}" ]; then
-        TIGW="$TIGATEWAY_BIN"
-    else
-        TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-        TIGW="$TARGET/perf/tigateway"
-    fi
+    TIGW="${TIGATEWAY_BIN:-$PERF_BIN}"
     if [ "$BUILD" = 1 ] && [ -z "${TIGATEWAY_BIN:-}" ]; then
         log "building tigateway (cargo build --profile perf -p tigateway; fat LTO, takes a while)"
         (cd "$ROOT" && cargo build --profile perf -p tigateway) || die "cargo build --profile perf -p tigateway failed"

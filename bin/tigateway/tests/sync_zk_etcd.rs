@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
+use tigateway_testkit::admin_login;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tigateway");
 const PASSWORD: &str = "correct horse battery";
@@ -159,14 +160,7 @@ async fn start_admin_with(dir: &Path, method: Method, url: &str, ns: &str, publi
     let proc = Proc::spawn(&args, dir.join(format!("admin-{port}.log")));
     wait_port(port, "admin");
     let api = format!("http://127.0.0.1:{port}/api/v1");
-    let r = client()
-        .post(format!("{api}/login"))
-        .json(&json!({"username": "admin", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let token = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let token = admin_login(&api, "admin", PASSWORD).await;
     Admin { proc, api, token }
 }
 
@@ -805,8 +799,7 @@ async fn zookeeper_digest_credentials_protect_the_tree() {
     let proc = Proc::spawn(&args, dir.path().join("admin.log"));
     wait_port(port, "admin");
     let api = format!("http://127.0.0.1:{port}/api/v1");
-    let r = client().post(format!("{api}/login")).json(&json!({"username": "admin", "password": PASSWORD})).send();
-    let token = r.await.unwrap().json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let token = admin_login(&api, "admin", PASSWORD).await;
     let admin = Admin { proc, api, token };
     admin.create("selectors", selector("s", "/s", &a.addr.to_string())).await;
     admin.create("rules", rule("r", "s", "/s")).await;
@@ -849,8 +842,7 @@ async fn zookeeper_legacy_2_6_layout() {
     let proc = Proc::spawn(&args, dir.path().join("admin.log"));
     wait_port(port, "admin");
     let api = format!("http://127.0.0.1:{port}/api/v1");
-    let r = client().post(format!("{api}/login")).json(&json!({"username": "admin", "password": PASSWORD})).send();
-    let token = r.await.unwrap().json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let token = admin_login(&api, "admin", PASSWORD).await;
     let admin = Admin { proc, api, token };
     admin.create("selectors", selector("legacy", "/legacy", &a.addr.to_string())).await;
     admin.create("rules", rule("legacy-r", "legacy", "/legacy")).await;
@@ -1053,8 +1045,7 @@ async fn etcd_user_and_password() {
     let proc = Proc::spawn(&args, dir.path().join("admin.log"));
     wait_port(port, "admin");
     let api = format!("http://127.0.0.1:{port}/api/v1");
-    let r = client().post(format!("{api}/login")).json(&json!({"username": "admin", "password": PASSWORD})).send();
-    let token = r.await.unwrap().json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let token = admin_login(&api, "admin", PASSWORD).await;
     let admin = Admin { proc, api, token };
     admin.create("selectors", selector("s", "/s", &a.addr.to_string())).await;
     admin.create("rules", rule("r", "s", "/s")).await;
@@ -1103,8 +1094,7 @@ async fn admin_republishes_after_losing_zookeeper() {
     let proc = Proc::spawn(&args, dir.path().join("admin.log"));
     wait_port(port, "admin");
     let api = format!("http://127.0.0.1:{port}/api/v1");
-    let r = client().post(format!("{api}/login")).json(&json!({"username": "admin", "password": PASSWORD})).send();
-    let token = r.await.unwrap().json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let token = admin_login(&api, "admin", PASSWORD).await;
     let admin = Admin { proc, api, token };
     let gw = start_gateway(dir.path(), Method::Zk, &url, &ns, &[]);
     admin.create("selectors", selector("s", "/s", &a.addr.to_string())).await;

@@ -75,15 +75,7 @@ impl Admin {
     }
 
     async fn token(&self, user: &str) -> String {
-        let r = self
-            .client
-            .post(format!("{}/api/v1/login", self.base))
-            .json(&json!({"username": user, "password": format!("{user}-password-1")}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string()
+        tigateway_testkit::admin_login(&format!("{}/api/v1", self.base), user, &format!("{user}-password-1")).await
     }
 
     async fn explain(&self, token: Option<&str>, body: Value) -> (u16, Value) {

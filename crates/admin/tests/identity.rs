@@ -7,11 +7,12 @@ mod common;
 use common::{run, Target};
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::Executor as _;
 use sqlx::Row as _;
-use tigateway_admin::identity::{Identity, IdentityError, NewToken, NewUser, UserUpdate, Via};
+use tigateway_admin::identity::{Identity, IdentityError, NewToken, NewUser, UserUpdate, Via, RBAC_REFRESH};
 use tigateway_admin::store::Store;
 use tigateway_auth::{hash_api_token, verify_password, Action, AuthError, LoginLimiter, Resource, SessionKeys};
 
@@ -30,6 +31,9 @@ suite!(
     the_last_admin_cannot_be_removed,
     builtin_roles_are_protected,
     rbac_reflects_custom_roles,
+    rbac_is_answered_from_the_cache,
+    rbac_sees_a_role_change_of_this_process_at_once,
+    rbac_sees_another_process_within_the_refresh_bound,
 );
 
 const ACTOR: &str = "alice";
@@ -536,6 +540,78 @@ async fn rbac_reflects_custom_roles(s: Store, _url: String) {
 
     id.delete_role("auditor", 2, ACTOR).await.unwrap();
     assert!(!id.rbac().await.unwrap().allows(&who, Resource::Users, Action::Read));
+}
+
+async fn rbac_is_answered_from_the_cache(s: Store, _url: String) {
+    let id = Identity::new(&s);
+    id.bootstrap(Some(PASSWORD.into())).await.unwrap();
+    let first = id.rbac().await.unwrap();
+    assert!(Arc::ptr_eq(&first, &id.rbac().await.unwrap()), "the second call loaded the roles again");
+    assert!(Arc::ptr_eq(&first, &id.clone().rbac().await.unwrap()), "a clone does not share the cache");
+
+    // Past the refresh bound with nothing written: the store is asked whether anything changed,
+    // and the copy is kept (not loaded again).
+    tokio::time::sleep(RBAC_REFRESH + Duration::from_millis(100)).await;
+    assert!(Arc::ptr_eq(&first, &id.rbac().await.unwrap()), "an unchanged store made the roles load again");
+
+    // With the store gone, the copy answers until the bound; after it, the store's error comes
+    // through (the websocket re-check treats that as "unavailable" and disconnects nobody).
+    s.close().await;
+    let cached = id.rbac().await.expect("the cached roles answer without the store");
+    assert!(cached.allows(&strings(&["admin"]), Resource::Users, Action::Write));
+    tokio::time::sleep(RBAC_REFRESH + Duration::from_millis(100)).await;
+    assert!(matches!(id.rbac().await, Err(IdentityError::Unavailable(_))));
+}
+
+async fn rbac_sees_a_role_change_of_this_process_at_once(s: Store, _url: String) {
+    let id = Identity::new(&s);
+    id.bootstrap(Some(PASSWORD.into())).await.unwrap();
+    let who = strings(&["auditor"]);
+    assert!(!id.rbac().await.unwrap().allows(&who, Resource::Audit, Action::Read), "unknown roles grant nothing");
+
+    let auditor = id.create_role("auditor", &[perm("audit", "read")], ACTOR).await.unwrap();
+    assert!(id.rbac().await.unwrap().allows(&who, Resource::Audit, Action::Read), "a new role is not seen");
+    // Through a clone (as the API's state holds one): the same cache is invalidated.
+    let clone = id.clone();
+    clone.update_role("auditor", auditor.version, &[perm("users", "read")], ACTOR).await.unwrap();
+    let rbac = id.rbac().await.unwrap();
+    assert!(rbac.allows(&who, Resource::Users, Action::Read) && !rbac.allows(&who, Resource::Audit, Action::Read));
+    clone.delete_role("auditor", auditor.version + 1, ACTOR).await.unwrap();
+    assert!(!id.rbac().await.unwrap().allows(&who, Resource::Users, Action::Read), "a deleted role still grants");
+    // A refused write changes nothing that is seen.
+    assert!(id.update_role("viewer", 1, &[perm("users", "write")], ACTOR).await.is_err());
+    assert!(!id.rbac().await.unwrap().allows(&strings(&["viewer"]), Resource::Users, Action::Write));
+}
+
+async fn rbac_sees_another_process_within_the_refresh_bound(s: Store, url: String) {
+    let id = Identity::new(&s);
+    id.bootstrap(Some(PASSWORD.into())).await.unwrap();
+    let auditor = id.create_role("auditor", &[perm("audit", "read")], ACTOR).await.unwrap();
+    let who = strings(&["auditor"]);
+    // Another admin process: its own pool on the same database (the same SQLite file).
+    let s2 = Store::open(&url).await.unwrap();
+    let other = Identity::new(&s2);
+
+    let loaded = Instant::now();
+    assert!(id.rbac().await.unwrap().allows(&who, Resource::Audit, Action::Read));
+    other.update_role("auditor", auditor.version, &[perm("users", "read")], ACTOR).await.unwrap();
+    let written = Instant::now();
+    let first = id.rbac().await.unwrap();
+    if loaded.elapsed() < RBAC_REFRESH {
+        // By design this process has not asked the store yet.
+        assert!(first.allows(&who, Resource::Audit, Action::Read), "the cache was not used");
+    }
+    loop {
+        let rbac = id.rbac().await.unwrap();
+        if rbac.allows(&who, Resource::Users, Action::Read) {
+            assert!(!rbac.allows(&who, Resource::Audit, Action::Read));
+            break;
+        }
+        // The bound, plus room for one query on a busy machine.
+        assert!(written.elapsed() < RBAC_REFRESH + Duration::from_secs(1), "not seen within {RBAC_REFRESH:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s2.close().await;
 }
 
 #[test]

@@ -17,6 +17,7 @@ use tigateway_admin::store::{Change, EntityKind, Store};
 use tigateway_admin::sync::{Publisher, SyncSettings};
 use tigateway_auth::LoginLimiter;
 use tigateway_model::{AppAuth, Condition, MetaData, RouteDefinition, Rule, Selector};
+use tigateway_testkit::admin_login;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -133,20 +134,6 @@ fn kind(m: &Value) -> (String, String) {
     (m["groupType"].as_str().unwrap_or("-").to_string(), m["eventType"].as_str().unwrap().to_string())
 }
 
-/// A session token from the admin API's login.
-async fn session(addr: SocketAddr, user: &str, password: &str) -> String {
-    let r: Value = reqwest::Client::new()
-        .post(format!("http://{addr}/api/v1/login"))
-        .json(&json!({"username": user, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["token"].as_str().unwrap_or_else(|| panic!("login of {user} failed: {r}")).to_string()
-}
-
 /// An admin API call that must succeed; its JSON answer.
 async fn api(addr: SocketAddr, token: &str, method: reqwest::Method, path: &str, body: Value) -> Value {
     let mut req =
@@ -191,7 +178,7 @@ async fn a_shenyu27_gateway_follows_the_admin_over_websocket() {
     seed(&store).await;
     let addr = serve(store.clone(), SyncSettings::default()).await;
     // A ShenYu 2.7 gateway cannot add headers: its configured admin URL carries an API token.
-    let admin = session(addr, "admin", PASSWORD).await;
+    let admin = admin_login(&format!("http://{addr}/api/v1"), "admin", PASSWORD).await;
     let (token, _) = api_token(addr, &admin, "admin").await;
     let mut ws = shenyu_connect(addr, &[], &format!("?token={token}")).await.unwrap();
     ws.send(Message::Text("RUNNING_MODE".into())).await.unwrap();
@@ -293,7 +280,7 @@ async fn the_websocket_sync_token_is_enforced() {
     // ShenYu gateways cannot add headers, but their admin URL can carry the token.
     assert!(shenyu_connect(addr, &[], "?token=s3cret").await.is_ok());
     // An admin token that may read the config is accepted too.
-    let admin = session(addr, "admin", PASSWORD).await;
+    let admin = admin_login(&format!("http://{addr}/api/v1"), "admin", PASSWORD).await;
     assert!(shenyu_connect(addr, &[("X-Access-Token", &admin)], "").await.is_ok());
 }
 
@@ -303,7 +290,7 @@ async fn the_websocket_needs_an_admin_token_without_a_sync_token() {
     let (store, _dir) = sqlite_store().await;
     seed(&store).await;
     let addr = serve(store, SyncSettings::default()).await;
-    let admin = session(addr, "admin", PASSWORD).await;
+    let admin = admin_login(&format!("http://{addr}/api/v1"), "admin", PASSWORD).await;
 
     // No credential: 401 before any upgrade; a raw client sees only that answer, and no frame.
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -343,7 +330,7 @@ async fn the_websocket_needs_an_admin_token_without_a_sync_token() {
     api(addr, &admin, reqwest::Method::POST, "/roles", role).await;
     let user = json!({"username": "auditor", "password": "auditor-password-1", "roles": ["selector-reader"]});
     api(addr, &admin, reqwest::Method::POST, "/users", user).await;
-    let auditor = session(addr, "auditor", "auditor-password-1").await;
+    let auditor = admin_login(&format!("http://{addr}/api/v1"), "auditor", "auditor-password-1").await;
     let body = refused(addr, &[("X-Access-Token", &auditor)], "", "a role without config read").await;
     assert!(body["message"].as_str().unwrap().contains("may not read"), "{body}");
     let (auditor_api, _) = api_token(addr, &admin, "auditor").await;
@@ -354,7 +341,7 @@ async fn the_websocket_needs_an_admin_token_without_a_sync_token() {
     assert!(shenyu_connect(addr, &[], &format!("?token={revoked}")).await.is_ok());
     api(addr, &admin, reqwest::Method::DELETE, &format!("/tokens/{id}"), Value::Null).await;
     refused(addr, &[], &format!("?token={revoked}"), "a revoked API token").await;
-    let gone = session(addr, "admin", PASSWORD).await;
+    let gone = admin_login(&format!("http://{addr}/api/v1"), "admin", PASSWORD).await;
     api(addr, &gone, reqwest::Method::POST, "/logout", Value::Null).await;
     refused(addr, &[("X-Access-Token", &gone)], "", "a logged-out session").await;
 
@@ -362,7 +349,7 @@ async fn the_websocket_needs_an_admin_token_without_a_sync_token() {
     // an API token in the URL (a ShenYu 2.7 gateway).
     let viewer = json!({"username": "reader", "password": "reader-password-1", "roles": ["viewer"]});
     api(addr, &admin, reqwest::Method::POST, "/users", viewer).await;
-    let reader = session(addr, "reader", "reader-password-1").await;
+    let reader = admin_login(&format!("http://{addr}/api/v1"), "reader", "reader-password-1").await;
     let mut ws = shenyu_connect(addr, &[("X-Access-Token", &reader)], "").await.unwrap();
     ws.send(Message::Text("MYSELF".into())).await.unwrap();
     assert_eq!(kind(&recv_json(&mut ws).await), ("APP_AUTH".into(), "REFRESH".into()));
@@ -395,11 +382,11 @@ async fn an_open_websocket_is_closed_when_its_credential_is_revoked() {
     seed(&store).await;
     let settings = SyncSettings { recheck: Duration::from_millis(200), ..Default::default() };
     let addr = serve(store, settings).await;
-    let admin = session(addr, "admin", PASSWORD).await;
+    let admin = admin_login(&format!("http://{addr}/api/v1"), "admin", PASSWORD).await;
 
     let (tok, id) = api_token(addr, &admin, "admin").await;
     let mut by_token = shenyu_connect(addr, &[], &format!("?token={tok}")).await.unwrap();
-    let other = session(addr, "admin", PASSWORD).await;
+    let other = admin_login(&format!("http://{addr}/api/v1"), "admin", PASSWORD).await;
     let mut by_session = shenyu_connect(addr, &[("X-Access-Token", &other)], "").await.unwrap();
     let mut kept = shenyu_connect(addr, &[("X-Access-Token", &admin)], "").await.unwrap();
     for ws in [&mut by_token, &mut by_session, &mut kept] {
@@ -424,6 +411,30 @@ async fn an_open_websocket_is_closed_when_its_credential_is_revoked() {
         if m["groupType"] == "SELECTOR" && m["data"][0]["id"] == "s9" {
             assert_eq!(m["eventType"], "CREATE", "{m}");
             break;
+        }
+    }
+}
+
+/// The re-check cannot reach the identity store: nobody is disconnected for that.
+#[tokio::test]
+async fn an_open_websocket_survives_an_unreachable_identity_store() {
+    let (store, _dir) = sqlite_store().await;
+    seed(&store).await;
+    let settings = SyncSettings { recheck: Duration::from_millis(200), ..Default::default() };
+    let addr = serve(store.clone(), settings).await;
+    let admin = admin_login(&format!("http://{addr}/api/v1"), "admin", PASSWORD).await;
+    let mut ws = shenyu_connect(addr, &[("X-Access-Token", &admin)], "").await.unwrap();
+    ws.send(Message::Text("MYSELF".into())).await.unwrap();
+    assert_eq!(kind(&recv_json(&mut ws).await), ("APP_AUTH".into(), "REFRESH".into()));
+
+    store.close().await;
+    // Well past the cached roles' bound, so the re-checks reach the (closed) store.
+    let until = tokio::time::Instant::now() + tigateway_admin::identity::RBAC_REFRESH + Duration::from_secs(1);
+    loop {
+        match tokio::time::timeout_at(until, ws.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(other) => panic!("the connection ended while the store was unreachable: {other:?}"),
         }
     }
 }
@@ -567,7 +578,7 @@ async fn two_admins_on_postgres_publish_each_others_commits() {
         let store_b = Store::open(&url).await.unwrap();
         let settings = SyncSettings { poll_interval: Duration::from_millis(50), ..Default::default() };
         let addr_b = serve(store_b.clone(), settings).await;
-        let token = session(addr_b, "admin", PASSWORD).await;
+        let token = admin_login(&format!("http://{addr_b}/api/v1"), "admin", PASSWORD).await;
         let mut ws =
             shenyu_connect(addr_b, &[("x-tigateway-sync", "1"), ("X-Access-Token", &token)], "").await.unwrap();
         ws.send(Message::Text("MYSELF".into())).await.unwrap();

@@ -1,5 +1,6 @@
 //! Test helpers. Everything here is real: upstreams are HTTP servers on loopback, gateways are the
-//! real data plane (in-process) or the real binary (as a child process).
+//! real data plane (in-process) or the real binary (as a child process), the admin is logged in to
+//! over HTTP.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,6 +16,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+mod admin;
+pub use admin::admin_login;
 
 /// How a test upstream answers.
 #[derive(Clone, Debug)]

@@ -206,14 +206,7 @@ async fn standalone_serves_a_change_made_through_the_admin_api() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let r = c
-        .post(format!("{admin}/login"))
-        .json(&serde_json::json!({"username": "admin", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let token = r.json::<serde_json::Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let token = tigateway_testkit::admin_login(&admin, "admin", "correct horse battery").await;
 
     let gw = format!("http://127.0.0.1:{gw_port}/orders/7");
     assert_eq!(c.get(&gw).send().await.unwrap().status(), 404);

@@ -137,16 +137,8 @@ struct Admin {
 impl Admin {
     async fn login(port: u16) -> Admin {
         let base = format!("http://127.0.0.1:{port}/api/v1");
-        let r: Value = client()
-            .post(format!("{base}/login"))
-            .json(&json!({"username": "admin", "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        Admin { base, token: r["token"].as_str().expect("login token").to_string() }
+        let token = tigateway_testkit::admin_login(&base, "admin", PASSWORD).await;
+        Admin { base, token }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {

@@ -10,6 +10,9 @@
 //!   narrowed to a subset), so disabling or deleting the owner disables its tokens.
 //! - Authentication reads the user's current state and roles on every request, so disabling a user
 //!   or changing their roles takes effect at once, also for sessions already issued.
+//! - What each role grants ([`Identity::rbac`]) is asked for by every admin request and websocket
+//!   check, so it is cached: an identity write in this process drops the copy at once, one by
+//!   another admin process on the same database is seen within [`RBAC_REFRESH`].
 //! - Sessions can be ended before they expire (migration `0003_sessions.sql`): one by logout (its
 //!   JWT id is listed until it would have expired), all of a user's by a password change or
 //!   [`Identity::revoke_sessions`] (a per-user "issued after" cut-off), and everyone's by
@@ -26,6 +29,7 @@ mod tokens;
 mod users;
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -63,6 +67,12 @@ pub(crate) const NEXT_CUTOFF: &str = "CASE WHEN sessions_after + 1 > ? THEN sess
 /// How long a process trusts its cached copy of the session secret; bounds how long a secret
 /// rotated by another admin process on the same database keeps working here.
 pub const KEYS_REFRESH: Duration = Duration::from_secs(5);
+
+/// How long a process trusts its cached [`Rbac`] before it asks the store whether any identity
+/// write happened meanwhile; bounds how long a role changed by another admin process on the same
+/// database keeps its old grants here. The same bound as for the session secret, so an operator
+/// has one number to know ("other admins see identity changes within 5 s").
+pub const RBAC_REFRESH: Duration = KEYS_REFRESH;
 
 const SETTING_SECRET: &str = "session_secret";
 const SETTING_BOOTSTRAPPED: &str = "bootstrapped_at";
@@ -127,11 +137,58 @@ pub struct Principal {
     pub via: Via,
 }
 
-/// The identity part of the admin store. Cheap to clone; shares the [`Store`]'s pool.
+/// The identity part of the admin store. Cheap to clone; shares the [`Store`]'s pool, and clones
+/// share the caches (so a write through any clone invalidates what the others hold).
 #[derive(Clone)]
 pub struct Identity {
     db: Db,
     keys: Arc<std::sync::Mutex<Option<(SessionKeys, Instant)>>>,
+    rbac: Arc<std::sync::Mutex<Option<CachedRbac>>>,
+    /// Identity writes finished (or abandoned) by this process; a cached [`Rbac`] loaded under
+    /// another count is not used.
+    writes: Arc<AtomicU64>,
+}
+
+/// The roles as loaded, with what tells whether they may still be current.
+struct CachedRbac {
+    rbac: Arc<Rbac>,
+    /// `identity_head.counter` read before the roles: another process's write moves it.
+    head: i64,
+    /// When `head` was last found current.
+    checked: Instant,
+    /// [`Identity::writes`] when the load began.
+    writes: u64,
+}
+
+/// A transaction holding the identity write lock. The only way to end it is
+/// [`finish_write`] (or dropping it), and either counts the write, so no write path can
+/// forget to invalidate the cached [`Rbac`].
+struct WriteTx {
+    tx: Tx,
+    _counted: CountOnDrop,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+}
+
+/// Counts a write when dropped: after the commit, and also when the request's future is dropped
+/// halfway (the commit may have reached the database even so).
+struct CountOnDrop(Arc<AtomicU64>);
+
+impl Drop for CountOnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 impl std::fmt::Debug for Identity {
@@ -142,7 +199,12 @@ impl std::fmt::Debug for Identity {
 
 impl Identity {
     pub fn new(store: &Store) -> Identity {
-        Identity { db: store.db().clone(), keys: Arc::new(std::sync::Mutex::new(None)) }
+        Identity {
+            db: store.db().clone(),
+            keys: Arc::new(std::sync::Mutex::new(None)),
+            rbac: Arc::new(std::sync::Mutex::new(None)),
+            writes: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// First start: creates the `admin` user (role `admin`) with `initial_password` or, when `None`,
@@ -169,7 +231,7 @@ impl Identity {
         let hash = if done { String::new() } else { hash_blocking(password.clone()).await? };
         let mut tx = self.begin_write().await?;
         let r = bootstrap_tx(&mut tx, &hash).await;
-        let created = finish(tx, r).await?;
+        let created = finish_write(tx, r).await?;
         Ok((created && generated).then_some(password))
     }
 
@@ -202,7 +264,7 @@ impl Identity {
             Ok(())
         }
         .await;
-        finish(tx, r).await?;
+        finish_write(tx, r).await?;
         *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())
     }
@@ -246,7 +308,7 @@ impl Identity {
             Ok(())
         }
         .await;
-        finish(tx, r).await
+        finish_write(tx, r).await
     }
 
     /// Checks a username and password and issues a session valid for `ttl`. Attempts are
@@ -344,12 +406,54 @@ impl Identity {
     }
 
     /// The stored roles (built-in and custom) as an [`Rbac`].
-    pub async fn rbac(&self) -> Result<Rbac> {
+    ///
+    /// Every admin request and websocket re-check needs this, so it is cached rather than read
+    /// from the store each time. An identity write by this process (through this `Identity` or a
+    /// clone) is seen by the next call. A write by another admin process on the same database is
+    /// seen within [`RBAC_REFRESH`]: after that long the copy is checked against
+    /// `identity_head.counter` (one single-row read, which every identity write moves) and reloaded
+    /// only if it moved. Within [`RBAC_REFRESH`] the answer comes without the store, also when it
+    /// is down; after it, an unreachable store is an error, as it was before the cache.
+    pub async fn rbac(&self) -> Result<Arc<Rbac>> {
+        let writes = self.writes.load(Ordering::Acquire);
+        let known_head = {
+            let cache = self.rbac.lock().unwrap_or_else(|p| p.into_inner());
+            match &*cache {
+                Some(c) if c.writes == writes && c.checked.elapsed() < RBAC_REFRESH => return Ok(c.rbac.clone()),
+                Some(c) if c.writes == writes => Some(c.head),
+                _ => None,
+            }
+        };
+        let head = self.identity_head().await?;
+        if known_head == Some(head) {
+            let mut cache = self.rbac.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = cache.as_mut().filter(|c| c.writes == writes && c.head == head) {
+                c.checked = Instant::now();
+                return Ok(c.rbac.clone());
+            }
+        }
         let mut rbac = Rbac::default();
         for r in roles::all(&self.db).await? {
             rbac.insert(Role { name: r.name, permissions: r.permissions.into_iter().collect() });
         }
+        let rbac = Arc::new(rbac);
+        // A write of this process that ended while the roles were read may or may not be in them:
+        // they are still the answer to this call, but not kept for later ones.
+        if self.writes.load(Ordering::Acquire) == writes {
+            *self.rbac.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(CachedRbac { rbac: rbac.clone(), head, checked: Instant::now(), writes });
+        }
         Ok(rbac)
+    }
+
+    /// `identity_head.counter`: how many identity writes the database has committed.
+    async fn identity_head(&self) -> Result<i64> {
+        let row = self.db.fetch("SELECT counter FROM identity_head WHERE id = 1", &[], &[Col::Int]).await?;
+        let row = row
+            .into_iter()
+            .next()
+            .ok_or_else(|| IdentityError::Database("identity_head row is missing; the schema is damaged".into()))?;
+        Ok(Cols::new(row).int())
     }
 
     async fn setting(&self, key: &str) -> Result<Option<String>> {
@@ -362,11 +466,11 @@ impl Identity {
             .map(|r| Cols::new(r).text()))
     }
 
-    /// Begins a transaction holding the identity write lock.
-    async fn begin_write(&self) -> Result<Tx> {
+    /// Begins a transaction holding the identity write lock; end it with [`finish_write`].
+    async fn begin_write(&self) -> Result<WriteTx> {
         let mut tx = self.db.begin().await?;
         match tx.exec("UPDATE identity_head SET counter = counter + 1 WHERE id = 1", &[]).await {
-            Ok(1) => Ok(tx),
+            Ok(1) => Ok(WriteTx { tx, _counted: CountOnDrop(self.writes.clone()) }),
             Ok(_) => {
                 let _ = tx.rollback().await;
                 Err(IdentityError::Database("identity_head row is missing; the schema is damaged".into()))
@@ -422,6 +526,13 @@ async fn set_setting(tx: &mut Tx, key: &str, value: &str) -> Result<()> {
     tx.exec("INSERT INTO admin_setting (setting_key, setting_value) VALUES (?, ?)", &[key.into(), value.into()])
         .await?;
     Ok(())
+}
+
+/// [`finish`] for an identity write; the write is counted once the commit has been attempted
+/// (whatever its outcome: a rolled-back write only costs one reload of the roles).
+async fn finish_write<R>(tx: WriteTx, r: Result<R>) -> Result<R> {
+    let WriteTx { tx, _counted } = tx;
+    finish(tx, r).await
 }
 
 /// Commits on success, rolls back on failure.

@@ -6,7 +6,7 @@ use serde::Serialize;
 use tigateway_auth::{Action, Resource, Role};
 use tigateway_model::{ValidationError, ValidationErrors};
 
-use super::{audit, check_name, finish, Cols, Identity, IdentityError, Result, BUILTIN_ROLES};
+use super::{audit, check_name, finish_write, Cols, Identity, IdentityError, Result, BUILTIN_ROLES};
 use crate::store::db::{Col, Db, Tx, Val};
 use crate::store::{now, Page};
 
@@ -147,7 +147,7 @@ impl Identity {
             Ok(role)
         }
         .await;
-        finish(tx, r).await
+        finish_write(tx, r).await
     }
 
     pub async fn get_role(&self, name: &str) -> Result<RoleRecord> {
@@ -226,7 +226,7 @@ impl Identity {
             Ok(after)
         }
         .await;
-        finish(tx, r).await
+        finish_write(tx, r).await
     }
 
     /// Deletes a custom role that no user holds.
@@ -256,7 +256,7 @@ impl Identity {
             Ok(())
         }
         .await;
-        finish(tx, r).await
+        finish_write(tx, r).await
     }
 }
 

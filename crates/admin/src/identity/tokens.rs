@@ -6,7 +6,7 @@ use tigateway_auth::{hash_api_token, new_api_token, AuthError};
 use tigateway_model::{ValidationError, ValidationErrors};
 
 use super::{
-    audit, finish, format_time, new_id, parse_time, Cols, Identity, IdentityError, Principal, Result, Via,
+    audit, finish_write, format_time, new_id, parse_time, Cols, Identity, IdentityError, Principal, Result, Via,
     LAST_USED_GRANULARITY,
 };
 use crate::store::db::{Col, Db, Tx, Val};
@@ -228,7 +228,7 @@ impl Identity {
             Ok((plaintext, info))
         }
         .await;
-        finish(tx, r).await
+        finish_write(tx, r).await
     }
 
     pub async fn get_token(&self, id: &str) -> Result<TokenInfo> {
@@ -293,6 +293,6 @@ impl Identity {
             Ok(after)
         }
         .await;
-        finish(tx, r).await
+        finish_write(tx, r).await
     }
 }

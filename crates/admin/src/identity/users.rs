@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 use tigateway_model::{ValidationError, ValidationErrors};
 
-use super::{audit, check_name, check_password, finish, hash_blocking, new_id, Cols, Identity, IdentityError, Result};
+use super::{
+    audit, check_name, check_password, finish_write, hash_blocking, new_id, Cols, Identity, IdentityError, Result,
+};
 use crate::store::db::{Col, Db, Tx, Val};
 use crate::store::{contains_pattern, now, Page};
 
@@ -218,7 +220,7 @@ impl Identity {
             Ok(user)
         }
         .await;
-        finish(tx, r).await
+        finish_write(tx, r).await
     }
 
     pub async fn get_user(&self, id: &str) -> Result<User> {
@@ -346,7 +348,7 @@ impl Identity {
             Ok(after)
         }
         .await;
-        finish(tx, r).await
+        finish_write(tx, r).await
     }
 
     /// Deletes a user with their role grants and API tokens. Refused when it would leave no enabled
@@ -375,6 +377,6 @@ impl Identity {
             Ok(())
         }
         .await;
-        finish(tx, r).await
+        finish_write(tx, r).await
     }
 }

@@ -1,0 +1,30 @@
+# Sourced by bench/run.sh, bench/profile.sh and bench/all.sh: what they must agree on, kept in one
+# place so a comparison between their results stays like for like. Sets variables and defines
+# functions only; each script keeps its own `set` options, ports and load settings.
+# shellcheck shell=bash disable=SC2034,SC2016
+# (SC2034: the variables are read by the scripts that source this; SC2016: the `$` in the log
+# format are nginx's variables, not the shell's.)
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+OUT="${OUT:-$BENCH_DIR/out}"
+
+# The binary the benchmarks measure when TIGATEWAY_BIN does not name another: the `perf` profile
+# (fat LTO), where `cargo build --profile perf -p tigateway` puts it.
+PERF_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/perf/tigateway"
+
+# What the upstream answers (35 bytes + LF), the same for every script, so per-request costs
+# measured by one compare with the other's.
+UPSTREAM_BODY="ok 0123456789abcdef0123456789abcdef"
+
+# An nginx access log with TiGateway's access-log fields (JSON), so that what logging costs nginx
+# is measured on the same lines TiGateway writes. Printed as an `http {}` level directive; the
+# continuation lines carry their indentation.
+NGINX_TIGW_LOG_FORMAT='log_format tigw escape=json '\''{"time":"$time_iso8601","method":"$request_method","path":"$uri","query":"$args",'\''
+        '\''"status":$status,"upstream":"$upstream_addr","duration_ms":$request_time,'\''
+        '\''"upstream_duration_ms":"$upstream_response_time","bytes_in":$request_length,"bytes_out":$bytes_sent,'\''
+        '\''"client_ip":"$remote_addr","request_id":"$request_id"}'\'';'
+
+# nginx_tigw_access_log PATH: the `access_log` directive for that format, buffered as an operator
+# would (TiGateway's writer drains every 20 ms into a 64 KiB buffer).
+nginx_tigw_access_log() { printf 'access_log %s tigw buffer=64k flush=1s;\n' "$1"; }
