@@ -28,3 +28,15 @@ NGINX_TIGW_LOG_FORMAT='log_format tigw escape=json '\''{"time":"$time_iso8601","
 # nginx_tigw_access_log PATH: the `access_log` directive for that format, buffered as an operator
 # would (TiGateway's writer drains every 20 ms into a 64 KiB buffer).
 nginx_tigw_access_log() { printf 'access_log %s tigw buffer=64k flush=1s;\n' "$1"; }
+
+# ports_free SCRIPT PORT...: stops the script when something already listens on one of the ports
+# (a leftover process would answer the load instead of the process under test).
+ports_free() {
+    local who="$1" p; shift
+    for p in "$@"; do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$who: port $p is already taken (ss -ltnp | grep :$p); stop that process or choose other ports" >&2
+            exit 1
+        fi
+    done
+}

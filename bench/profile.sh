@@ -63,6 +63,7 @@ YAML
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
+ports_free profile.sh "$UPSTREAM_PORT" "$PORT"
 nginx -c "$OUT/nginx.conf" -p "$OUT" & PIDS+=($!)
 
 wait_port() {

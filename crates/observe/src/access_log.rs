@@ -13,20 +13,48 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderValue, Method, Uri};
 
+/// Which part of the config answered a request (`kind`, `plugin`, `route_id`, `selector_id`,
+/// `rule_id`), rendered once as the JSON members its log lines carry. The data plane builds one
+/// per route, selector and rule when a config snapshot is compiled, so a line copies the ids
+/// instead of checking and escaping them again for every request.
+#[derive(Debug, Clone)]
+pub struct LogTarget(Arc<[u8]>);
+
+impl LogTarget {
+    /// `kind`: `route` (Spring route), `selector` (ShenYu selector/rule) or `none`; `plugin`: the
+    /// plugin that answered (`divide`, `route`, `redirect`, …).
+    pub fn new(
+        kind: &str,
+        plugin: Option<&str>,
+        route_id: Option<&str>,
+        selector_id: Option<&str>,
+        rule_id: Option<&str>,
+    ) -> LogTarget {
+        let mut out = b"\"kind\":".to_vec();
+        json_str(kind.as_bytes(), &mut out);
+        for (name, v) in
+            [("plugin", plugin), ("route_id", route_id), ("selector_id", selector_id), ("rule_id", rule_id)]
+        {
+            if let Some(v) = v {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":");
+                json_str(v.as_bytes(), &mut out);
+            }
+        }
+        LogTarget(out.into())
+    }
+}
+
 /// One request, as logged. Field names are the documented log format. The record holds the
-/// request's own values (shared buffers, not copies): it is built on the request path, and the
-/// writer thread turns it into text.
+/// request's own values (shared buffers, not copies): it is built on the request path, and
+/// [`AccessLog::log`] turns it into text.
 #[derive(Debug, Clone)]
 pub struct AccessRecord {
     /// When the request arrived (RFC 3339, UTC, microseconds).
     pub time: SystemTime,
-    /// `route` (Spring route), `selector` (ShenYu selector/rule) or `none`.
-    pub kind: &'static str,
-    /// The plugin that answered (`divide`, `route`, `redirect`, …).
-    pub plugin: Option<&'static str>,
-    pub route_id: Option<Arc<str>>,
-    pub selector_id: Option<Arc<str>>,
-    pub rule_id: Option<Arc<str>>,
+    /// `kind`, `plugin` and the ids of what answered.
+    pub target: LogTarget,
     pub method: Method,
     /// As the client sent it: logged as `path` and `query`.
     pub uri: Uri,
@@ -51,25 +79,16 @@ impl AccessRecord {
     /// Appends the record as one JSON object (no newline). Written by hand rather than through
     /// serde: this runs once per request, on the same CPU budget as the proxy.
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.reserve(LINE_RESERVE);
         out.extend_from_slice(b"{\"time\":\"");
         rfc3339_micros(self.time, out);
-        out.extend_from_slice(b"\",\"kind\":");
-        json_str(self.kind.as_bytes(), out);
-        if let Some(p) = self.plugin {
-            out.extend_from_slice(b",\"plugin\":");
-            json_str(p.as_bytes(), out);
-        }
-        for (name, v) in [("route_id", &self.route_id), ("selector_id", &self.selector_id), ("rule_id", &self.rule_id)]
-        {
-            if let Some(v) = v {
-                out.extend_from_slice(b",\"");
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b"\":");
-                json_str(v.as_bytes(), out);
-            }
-        }
+        out.extend_from_slice(b"\",");
+        out.extend_from_slice(&self.target.0);
         out.extend_from_slice(b",\"method\":");
-        json_str(self.method.as_str().as_bytes(), out);
+        match quoted_method(&self.method) {
+            Some(m) => out.extend_from_slice(m),
+            None => json_str(self.method.as_str().as_bytes(), out),
+        }
         out.extend_from_slice(b",\"path\":");
         json_str(self.uri.path().as_bytes(), out);
         if let Some(q) = self.uri.query() {
@@ -129,6 +148,26 @@ impl AccessRecord {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Room reserved before a line is encoded: a typical line fits, so the pieces are appended
+/// without growing the buffer between them.
+const LINE_RESERVE: usize = 512;
+
+/// The standard methods, already quoted.
+fn quoted_method(m: &Method) -> Option<&'static [u8]> {
+    Some(match *m {
+        Method::GET => b"\"GET\"",
+        Method::POST => b"\"POST\"",
+        Method::PUT => b"\"PUT\"",
+        Method::DELETE => b"\"DELETE\"",
+        Method::HEAD => b"\"HEAD\"",
+        Method::OPTIONS => b"\"OPTIONS\"",
+        Method::PATCH => b"\"PATCH\"",
+        Method::CONNECT => b"\"CONNECT\"",
+        Method::TRACE => b"\"TRACE\"",
+        _ => return None,
+    })
+}
+
 /// A JSON string. Request bytes that are not UTF-8 (header values may carry obs-text) are
 /// replaced, so a line is always valid JSON.
 #[inline]
@@ -136,7 +175,6 @@ fn json_str(b: &[u8], out: &mut Vec<u8>) {
     // Paths, ids and addresses almost never need escaping: one pass (eight bytes at a time)
     // decides, and the bytes are copied at once.
     if is_plain(b) {
-        out.reserve(b.len() + 2);
         out.push(b'"');
         out.extend_from_slice(b);
         out.push(b'"');
@@ -170,7 +208,12 @@ fn word_needs_escape(w: u64) -> bool {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    (below_space | (w & HIGH) | has_zero(w ^ (ONES * 0x7f)) | has_zero(w ^ (ONES * b'"' as u64)) | has_zero(w ^ (ONES * b'\\' as u64))) != 0
+    (below_space
+        | (w & HIGH)
+        | has_zero(w ^ (ONES * 0x7f))
+        | has_zero(w ^ (ONES * b'"' as u64))
+        | has_zero(w ^ (ONES * b'\\' as u64)))
+        != 0
 }
 
 fn escape_into(b: &[u8], out: &mut Vec<u8>) {
@@ -387,7 +430,7 @@ impl AccessLog {
 
     /// Encodes the record into this thread's buffer; never blocks on the writer. Returns false
     /// (and counts) when the buffer already holds `capacity` lines.
-    pub fn log(&self, rec: AccessRecord) -> bool {
+    pub fn log(&self, rec: &AccessRecord) -> bool {
         let shared = &self.handle.shared;
         let taken = self.with_local(|buf| {
             let mut p = buf.lock().unwrap_or_else(|e| e.into_inner());
@@ -568,11 +611,7 @@ mod tests {
     fn record() -> AccessRecord {
         AccessRecord {
             time: SystemTime::UNIX_EPOCH + Duration::from_micros(1_764_979_200_123_456),
-            kind: "selector",
-            plugin: Some("divide"),
-            route_id: None,
-            selector_id: Some(Arc::from("s\"1")),
-            rule_id: Some(Arc::from("r1")),
+            target: LogTarget::new("selector", Some("divide"), None, Some("s\"1"), Some("r1")),
             method: Method::GET,
             uri: "/a/b%20c?x=1&y=%22q%22".parse().unwrap(),
             status: 200,
@@ -610,13 +649,15 @@ mod tests {
         assert_eq!(v["request_id"], "id\\with\ttab");
 
         let mut r = record();
-        (r.plugin, r.selector_id, r.rule_id, r.upstream, r.upstream_duration) = (None, None, None, None, None);
+        r.target = LogTarget::new("none", None, None, None, None);
+        (r.upstream, r.upstream_duration, r.method) = (None, None, Method::from_bytes(b"PURGE").unwrap());
         (r.trace_id, r.request_id, r.uri) = (None, None, "/".parse().unwrap());
         r.client_ip = "2001:db8::1".parse().unwrap();
         let mut out = Vec::new();
         r.write_json(&mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(v["trace_id"].is_null() && v["request_id"].is_null());
+        assert_eq!((&v["kind"], &v["method"]), (&serde_json::json!("none"), &serde_json::json!("PURGE")));
         assert_eq!(v["client_ip"], "2001:db8::1");
         for absent in ["plugin", "selector_id", "rule_id", "upstream", "upstream_duration_ms", "query"] {
             assert!(v.get(absent).is_none(), "{absent}");
@@ -673,6 +714,24 @@ mod tests {
         assert_eq!(read(Rotating::numbered(&path, 2)), line('c', 40));
         assert_eq!(read(Rotating::numbered(&path, 1)), line('d', 150));
         assert_eq!(read(path.clone()), line('e', 10));
+    }
+
+    #[test]
+    fn standard_methods_are_quoted_as_they_are_spelled() {
+        for m in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::PATCH,
+            Method::CONNECT,
+            Method::TRACE,
+        ] {
+            assert_eq!(quoted_method(&m).unwrap(), format!("\"{m}\"").as_bytes());
+        }
+        assert!(quoted_method(&Method::from_bytes(b"PURGE").unwrap()).is_none());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use tigateway_observe::{AccessLog, AccessRecord, Destination, Observe, RouteKind};
+use tigateway_observe::{AccessLog, AccessRecord, Destination, LogTarget, Observe, RouteKind};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
@@ -19,11 +19,7 @@ async fn get(url: &str) -> (u16, String) {
 fn record(i: u64) -> AccessRecord {
     AccessRecord {
         time: SystemTime::now(),
-        kind: "selector",
-        plugin: Some("divide"),
-        route_id: None,
-        selector_id: Some(Arc::from("s1")),
-        rule_id: Some(Arc::from("r1")),
+        target: LogTarget::new("selector", Some("divide"), None, Some("s1"), Some("r1")),
         method: http::Method::GET,
         uri: format!("/x/{i}").parse().unwrap(),
         status: 200,
@@ -144,7 +140,7 @@ impl Write for Stuck {
 fn a_full_queue_drops_and_counts_without_blocking() {
     let state = Arc::new((Mutex::new((false, false)), Condvar::new()));
     let log = AccessLog::to_writer(Box::new(Stuck { state: state.clone() }), 4);
-    assert!(log.log(record(0)));
+    assert!(log.log(&record(0)));
     {
         // Wait until the writer holds record 0 inside the stuck write: the queue is empty again.
         let (m, cv) = &*state;
@@ -154,7 +150,7 @@ fn a_full_queue_drops_and_counts_without_blocking() {
         }
     }
     let started = Instant::now();
-    let accepted = (1..=10).filter(|i| log.log(record(*i))).count();
+    let accepted = (1..=10).filter(|i| log.log(&record(*i))).count();
     assert!(started.elapsed() < Duration::from_millis(100), "logging blocked: {:?}", started.elapsed());
     assert_eq!(accepted, 4, "the queue holds exactly its capacity");
     assert_eq!(log.dropped(), 6);
@@ -175,7 +171,7 @@ fn file_log_lines_parse_and_rotate_by_size() {
     let path = dir.path().join("access.log");
     let log = AccessLog::start(Destination::File { path: path.clone(), max_bytes: 2000, keep: 2 }, 1000).unwrap();
     for i in 0..40 {
-        assert!(log.log(record(i)));
+        assert!(log.log(&record(i)));
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     while log.written() < 40 {

@@ -14,17 +14,18 @@ use opentelemetry_sdk::trace::Span;
 use tigateway_matcher::select::RuleChoice;
 use tigateway_model::{AccessLogScope, RouteDefinition, Rule, Selector};
 use tigateway_observe::metrics::method_class;
-use tigateway_observe::{AccessLog, AccessRecord, GatewayMetrics, RouteKind, RouteStats};
+use tigateway_observe::{AccessLog, AccessRecord, GatewayMetrics, LogTarget, RouteKind, RouteStats};
 use tigateway_upstream::{Peer, Registry};
 
 use crate::body::ProxyBody;
 use crate::context::Matched;
 use crate::snapshot::Snapshot;
 
-/// A selector's or route's metric handle and its `logged` flag.
+/// A selector's or route's metric handle, its `logged` flag and its access-log members.
 pub struct TargetObs {
     pub stats: Arc<RouteStats>,
     pub logged: bool,
+    pub log: LogTarget,
 }
 
 impl TargetObs {
@@ -34,28 +35,62 @@ impl TargetObs {
             .map(|r| TargetObs {
                 stats: m.route(RouteKind::Route, &r.id),
                 logged: r.metadata.get("logged").and_then(|v| v.as_bool()).unwrap_or(false),
+                log: LogTarget::new("route", Some("route"), Some(&r.id), None, None),
             })
             .collect()
     }
 }
 
-/// Per chain entry: handles by selector position, rule ids and flags by rule position.
-#[derive(Default)]
+/// A rule's id, `logged` flag and access-log members (which name its selector too).
+pub struct RuleObs {
+    pub id: Arc<str>,
+    pub logged: bool,
+    pub log: LogTarget,
+}
+
+/// Per chain entry: handles by selector position, rule ids and flags by rule position, and the
+/// log members for the plugin answering on its own.
 pub struct EntryObs {
     pub selectors: Vec<TargetObs>,
-    pub rules: Vec<(Arc<str>, bool)>,
+    pub rules: Vec<RuleObs>,
+    pub plugin_log: LogTarget,
 }
 
 impl EntryObs {
-    pub fn resolve(m: &GatewayMetrics, selectors: &[&Selector], rules: &[&Rule]) -> EntryObs {
+    pub fn resolve(m: &GatewayMetrics, plugin: &str, selectors: &[&Selector], rules: &[&Rule]) -> EntryObs {
         EntryObs {
             selectors: selectors
                 .iter()
-                .map(|s| TargetObs { stats: m.route(RouteKind::Selector, &s.id), logged: s.logged })
+                .map(|s| TargetObs {
+                    stats: m.route(RouteKind::Selector, &s.id),
+                    logged: s.logged,
+                    log: LogTarget::new("selector", Some(plugin), None, Some(&s.id), None),
+                })
                 .collect(),
-            rules: rules.iter().map(|r| (Arc::from(r.id.as_str()), r.logged)).collect(),
+            rules: rules
+                .iter()
+                .map(|r| RuleObs {
+                    id: Arc::from(r.id.as_str()),
+                    logged: r.logged,
+                    log: LogTarget::new("selector", Some(plugin), None, Some(&r.selector_id), Some(&r.id)),
+                })
+                .collect(),
+            plugin_log: LogTarget::new("none", Some(plugin), None, None, None),
         }
     }
+}
+
+/// The log members of a request nothing answered.
+static NO_TARGET: std::sync::LazyLock<LogTarget> =
+    std::sync::LazyLock::new(|| LogTarget::new("none", None, None, None, None));
+
+/// What [`finish`] needs to know about the target that answered.
+struct Answered<'a> {
+    stats: &'a Arc<RouteStats>,
+    logged: bool,
+    rule: Option<&'a Arc<str>>,
+    plugin: Option<&'static str>,
+    log: &'a LogTarget,
 }
 
 /// Which compiled target answered the request.
@@ -105,25 +140,48 @@ impl LogFields {
     }
 }
 
-fn stats_and_ids(snap: &Snapshot, t: Terminal) -> (&Arc<RouteStats>, bool, Option<&Arc<str>>, Option<&'static str>) {
+fn answered(snap: &Snapshot, t: Terminal) -> Answered<'_> {
     match t {
         Terminal::Selector { entry, m } => {
             let e = &snap.chain[entry as usize];
             let sel = &e.obs.selectors[m.selector];
-            let (rule, rule_logged) = match m.rule {
-                RuleChoice::Rule(i) => (Some(&e.obs.rules[i].0), e.obs.rules[i].1),
-                RuleChoice::Default => (None, false),
-            };
-            (&sel.stats, sel.logged || rule_logged, rule, Some(e.name))
+            match m.rule {
+                RuleChoice::Rule(i) => {
+                    let r = &e.obs.rules[i];
+                    Answered {
+                        stats: &sel.stats,
+                        logged: sel.logged || r.logged,
+                        rule: Some(&r.id),
+                        plugin: Some(e.name),
+                        log: &r.log,
+                    }
+                }
+                RuleChoice::Default => {
+                    Answered { stats: &sel.stats, logged: sel.logged, rule: None, plugin: Some(e.name), log: &sel.log }
+                }
+            }
         }
         Terminal::Route { position } => {
             let r = &snap.route_obs[position as usize];
-            (&r.stats, r.logged, None, Some("route"))
+            Answered { stats: &r.stats, logged: r.logged, rule: None, plugin: Some("route"), log: &r.log }
         }
         Terminal::Plugin { entry } => {
-            (snap.observe.gateway.no_route(), false, None, Some(snap.chain[entry as usize].name))
+            let e = &snap.chain[entry as usize];
+            Answered {
+                stats: snap.observe.gateway.no_route(),
+                logged: false,
+                rule: None,
+                plugin: Some(e.name),
+                log: &e.obs.plugin_log,
+            }
         }
-        Terminal::None => (snap.observe.gateway.no_route(), false, None, None),
+        Terminal::None => Answered {
+            stats: snap.observe.gateway.no_route(),
+            logged: false,
+            rule: None,
+            plugin: None,
+            log: &NO_TARGET,
+        },
     }
 }
 
@@ -144,8 +202,14 @@ pub struct Tail {
     pub(crate) sent: u64,
     /// Set when the metrics still need the body's bytes.
     count_bytes: Option<Arc<RouteStats>>,
-    log: Option<(AccessLog, AccessRecord, Instant)>,
+    log: Option<TailLog>,
     span: Option<Span>,
+}
+
+struct TailLog {
+    log: AccessLog,
+    rec: AccessRecord,
+    started: Instant,
 }
 
 impl Drop for Tail {
@@ -153,10 +217,10 @@ impl Drop for Tail {
         if let Some(stats) = self.count_bytes.take() {
             stats.add_bytes_out(self.sent);
         }
-        if let Some((log, mut rec, started)) = self.log.take() {
-            rec.bytes_out = self.sent;
-            rec.duration = started.elapsed();
-            log.log(rec);
+        if let Some(t) = &mut self.log {
+            t.rec.bytes_out = self.sent;
+            t.rec.duration = t.started.elapsed();
+            t.log.log(&t.rec);
         }
         if let Some(mut span) = self.span.take() {
             if span.is_recording() {
@@ -184,18 +248,19 @@ pub fn finish(
     let streaming = !hyper::body::Body::is_end_stream(resp.body());
     let exact = hyper::body::Body::size_hint(resp.body()).exact();
     let bytes_out = exact.unwrap_or(0);
-    let (stats, logged, rule, plugin) = stats_and_ids(snap, obs.terminal);
+    let a = answered(snap, obs.terminal);
+    let stats = a.stats;
     stats.record(method_class(method), status, total, obs.upstream_time, obs.bytes_in, bytes_out, obs.retries);
     let count_bytes = (streaming && exact.is_none()).then(|| stats.clone());
 
     if snap.debug_headers {
         let route = match obs.terminal {
-            Terminal::Selector { .. } => match rule {
+            Terminal::Selector { .. } => match a.rule {
                 Some(r) => format!("selector={}; rule={}", stats.id, r),
                 None => format!("selector={}", stats.id),
             },
             Terminal::Route { .. } => format!("route={}", stats.id),
-            Terminal::Plugin { .. } => format!("plugin={}", plugin.unwrap_or("")),
+            Terminal::Plugin { .. } => format!("plugin={}", a.plugin.unwrap_or("")),
             Terminal::None => "none".to_string(),
         };
         let h = resp.headers_mut();
@@ -217,24 +282,20 @@ pub fn finish(
         }
     }
 
-    let record = access_record(snap, obs, stats, logged, rule, plugin, status, total, bytes_out, arrived);
-    let log = match record {
-        Some(rec) => snap.observe.access_log().map(|l| (l.clone(), rec)),
-        None => None,
-    };
+    let log = snap.observe.access_log().and_then(|l| {
+        access_record(snap, obs, &a, status, total, bytes_out, arrived).map(|rec| TailLog {
+            log: l.clone(),
+            rec,
+            started,
+        })
+    });
     if streaming && (count_bytes.is_some() || log.is_some() || span.is_some()) {
         let inner = std::mem::replace(resp.body_mut(), ProxyBody::Empty);
-        *resp.body_mut() = ProxyBody::Tail(Box::new(Tail {
-            inner,
-            sent: 0,
-            count_bytes,
-            log: log.map(|(l, rec)| (l, rec, started)),
-            span,
-        }));
+        *resp.body_mut() = ProxyBody::Tail(Box::new(Tail { inner, sent: 0, count_bytes, log, span }));
         return;
     }
-    if let Some((l, rec)) = log {
-        l.log(rec);
+    if let Some(t) = log {
+        t.log.log(&t.rec);
     }
     if let Some(mut span) = span {
         span.end();
@@ -242,14 +303,10 @@ pub fn finish(
 }
 
 /// The access-log line of this request, when the log is on and takes it.
-#[allow(clippy::too_many_arguments)]
 fn access_record(
     snap: &Snapshot,
     obs: Observed,
-    stats: &Arc<RouteStats>,
-    logged: bool,
-    rule: Option<&Arc<str>>,
-    plugin: Option<&'static str>,
+    a: &Answered<'_>,
     status: u16,
     total: Duration,
     bytes_out: u64,
@@ -258,21 +315,12 @@ fn access_record(
     let (Some(scope), Some(fields)) = (snap.access_log, obs.log) else {
         return None;
     };
-    if scope == AccessLogScope::Logged && !logged {
+    if scope == AccessLogScope::Logged && !a.logged {
         return None;
     }
-    let kind = match obs.terminal {
-        Terminal::Selector { .. } => "selector",
-        Terminal::Route { .. } => "route",
-        Terminal::Plugin { .. } | Terminal::None => "none",
-    };
     Some(AccessRecord {
         time: arrived.unwrap_or_else(SystemTime::now),
-        kind,
-        plugin,
-        route_id: matches!(obs.terminal, Terminal::Route { .. }).then(|| stats.id.clone()),
-        selector_id: matches!(obs.terminal, Terminal::Selector { .. }).then(|| stats.id.clone()),
-        rule_id: rule.cloned(),
+        target: a.log.clone(),
         method: fields.method,
         uri: fields.uri,
         status,

@@ -123,7 +123,7 @@ pub fn build_snapshot_observed(
             BuildInput { row, selectors: &selectors, rules: &rules, config: cfg, registry, services: &services };
         match factory.build(&input) {
             Ok(plugin) => {
-                let obs = crate::observe::EntryObs::resolve(&observe.gateway, &selectors, &rules);
+                let obs = crate::observe::EntryObs::resolve(&observe.gateway, name, &selectors, &rules);
                 chain.push(ChainEntry { name, order, table, plugin, obs })
             }
             Err(e) => errs.extend(e),

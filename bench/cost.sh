@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# What a feature costs per request, measured with every variant running AT THE SAME TIME, so the
+# machine's noise falls on all of them alike.
+#
+#   bench/cost.sh                                  # off / metrics / access log / both
+#   VARIANTS="old=@/tmp/tigw-old|new=@/tmp/tigw-new" bench/cost.sh     # two builds
+#   ROUNDS=20 DURATION=5s bench/cost.sh
+#
+# Why: on a shared VM, throughput moves by ±10–30 % from one 5 s run to the next (other guests,
+# steal, cache), so runs taken one after the other (bench/run.sh's TIGW_VARIANTS) need a large
+# effect to show anything. Here all variants are gateway processes pinned together on CPU 0, each
+# under its own wrk (pinned with the upstream on CPU 1), all started together for each round.
+# For every variant the round records the requests it completed and the CPU time its threads got
+# (/proc/PID/task/*/schedstat, nanoseconds, kernel work done in the process's context included);
+# requests per CPU-second is its efficiency, and dividing by the first variant's in the same
+# round cancels what the machine did meanwhile. Reported: each round's ratios and their median.
+#
+# VARIANTS: "name=args|name=args|…" (gateway arguments; "@PATH" first runs another binary); the
+# first is the baseline. Needs wrk, nginx, taskset; uses TIGATEWAY_BIN or the perf-profile binary.
+set -euo pipefail
+
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+OUT="$OUT/cost-$(date +%Y%m%d-%H%M%S)"
+BIN="${TIGATEWAY_BIN:-$PERF_BIN}"
+UPSTREAM_PORT="${UPSTREAM_PORT:-18280}"
+BASE_PORT="${BASE_PORT:-18282}"      # variant i listens on BASE_PORT + 10*i, metrics on +1 when asked
+ROUNDS="${ROUNDS:-10}"
+DURATION="${DURATION:-5s}"
+WARMUP="${WARMUP:-2s}"
+CONNECTIONS="${CONNECTIONS:-25}"     # per variant
+VARIANTS="${VARIANTS:-off=--metrics off --access-log off|metrics=--metrics METRICS --access-log off|log=--metrics off --access-log LOG|metrics+log=--metrics METRICS --access-log LOG}"
+
+for tool in wrk nginx taskset; do
+    command -v "$tool" >/dev/null || { echo "cost.sh: $tool is missing (apt-get install wrk nginx util-linux)" >&2; exit 1; }
+done
+[ "$(nproc)" -ge 2 ] || { echo "cost.sh: needs 2 CPUs (gateways on one, load on the other)" >&2; exit 1; }
+mkdir -p "$OUT"
+
+cat > "$OUT/upstream.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $OUT/upstream.pid;
+error_log $OUT/upstream-error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:$UPSTREAM_PORT;
+        keepalive_requests 1000000;
+        location / { return 200 "$UPSTREAM_BODY\n"; }
+    }
+}
+NGINX
+cat > "$OUT/gateway.yaml" <<YAML
+routes:
+  - id: backend
+    uri: http://127.0.0.1:$UPSTREAM_PORT
+    predicates: [Path=/**]
+YAML
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+wait_port() {
+    for _ in $(seq 1 300); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "cost.sh: nothing listens on $1 (see $OUT/*.log)" >&2
+    exit 1
+}
+# CPU time of all of a process's threads, in nanoseconds.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'; }
+
+ports=("$UPSTREAM_PORT")
+IFS='|' read -r -a variants <<< "$VARIANTS"
+for i in "${!variants[@]}"; do ports+=($((BASE_PORT + 10 * i)) $((BASE_PORT + 10 * i + 1))); done
+ports_free cost.sh "${ports[@]}"
+taskset -c 1 nginx -c "$OUT/upstream.conf" -p "$OUT" > "$OUT/upstream.log" 2>&1 & PIDS+=($!)
+wait_port "$UPSTREAM_PORT"
+
+NAMES=(); PORTS=(); GW=()
+IFS='|' read -r -a variants <<< "$VARIANTS"
+for i in "${!variants[@]}"; do
+    v="${variants[$i]}"; name="${v%%=*}"; args="${v#*=}"; args="${args# }"; bin="$BIN"
+    [ "$name" != "$v" ] && [ -n "$name" ] || { echo "cost.sh: VARIANTS entry '$v' is not name=args" >&2; exit 2; }
+    if [ "${args:0:1}" = @ ]; then
+        bin="${args%% *}"; bin="${bin#@}"; [ "$bin" = "${args#@}" ] && args="" || args="${args#* }"
+    fi
+    [ -x "$bin" ] || { echo "cost.sh: no binary at $bin (cargo build --profile perf -p tigateway)" >&2; exit 1; }
+    port=$((BASE_PORT + 10 * i))
+    args="${args//METRICS/127.0.0.1:$((port + 1))}"
+    args="${args//LOG/$OUT/access-$name.log}"
+    case " $args " in *" --metrics "*) ;; *) args="$args --metrics off" ;; esac
+    # shellcheck disable=SC2086
+    taskset -c 0 "$bin" gateway -c "$OUT/gateway.yaml" --listen "127.0.0.1:$port" --workers 1 $args \
+        > "$OUT/gateway-$name.log" 2>&1 &
+    GW+=($!); PIDS+=($!); NAMES+=("$name"); PORTS+=("$port")
+    echo "$name: $bin gateway --workers 1 $args" >> "$OUT/variants.txt"
+done
+for p in "${PORTS[@]}"; do wait_port "$p"; done
+
+# One round: every variant under load at once. Prints "requests cpu_ns" per variant, one line each.
+round() {
+    local d="$1" i c0=() wrk_pids=()
+    for i in "${!NAMES[@]}"; do c0[i]=$(cpu_ns "${GW[$i]}"); done
+    for i in "${!NAMES[@]}"; do
+        taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$d" "http://127.0.0.1:${PORTS[$i]}/bench/ping" > "$OUT/wrk-$i.txt" &
+        wrk_pids+=($!)
+    done
+    wait "${wrk_pids[@]}"
+    for i in "${!NAMES[@]}"; do
+        kill -0 "${GW[$i]}" 2>/dev/null || { echo "cost.sh: ${NAMES[$i]} died (see $OUT/gateway-${NAMES[$i]}.log)" >&2; exit 1; }
+        local req errors
+        req=$(awk '/requests in/ { print $1 }' "$OUT/wrk-$i.txt")
+        errors=$(awk '/Non-2xx|Socket errors/ { n++ } END { print n + 0 }' "$OUT/wrk-$i.txt")
+        [ "$errors" = 0 ] || { echo "cost.sh: ${NAMES[$i]} had errors:" >&2; cat "$OUT/wrk-$i.txt" >&2; exit 1; }
+        echo "$req $(( $(cpu_ns "${GW[$i]}") - c0[i] ))"
+    done
+}
+
+round "$WARMUP" > /dev/null
+: > "$OUT/rounds.txt"
+for r in $(seq "$ROUNDS"); do
+    mapfile -t res < <(round "$DURATION")
+    line="$r"
+    for i in "${!NAMES[@]}"; do line="$line ${res[$i]}"; done
+    echo "$line" >> "$OUT/rounds.txt"
+    echo "round $r/$ROUNDS: $(awk -v names="${NAMES[*]}" 'BEGIN { split(names, n, " ") }
+        { for (i = 1; i <= length(n); i++) printf "%s %.0f req/CPU-s  ", n[i], $(2 * i) / ($(2 * i + 1) / 1e9) }' <<< "$line")" >&2
+done
+
+{
+    echo "Cost per request, variants measured at the same time ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+    echo "machine: $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(uname -r); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "settings: ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS per variant; gateways on CPU 0, wrk + upstream on CPU 1"
+    sed 's/^/  /' "$OUT/variants.txt"
+    echo
+    echo "| variant | requests/s (mean) | req per CPU-s (mean) | CPU per request vs ${NAMES[0]}: median of rounds | min | max |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    secs=$(awk -v d="$DURATION" 'BEGIN { n = d + 0; if (d ~ /ms$/) n /= 1000; else if (d ~ /m$/) n *= 60; print n }')
+    for i in "${!NAMES[@]}"; do
+        means=$(awk -v i="$i" -v secs="$secs" '{ rps += $(2 * i + 2) / secs; eff += $(2 * i + 2) / ($(2 * i + 3) / 1e9) }
+            END { printf "%.0f | %.0f", rps / NR, eff / NR }' "$OUT/rounds.txt")
+        spread=$(awk -v i="$i" '{ printf "%.6f\n", ($2 / $3) / ($(2 * i + 2) / $(2 * i + 3)) - 1 }' "$OUT/rounds.txt" | sort -g |
+            awk '{ c[NR] = $1 } END { med = (NR % 2) ? c[(NR + 1) / 2] : (c[NR / 2] + c[NR / 2 + 1]) / 2
+                printf "%+.1f %% | %+.1f %% | %+.1f %%", 100 * med, 100 * c[1], 100 * c[NR] }')
+        echo "| ${NAMES[$i]} | $means | $spread |"
+    done
+    echo
+    echo "(CPU per request: + means the variant spends more CPU per request than ${NAMES[0]} did in the same"
+    echo " round. Raw rounds: $OUT/rounds.txt — round, then requests and CPU ns per variant.)"
+} | tee "$OUT/summary.md"
