@@ -96,7 +96,12 @@ impl AccessRecord {
             json_str(q.as_bytes(), out);
         }
         out.extend_from_slice(b",\"status\":");
-        uint(self.status as u64, out);
+        if (100..1000).contains(&self.status) {
+            let v = self.status;
+            out.extend_from_slice(&[b'0' + (v / 100) as u8, b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8]);
+        } else {
+            uint(u64::from(self.status), out);
+        }
         if let Some(u) = &self.upstream {
             out.extend_from_slice(b",\"upstream\":");
             json_str(u.as_bytes(), out);
@@ -113,14 +118,7 @@ impl AccessRecord {
         uint(self.bytes_out, out);
         out.extend_from_slice(b",\"client_ip\":\"");
         match self.client_ip {
-            IpAddr::V4(v4) => {
-                for (i, octet) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(b'.');
-                    }
-                    uint(u64::from(octet), out);
-                }
-            }
+            IpAddr::V4(v4) => ipv4(v4.octets(), out),
             // An IP address never needs escaping.
             IpAddr::V6(v6) => {
                 let _ = write!(out, "{v6}");
@@ -241,26 +239,65 @@ fn escape_into(b: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&b[start..]);
 }
 
+/// Dotted quad, built on the stack and appended at once.
+fn ipv4(octets: [u8; 4], out: &mut Vec<u8>) {
+    let mut buf = [0u8; 15];
+    let mut n = 0;
+    for (i, o) in octets.into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        if o >= 100 {
+            buf[n] = b'0' + o / 100;
+            n += 1;
+        }
+        if o >= 10 {
+            buf[n] = b'0' + o / 10 % 10;
+            n += 1;
+        }
+        buf[n] = b'0' + o % 10;
+        n += 1;
+    }
+    out.extend_from_slice(&buf[..n]);
+}
+
 fn uint(v: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
-/// Milliseconds with microsecond precision: `12.345`, `0.5`, `3`.
+/// Milliseconds with microsecond precision: `12.345`, `0.5`, `3`. Built right to left on the
+/// stack and appended at once.
 fn millis(d: Duration, out: &mut Vec<u8>) {
-    let micros = u64::try_from(d.as_nanos().saturating_add(500) / 1000).unwrap_or(u64::MAX);
-    uint(micros / 1000, out);
-    let frac = micros % 1000;
+    // In u64 (a u128 division is a library call): rounded to the microsecond.
+    let micros = d.as_secs().saturating_mul(1_000_000).saturating_add(u64::from((d.subsec_nanos() + 500) / 1000));
+    let mut buf = [0u8; 24];
+    let mut at = buf.len();
+    let mut frac = micros % 1000;
     if frac != 0 {
-        let digits = [b'.', b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8];
-        let len = if frac.is_multiple_of(100) {
-            2
-        } else if frac.is_multiple_of(10) {
-            3
-        } else {
-            4
-        };
-        out.extend_from_slice(&digits[..len]);
+        let mut digits = 3;
+        while frac % 10 == 0 {
+            frac /= 10;
+            digits -= 1;
+        }
+        for _ in 0..digits {
+            at -= 1;
+            buf[at] = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        at -= 1;
+        buf[at] = b'.';
     }
+    let mut whole = micros / 1000;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (whole % 10) as u8;
+        whole /= 10;
+        if whole == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[at..]);
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC.
@@ -276,13 +313,16 @@ fn rfc3339_micros(t: SystemTime, out: &mut Vec<u8>) {
         civil_second(secs, &mut text);
         SECOND.set((secs, text));
     }
-    out.extend_from_slice(&text);
-    out.push(b'.');
-    let us = d.subsec_micros() as u64;
-    for div in [100_000, 10_000, 1_000, 100, 10, 1] {
-        out.push(b'0' + (us / div % 10) as u8);
+    let mut stamp = [0u8; 27];
+    stamp[..19].copy_from_slice(&text);
+    stamp[19] = b'.';
+    let mut us = d.subsec_micros();
+    for d in stamp[20..26].iter_mut().rev() {
+        *d = b'0' + (us % 10) as u8;
+        us /= 10;
     }
-    out.push(b'Z');
+    stamp[26] = b'Z';
+    out.extend_from_slice(&stamp);
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of a Unix second in UTC (days → civil date by the proleptic Gregorian
@@ -685,6 +725,10 @@ mod tests {
     fn milliseconds_keep_microseconds_without_trailing_zeros() {
         for (ns, want) in [
             (0, "0"),
+            (10_000_000_000, "10000"),
+            (123_456_789_000, "123456.789"),
+            (1_000, "0.001"),
+            (100_000, "0.1"),
             (3_000_000, "3"),
             (500_000, "0.5"),
             (12_345_000, "12.345"),
@@ -714,6 +758,23 @@ mod tests {
         assert_eq!(read(Rotating::numbered(&path, 2)), line('c', 40));
         assert_eq!(read(Rotating::numbered(&path, 1)), line('d', 150));
         assert_eq!(read(path.clone()), line('e', 10));
+    }
+
+    #[test]
+    fn addresses_and_statuses_are_written_like_display_does() {
+        for ip in [[0, 0, 0, 0], [127, 0, 0, 1], [10, 99, 100, 255], [192, 168, 9, 10]] {
+            let mut out = Vec::new();
+            ipv4(ip, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), std::net::Ipv4Addr::from(ip).to_string());
+        }
+        for status in [100u16, 200, 404, 599, 999, 42, 1000] {
+            let mut r = record();
+            r.status = status;
+            let mut out = Vec::new();
+            r.write_json(&mut out);
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(v["status"], status);
+        }
     }
 
     #[test]

@@ -45,11 +45,14 @@ pub struct Tree {
     layout: Layout,
     source: &'static str,
     entries: BTreeMap<String, Entry>,
+    /// Whether the last whole read held what the admin's marker says it published (true when
+    /// there is no marker to check against).
+    full_matched: bool,
 }
 
 impl Tree {
     pub fn new(layout: Layout, source: &'static str) -> Tree {
-        Tree { layout, source, entries: BTreeMap::new() }
+        Tree { layout, source, entries: BTreeMap::new(), full_matched: true }
     }
 
     pub fn len(&self) -> usize {
@@ -80,7 +83,7 @@ impl Tree {
             Update::Put(path, data) => self.put(&path, &data),
             Update::Delete(path) => self.entries.remove(&path).is_some(),
             Update::Full(nodes) => {
-                self.check_digest(&nodes);
+                self.full_matched = self.check_digest(&nodes);
                 let old = std::mem::take(&mut self.entries);
                 for (path, data) in nodes {
                     if self.layout.classify(&path).is_none() || data.is_empty() {
@@ -111,7 +114,7 @@ impl Tree {
                 expected = %expected,
                 found = %found,
                 "the tree read differs from what the admin published (another writer, an interrupted publish, or \
-                 a write during the read); following it as it is"
+                 a write during the read); waiting up to 1 s for the admin's next revision marker before following it"
             );
             return false;
         }
@@ -284,7 +287,10 @@ pub(crate) fn spawn_tree(
             }
             let marker = tree.marker().map(|(n, t)| (n, t.to_string()));
             let revision = marker.as_ref().map(|(n, _)| *n);
-            if marker.is_some() && marker == last_marker && !full_now && !forced && last.is_some() {
+            // A whole read normally goes straight through; one that does not hold what the marker
+            // says (it raced an admin still writing the next revision) waits like a partial one.
+            let whole = full_now && tree.full_matched;
+            if marker.is_some() && marker == last_marker && !whole && !forced && last.is_some() {
                 // Part of a revision still being written: wait for its marker (or give up waiting).
                 overdue.get_or_insert_with(|| tokio::time::Instant::now() + MARKER_WAIT);
                 continue;
