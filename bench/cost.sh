@@ -5,6 +5,7 @@
 #   bench/cost.sh                                  # off / metrics / access log / both
 #   VARIANTS="old=@/tmp/tigw-old|new=@/tmp/tigw-new" bench/cost.sh     # two builds
 #   ROUNDS=20 DURATION=5s bench/cost.sh
+#   VARIANTS="nginx=nginx|haproxy=haproxy|tigateway=" bench/cost.sh   # side by side with nginx and HAProxy
 #
 # Why: on a shared VM, throughput moves by ±10–30 % from one 5 s run to the next (other guests,
 # steal, cache), so runs taken one after the other (bench/run.sh's TIGW_VARIANTS) need a large
@@ -15,8 +16,10 @@
 # requests per CPU-second is its efficiency, and dividing by the first variant's in the same
 # round cancels what the machine did meanwhile. Reported: each round's ratios and their median.
 #
-# VARIANTS: "name=args|name=args|…" (gateway arguments; "@PATH" first runs another binary); the
-# first is the baseline. Needs wrk, nginx, taskset; uses TIGATEWAY_BIN or the perf-profile binary.
+# VARIANTS: "name=args|name=args|…" (gateway arguments; "@PATH" first runs another binary; the
+# args "nginx" or "haproxy" run that proxy instead, one worker/thread, keep-alive to the upstream as
+# bench/run.sh configures them); the first is the baseline. Needs wrk, nginx, taskset (haproxy for
+# that variant); uses TIGATEWAY_BIN or the perf-profile binary.
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -37,40 +40,12 @@ done
 [ "$(nproc)" -ge 2 ] || { echo "cost.sh: needs 2 CPUs (gateways on one, load on the other)" >&2; exit 1; }
 mkdir -p "$OUT"
 
-cat > "$OUT/upstream.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $OUT/upstream.pid;
-error_log $OUT/upstream-error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    server {
-        listen 127.0.0.1:$UPSTREAM_PORT;
-        keepalive_requests 1000000;
-        location / { return 200 "$UPSTREAM_BODY\n"; }
-    }
-}
-NGINX
-cat > "$OUT/gateway.yaml" <<YAML
-routes:
-  - id: backend
-    uri: http://127.0.0.1:$UPSTREAM_PORT
-    predicates: [Path=/**]
-YAML
+write_upstream_and_route "$OUT" "$UPSTREAM_PORT"
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-wait_port() {
-    for _ in $(seq 1 300); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "cost.sh: nothing listens on $1 (see $OUT/*.log)" >&2
-    exit 1
-}
 # CPU time of all of a process's threads, in nanoseconds.
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'; }
 
@@ -79,7 +54,7 @@ IFS='|' read -r -a variants <<< "$VARIANTS"
 for i in "${!variants[@]}"; do ports+=($((BASE_PORT + 10 * i)) $((BASE_PORT + 10 * i + 1))); done
 ports_free cost.sh "${ports[@]}"
 taskset -c 1 nginx -c "$OUT/upstream.conf" -p "$OUT" > "$OUT/upstream.log" 2>&1 & PIDS+=($!)
-wait_port "$UPSTREAM_PORT"
+wait_port cost.sh "$UPSTREAM_PORT"
 
 NAMES=(); PORTS=(); GW=()
 IFS='|' read -r -a variants <<< "$VARIANTS"
@@ -89,18 +64,49 @@ for i in "${!variants[@]}"; do
     if [ "${args:0:1}" = @ ]; then
         bin="${args%% *}"; bin="${bin#@}"; [ "$bin" = "${args#@}" ] && args="" || args="${args#* }"
     fi
-    [ -x "$bin" ] || { echo "cost.sh: no binary at $bin (cargo build --profile perf -p tigateway)" >&2; exit 1; }
     port=$((BASE_PORT + 10 * i))
-    args="${args//METRICS/127.0.0.1:$((port + 1))}"
-    args="${args//LOG/$OUT/access-$name.log}"
-    case " $args " in *" --metrics "*) ;; *) args="$args --metrics off" ;; esac
-    # shellcheck disable=SC2086
-    taskset -c 0 "$bin" gateway -c "$OUT/gateway.yaml" --listen "127.0.0.1:$port" --workers 1 $args \
-        > "$OUT/gateway-$name.log" 2>&1 &
+    if [ "$args" = nginx ]; then
+        cat > "$OUT/nginx-$name.conf" <<NGINX
+worker_processes 1;
+master_process off;
+daemon off;
+pid $OUT/nginx-$name.pid;
+error_log $OUT/nginx-$name-error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
+    server {
+        listen 127.0.0.1:$port;
+        keepalive_requests 1000000;
+        location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://backend; }
+    }
+}
+NGINX
+        taskset -c 0 nginx -c "$OUT/nginx-$name.conf" -p "$OUT" > "$OUT/gateway-$name.log" 2>&1 &
+        echo "$name: nginx $(nginx -v 2>&1 | sed 's/^nginx version: //'), 1 process, proxy_pass keepalive 64" >> "$OUT/variants.txt"
+    elif [ "$args" = haproxy ]; then
+        command -v haproxy >/dev/null || { echo "cost.sh: haproxy is missing (apt-get install haproxy)" >&2; exit 1; }
+        printf '%s\n' "global" "    nbthread 1" "    maxconn 8000" "defaults" "    mode http" "    timeout connect 5s" \
+            "    timeout client 60s" "    timeout server 60s" "    option http-keep-alive" "    http-reuse always" \
+            "frontend fe" "    bind 127.0.0.1:$port" "    default_backend be" "backend be" \
+            "    server up 127.0.0.1:$UPSTREAM_PORT" > "$OUT/haproxy-$name.cfg"
+        taskset -c 0 haproxy -db -f "$OUT/haproxy-$name.cfg" > "$OUT/gateway-$name.log" 2>&1 &
+        echo "$name: haproxy $(haproxy -v 2>/dev/null | head -n1 | awk '{print $3}'), nbthread 1, http-reuse always" >> "$OUT/variants.txt"
+    else
+        [ -x "$bin" ] || { echo "cost.sh: no binary at $bin (cargo build --profile perf -p tigateway)" >&2; exit 1; }
+        args="${args//METRICS/127.0.0.1:$((port + 1))}"
+        args="${args//LOG/$OUT/access-$name.log}"
+        case " $args " in *" --metrics "*) ;; *) args="$args --metrics off" ;; esac
+        # shellcheck disable=SC2086
+        taskset -c 0 "$bin" gateway -c "$OUT/gateway.yaml" --listen "127.0.0.1:$port" --workers 1 $args \
+            > "$OUT/gateway-$name.log" 2>&1 &
+        echo "$name: $bin gateway --workers 1 $args" >> "$OUT/variants.txt"
+    fi
     GW+=($!); PIDS+=($!); NAMES+=("$name"); PORTS+=("$port")
     echo "$name: $bin gateway --workers 1 $args" >> "$OUT/variants.txt"
 done
-for p in "${PORTS[@]}"; do wait_port "$p"; done
+for p in "${PORTS[@]}"; do wait_port cost.sh "$p"; done
 
 # One round: every variant under load at once. Prints "requests cpu_ns" per variant, one line each.
 round() {

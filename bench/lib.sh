@@ -40,3 +40,43 @@ ports_free() {
         fi
     done
 }
+
+# write_upstream_and_route DIR PORT: the upstream every single-route benchmark uses (nginx, one
+# worker, `return 200` with UPSTREAM_BODY, as DIR/upstream.conf) and a gateway config with one
+# Spring route Path=/** to it (DIR/gateway.yaml).
+write_upstream_and_route() {
+    local dir="$1" port="$2"
+    cat > "$dir/upstream.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $dir/upstream.pid;
+error_log $dir/upstream-error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:$port;
+        keepalive_requests 1000000;
+        location / { return 200 "$UPSTREAM_BODY\n"; }
+    }
+}
+NGINX
+    cat > "$dir/gateway.yaml" <<YAML
+routes:
+  - id: backend
+    uri: http://127.0.0.1:$port
+    predicates: [Path=/**]
+YAML
+}
+
+# wait_port SCRIPT PORT: waits up to 60 s (valgrind starts slowly) for something to listen on PORT;
+# stops the script when nothing does.
+wait_port() {
+    local who="$1" port="$2"
+    for _ in $(seq 1 600); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "$who: nothing listens on $port (see the logs under $OUT)" >&2
+    exit 1
+}

@@ -38,43 +38,15 @@ done
 [ "$PROXY" = nginx ] || [ -x "$BIN" ] || { echo "profile.sh: no binary at $BIN (cargo build --profile perf -p tigateway)" >&2; exit 1; }
 mkdir -p "$OUT"
 
-cat > "$OUT/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $OUT/nginx.pid;
-error_log $OUT/nginx-error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    server {
-        listen 127.0.0.1:$UPSTREAM_PORT;
-        keepalive_requests 1000000;
-        location / { return 200 "$UPSTREAM_BODY\n"; }
-    }
-}
-NGINX
-cat > "$OUT/gateway.yaml" <<YAML
-routes:
-  - id: backend
-    uri: http://127.0.0.1:$UPSTREAM_PORT
-    predicates: [Path=/**]
-YAML
+write_upstream_and_route "$OUT" "$UPSTREAM_PORT"
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 ports_free profile.sh "$UPSTREAM_PORT" "$PORT"
-nginx -c "$OUT/nginx.conf" -p "$OUT" & PIDS+=($!)
+nginx -c "$OUT/upstream.conf" -p "$OUT" & PIDS+=($!)
 
-wait_port() {
-    for _ in $(seq 1 600); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "profile.sh: nothing listens on $1" >&2
-    return 1
-}
-wait_port "$UPSTREAM_PORT"
+wait_port profile.sh "$UPSTREAM_PORT"
 
 printf '| variant | requests | instructions/request | vs first |\n|---|---|---|---|\n' > "$OUT/summary.md"
 base=""
@@ -120,7 +92,7 @@ NGINX
             > "$OUT/gateway-$name.log" 2>&1 &
     fi
     vg=$!
-    wait_port "$PORT"
+    wait_port profile.sh "$PORT"
     wrk -t1 -c"$CONNECTIONS" -d3s "http://127.0.0.1:$PORT/bench/ping" > /dev/null
     callgrind_control -z "$vg" > /dev/null 2>&1
     wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "http://127.0.0.1:$PORT/bench/ping" > "$OUT/wrk-$name.txt"
