@@ -17,7 +17,7 @@
 # round cancels what the machine did meanwhile. Reported: each round's ratios and their median.
 #
 # VARIANTS: "name=args|name=args|…" (gateway arguments; "@PATH" first runs another binary; the
-# args "nginx" or "haproxy" run that proxy instead, one worker/thread, keep-alive to the upstream as
+# args "nginx", "nginx+log" (with TiGateway's access-log fields as JSON, bench/lib.sh) or "haproxy" run that proxy instead, one worker/thread, keep-alive to the upstream as
 # bench/run.sh configures them); the first is the baseline. Needs wrk, nginx, taskset (haproxy for
 # that variant); uses TIGATEWAY_BIN or the perf-profile binary.
 set -euo pipefail
@@ -65,7 +65,9 @@ for i in "${!variants[@]}"; do
         bin="${args%% *}"; bin="${bin#@}"; [ "$bin" = "${args#@}" ] && args="" || args="${args#* }"
     fi
     port=$((BASE_PORT + 10 * i))
-    if [ "$args" = nginx ]; then
+    if [ "$args" = nginx ] || [ "$args" = nginx+log ]; then
+        log_line="access_log off;"
+        [ "$args" = nginx ] || log_line="$(nginx_tigw_access_log "$OUT/access-$name.log")"
         cat > "$OUT/nginx-$name.conf" <<NGINX
 worker_processes 1;
 master_process off;
@@ -75,16 +77,18 @@ error_log $OUT/nginx-$name-error.log;
 events { worker_connections 4096; }
 http {
     access_log off;
+    $NGINX_TIGW_LOG_FORMAT
     upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
     server {
         listen 127.0.0.1:$port;
         keepalive_requests 1000000;
+        $log_line
         location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://backend; }
     }
 }
 NGINX
         taskset -c 0 nginx -c "$OUT/nginx-$name.conf" -p "$OUT" > "$OUT/gateway-$name.log" 2>&1 &
-        echo "$name: nginx $(nginx -v 2>&1 | sed 's/^nginx version: //'), 1 process, proxy_pass keepalive 64" >> "$OUT/variants.txt"
+        echo "$name: nginx $(nginx -v 2>&1 | sed 's/^nginx version: //'), 1 process, proxy_pass keepalive 64, $log_line" >> "$OUT/variants.txt"
     elif [ "$args" = haproxy ]; then
         command -v haproxy >/dev/null || { echo "cost.sh: haproxy is missing (apt-get install haproxy)" >&2; exit 1; }
         printf '%s\n' "global" "    nbthread 1" "    maxconn 8000" "defaults" "    mode http" "    timeout connect 5s" \
