@@ -108,7 +108,6 @@ NGINX
         echo "$name: $bin gateway --workers 1 $args" >> "$OUT/variants.txt"
     fi
     GW+=($!); PIDS+=($!); NAMES+=("$name"); PORTS+=("$port")
-    echo "$name: $bin gateway --workers 1 $args" >> "$OUT/variants.txt"
 done
 for p in "${PORTS[@]}"; do wait_port cost.sh "$p"; done
 
