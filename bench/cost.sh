@@ -59,11 +59,8 @@ wait_port cost.sh "$UPSTREAM_PORT"
 NAMES=(); PORTS=(); GW=()
 IFS='|' read -r -a variants <<< "$VARIANTS"
 for i in "${!variants[@]}"; do
-    v="${variants[$i]}"; name="${v%%=*}"; args="${v#*=}"; args="${args# }"; bin="$BIN"
-    [ "$name" != "$v" ] && [ -n "$name" ] || { echo "cost.sh: VARIANTS entry '$v' is not name=args" >&2; exit 2; }
-    if [ "${args:0:1}" = @ ]; then
-        bin="${args%% *}"; bin="${bin#@}"; [ "$bin" = "${args#@}" ] && args="" || args="${args#* }"
-    fi
+    split_variant "${variants[$i]}" "$BIN"
+    name="$VARIANT_NAME"; bin="$VARIANT_BINARY"; args="$VARIANT_REST"
     port=$((BASE_PORT + 10 * i))
     if [ "$args" = nginx ] || [ "$args" = nginx+log ]; then
         log_line="access_log off;"

@@ -80,3 +80,16 @@ wait_port() {
     echo "$who: nothing listens on $port (see the logs under $OUT)" >&2
     exit 1
 }
+
+# split_variant VARIANT DEFAULT_BIN: a "name=args" variant of run.sh/cost.sh into VARIANT_NAME,
+# VARIANT_BINARY (args starting with "@PATH" name another binary; DEFAULT_BIN otherwise) and
+# VARIANT_REST (the remaining arguments).
+split_variant() {
+    local v="$1"
+    VARIANT_NAME="${v%%=*}"; VARIANT_REST="${v#*=}"; VARIANT_REST="${VARIANT_REST# }"; VARIANT_BINARY="$2"
+    [ "$VARIANT_NAME" != "$v" ] && [ -n "$VARIANT_NAME" ] || { echo "variant '$v' is not name=args" >&2; exit 2; }
+    if [ "${VARIANT_REST:0:1}" = @ ]; then
+        VARIANT_BINARY="${VARIANT_REST%% *}"; VARIANT_BINARY="${VARIANT_BINARY#@}"
+        if [ "$VARIANT_BINARY" = "${VARIANT_REST#@}" ]; then VARIANT_REST=""; else VARIANT_REST="${VARIANT_REST#* }"; fi
+    fi
+}

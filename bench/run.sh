@@ -107,15 +107,15 @@ declare -A VARIANT_ARGS VARIANT_BIN
 if [ -n "$TIGW_VARIANTS" ]; then
     IFS='|' read -r -a _variants <<<"$TIGW_VARIANTS"
     for v in "${_variants[@]}"; do
-        name="${v%%=*}"; [ "$name" != "$v" ] && [ -n "$name" ] || { echo "TIGW_VARIANTS: '$v' is not name=args" >&2; exit 2; }
+        split_variant "$v" ""
+        name="$VARIANT_NAME"
         case "$name" in *[!A-Za-z0-9_+-]*) echo "TIGW_VARIANTS: bad name '$name'" >&2; exit 2 ;; esac
-        VARIANT_NAMES+=("tigw-$name"); args="${v#*=}"; args="${args# }"
-        if [ "${args:0:1}" = @ ]; then
-            bin="${args%% *}"; bin="${bin#@}"; [ "$bin" = "${args#@}" ] && args="" || args="${args#* }"
-            [ -x "$bin" ] || { echo "TIGW_VARIANTS: '$name' names $bin, which is not an executable" >&2; exit 2; }
-            VARIANT_BIN["tigw-$name"]="$bin"
+        VARIANT_NAMES+=("tigw-$name")
+        if [ -n "$VARIANT_BINARY" ]; then
+            [ -x "$VARIANT_BINARY" ] || { echo "TIGW_VARIANTS: '$name' names $VARIANT_BINARY, which is not an executable" >&2; exit 2; }
+            VARIANT_BIN["tigw-$name"]="$VARIANT_BINARY"
         fi
-        VARIANT_ARGS["tigw-$name"]="$args"
+        VARIANT_ARGS["tigw-$name"]="$VARIANT_REST"
     done
     expanded=""
     for p in $PROXIES; do

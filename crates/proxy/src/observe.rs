@@ -21,11 +21,17 @@ use crate::body::ProxyBody;
 use crate::context::Matched;
 use crate::snapshot::Snapshot;
 
-/// A selector's or route's metric handle, its `logged` flag and its access-log members.
+/// A selector's or route's metric handle, its `logged` flag, its access-log members and its
+/// `X-TiGateway-Route` debug value (`None` when an id cannot be a header value).
 pub struct TargetObs {
     pub stats: Arc<RouteStats>,
     pub logged: bool,
     pub log: LogTarget,
+    pub route_header: Option<HeaderValue>,
+}
+
+fn route_header(text: String) -> Option<HeaderValue> {
+    HeaderValue::try_from(text).ok()
 }
 
 impl TargetObs {
@@ -36,16 +42,17 @@ impl TargetObs {
                 stats: m.route(RouteKind::Route, &r.id),
                 logged: r.metadata.get("logged").and_then(|v| v.as_bool()).unwrap_or(false),
                 log: LogTarget::new("route", Some("route"), Some(&r.id), None, None),
+                route_header: route_header(format!("route={}", r.id)),
             })
             .collect()
     }
 }
 
-/// A rule's id, `logged` flag and access-log members (which name its selector too).
+/// A rule's `logged` flag, access-log members and debug value (both name its selector too).
 pub struct RuleObs {
-    pub id: Arc<str>,
     pub logged: bool,
     pub log: LogTarget,
+    pub route_header: Option<HeaderValue>,
 }
 
 /// Per chain entry: handles by selector position, rule ids and flags by rule position, and the
@@ -54,6 +61,7 @@ pub struct EntryObs {
     pub selectors: Vec<TargetObs>,
     pub rules: Vec<RuleObs>,
     pub plugin_log: LogTarget,
+    pub plugin_header: Option<HeaderValue>,
 }
 
 impl EntryObs {
@@ -65,17 +73,19 @@ impl EntryObs {
                     stats: m.route(RouteKind::Selector, &s.id),
                     logged: s.logged,
                     log: LogTarget::new("selector", Some(plugin), None, Some(&s.id), None),
+                    route_header: route_header(format!("selector={}", s.id)),
                 })
                 .collect(),
             rules: rules
                 .iter()
                 .map(|r| RuleObs {
-                    id: Arc::from(r.id.as_str()),
                     logged: r.logged,
                     log: LogTarget::new("selector", Some(plugin), None, Some(&r.selector_id), Some(&r.id)),
+                    route_header: route_header(format!("selector={}; rule={}", r.selector_id, r.id)),
                 })
                 .collect(),
             plugin_log: LogTarget::new("none", Some(plugin), None, None, None),
+            plugin_header: route_header(format!("plugin={plugin}")),
         }
     }
 }
@@ -84,13 +94,15 @@ impl EntryObs {
 static NO_TARGET: std::sync::LazyLock<LogTarget> =
     std::sync::LazyLock::new(|| LogTarget::new("none", None, None, None, None));
 
-/// What [`finish`] needs to know about the target that answered.
+static NO_TARGET_HEADER: HeaderValue = HeaderValue::from_static("none");
+
+/// What [`finish`] needs to know about the target that answered, all of it resolved when the
+/// snapshot was built.
 struct Answered<'a> {
     stats: &'a Arc<RouteStats>,
     logged: bool,
-    rule: Option<&'a Arc<str>>,
-    plugin: Option<&'static str>,
     log: &'a LogTarget,
+    route_header: Option<&'a HeaderValue>,
 }
 
 /// Which compiled target answered the request.
@@ -143,44 +155,43 @@ impl LogFields {
 fn answered(snap: &Snapshot, t: Terminal) -> Answered<'_> {
     match t {
         Terminal::Selector { entry, m } => {
-            let e = &snap.chain[entry as usize];
-            let sel = &e.obs.selectors[m.selector];
+            let sel = &snap.chain[entry as usize].obs.selectors[m.selector];
             match m.rule {
                 RuleChoice::Rule(i) => {
-                    let r = &e.obs.rules[i];
+                    let r = &snap.chain[entry as usize].obs.rules[i];
                     Answered {
                         stats: &sel.stats,
                         logged: sel.logged || r.logged,
-                        rule: Some(&r.id),
-                        plugin: Some(e.name),
                         log: &r.log,
+                        route_header: r.route_header.as_ref(),
                     }
                 }
-                RuleChoice::Default => {
-                    Answered { stats: &sel.stats, logged: sel.logged, rule: None, plugin: Some(e.name), log: &sel.log }
-                }
+                RuleChoice::Default => Answered {
+                    stats: &sel.stats,
+                    logged: sel.logged,
+                    log: &sel.log,
+                    route_header: sel.route_header.as_ref(),
+                },
             }
         }
         Terminal::Route { position } => {
             let r = &snap.route_obs[position as usize];
-            Answered { stats: &r.stats, logged: r.logged, rule: None, plugin: Some("route"), log: &r.log }
+            Answered { stats: &r.stats, logged: r.logged, log: &r.log, route_header: r.route_header.as_ref() }
         }
         Terminal::Plugin { entry } => {
-            let e = &snap.chain[entry as usize];
+            let e = &snap.chain[entry as usize].obs;
             Answered {
                 stats: snap.observe.gateway.no_route(),
                 logged: false,
-                rule: None,
-                plugin: Some(e.name),
-                log: &e.obs.plugin_log,
+                log: &e.plugin_log,
+                route_header: e.plugin_header.as_ref(),
             }
         }
         Terminal::None => Answered {
             stats: snap.observe.gateway.no_route(),
             logged: false,
-            rule: None,
-            plugin: None,
             log: &NO_TARGET,
+            route_header: Some(&NO_TARGET_HEADER),
         },
     }
 }
@@ -254,18 +265,9 @@ pub fn finish(
     let count_bytes = (streaming && exact.is_none()).then(|| stats.clone());
 
     if snap.debug_headers {
-        let route = match obs.terminal {
-            Terminal::Selector { .. } => match a.rule {
-                Some(r) => format!("selector={}; rule={}", stats.id, r),
-                None => format!("selector={}", stats.id),
-            },
-            Terminal::Route { .. } => format!("route={}", stats.id),
-            Terminal::Plugin { .. } => format!("plugin={}", a.plugin.unwrap_or("")),
-            Terminal::None => "none".to_string(),
-        };
         let h = resp.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&route) {
-            h.insert(H_ROUTE.clone(), v);
+        if let Some(v) = a.route_header {
+            h.insert(H_ROUTE.clone(), v.clone());
         }
         if let Some(p) = &obs.upstream {
             if let Ok(v) = HeaderValue::from_str(p.authority()) {
