@@ -220,8 +220,9 @@ impl Drop for SourceHandle {
     }
 }
 
-/// How long changes without a new revision marker wait before being applied anyway (an admin that
-/// died mid-write, or a writer that does not mark revisions).
+/// How long a quiet tree whose changes have no new revision marker waits before they are applied
+/// anyway (an admin that died mid-write). Counted from the last update, so a revision that takes
+/// longer to write is still applied whole.
 const MARKER_WAIT: Duration = Duration::from_secs(1);
 
 /// Runs the tree's owner: folds updates into the tree and hands at most one whole config per
@@ -291,8 +292,10 @@ pub(crate) fn spawn_tree(
             // says (it raced an admin still writing the next revision) waits like a partial one.
             let whole = full_now && tree.full_matched;
             if marker.is_some() && marker == last_marker && !whole && !forced && last.is_some() {
-                // Part of a revision still being written: wait for its marker (or give up waiting).
-                overdue.get_or_insert_with(|| tokio::time::Instant::now() + MARKER_WAIT);
+                // Part of a revision still being written: wait for its marker, or give up once
+                // MARKER_WAIT passes without a further update (a large revision can take longer
+                // than that to write; an admin that died mid-write goes quiet).
+                overdue = Some(tokio::time::Instant::now() + MARKER_WAIT);
                 continue;
             }
             overdue = None;
