@@ -26,6 +26,7 @@ PORT="${PORT:-18182}"
 DURATION="${DURATION:-15s}"
 CONNECTIONS="${CONNECTIONS:-10}"
 TOP="${TOP:-25}"
+CALLGRIND_OPTS="${CALLGRIND_OPTS:-}"   # e.g. "--cache-sim=yes": simulated cache misses per function
 PROXY="${PROXY:-tigateway}"        # tigateway | nginx (the same upstream, route and load)
 if [ "$PROXY" = nginx ]; then
     VARIANTS="${VARIANTS:-off=off|log=$OUT/nginx-access.log}"
@@ -87,7 +88,7 @@ NGINX
             nginx -c "$OUT/nginx-proxy-$name.conf" -p "$OUT" > "$OUT/gateway-$name.log" 2>&1 &
     else
         # shellcheck disable=SC2086
-        valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.$name" --separate-threads=no \
+        valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.$name" --separate-threads=no $CALLGRIND_OPTS \
             "$BIN" gateway -c "$OUT/gateway.yaml" --listen "127.0.0.1:$PORT" --workers 1 $args \
             > "$OUT/gateway-$name.log" 2>&1 &
     fi

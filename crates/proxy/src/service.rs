@@ -64,7 +64,7 @@ pub async fn handle(
     // Strings for the access log are copied only when it is on.
     let arrived = snap.access_log.map(|_| {
         obs.log = Some(LogFields::from_request(&req));
-        std::time::SystemTime::now()
+        tigateway_observe::wall_clock(started)
     });
     let mut trace = RequestTrace::begin(&req);
     let resp = match serve(req, &worker, &conn, &snap, &mut obs, &mut trace).await {
