@@ -214,7 +214,9 @@ pub struct Tail {
     /// Set when the metrics still need the body's bytes.
     count_bytes: Option<Arc<RouteStats>>,
     log: Option<TailLog>,
-    span: Option<Span>,
+    /// Boxed: a span is large (~400 bytes) and only there when tracing samples the request, and
+    /// every logged request allocates and fills a `Tail`.
+    span: Option<Box<Span>>,
 }
 
 struct TailLog {
@@ -293,7 +295,7 @@ pub fn finish(
     });
     if streaming && (count_bytes.is_some() || log.is_some() || span.is_some()) {
         let inner = std::mem::replace(resp.body_mut(), ProxyBody::Empty);
-        *resp.body_mut() = ProxyBody::Tail(Box::new(Tail { inner, sent: 0, count_bytes, log, span }));
+        *resp.body_mut() = ProxyBody::Tail(Box::new(Tail { inner, sent: 0, count_bytes, log, span: span.map(Box::new) }));
         return;
     }
     if let Some(t) = log {
