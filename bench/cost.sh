@@ -48,6 +48,14 @@ trap cleanup EXIT
 
 # CPU time of all of a process's threads, in nanoseconds.
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'; }
+# CPU time of the process's access-log writer thread, in nanoseconds (0 when there is none).
+writer_ns() {
+    local t s=0
+    for t in /proc/"$1"/task/*; do
+        [ "$(cat "$t/comm" 2>/dev/null)" = tigw-access-log ] && s=$((s + $(cut -d' ' -f1 "$t/schedstat")))
+    done
+    echo "$s"
+}
 # User and kernel CPU of the whole process (all threads), in clock ticks: how cpu_ns splits.
 user_sys() { awk '{ print $14, $15 }' /proc/"$1"/stat; }
 
@@ -112,8 +120,11 @@ for p in "${PORTS[@]}"; do wait_port cost.sh "$p"; done
 
 # One round: every variant under load at once. Prints "requests cpu_ns" per variant, one line each.
 round() {
-    local d="$1" i c0=() u0=() s0=() wrk_pids=()
-    for i in "${!NAMES[@]}"; do c0[i]=$(cpu_ns "${GW[$i]}"); read -r u0[i] s0[i] < <(user_sys "${GW[$i]}"); done
+    local d="$1" i c0=() u0=() s0=() w0=() wrk_pids=()
+    for i in "${!NAMES[@]}"; do
+        c0[i]=$(cpu_ns "${GW[$i]}"); w0[i]=$(writer_ns "${GW[$i]}")
+        read -r u0[i] s0[i] < <(user_sys "${GW[$i]}")
+    done
     for i in "${!NAMES[@]}"; do
         taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$d" "http://127.0.0.1:${PORTS[$i]}/bench/ping" > "$OUT/wrk-$i.txt" &
         wrk_pids+=($!)
@@ -127,7 +138,7 @@ round() {
         [ "$errors" = 0 ] || { echo "cost.sh: ${NAMES[$i]} had errors:" >&2; cat "$OUT/wrk-$i.txt" >&2; exit 1; }
         local u s
         read -r u s < <(user_sys "${GW[$i]}")
-        echo "$req $(( $(cpu_ns "${GW[$i]}") - c0[i] )) $((u - u0[i])) $((s - s0[i]))"
+        echo "$req $(( $(cpu_ns "${GW[$i]}") - c0[i] )) $((u - u0[i])) $((s - s0[i])) $(( $(writer_ns "${GW[$i]}") - w0[i] ))"
     done
 }
 
@@ -139,7 +150,7 @@ for r in $(seq "$ROUNDS"); do
     for i in "${!NAMES[@]}"; do line="$line ${res[$i]}"; done
     echo "$line" >> "$OUT/rounds.txt"
     echo "round $r/$ROUNDS: $(awk -v names="${NAMES[*]}" 'BEGIN { split(names, n, " ") }
-        { for (i = 1; i <= length(n); i++) printf "%s %.0f req/CPU-s  ", n[i], $(4 * i - 2) / ($(4 * i - 1) / 1e9) }' <<< "$line")" >&2
+        { for (i = 1; i <= length(n); i++) printf "%s %.0f req/CPU-s  ", n[i], $(5 * i - 3) / ($(5 * i - 2) / 1e9) }' <<< "$line")" >&2
 done
 
 {
@@ -148,24 +159,24 @@ done
     echo "settings: ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS per variant; gateways on CPU 0, wrk + upstream on CPU 1"
     sed 's/^/  /' "$OUT/variants.txt"
     echo
-    echo "| variant | requests/s (mean) | req per CPU-s (mean) | CPU per request vs ${NAMES[0]}: median of rounds | min | max | user / kernel share | user, kernel per request vs ${NAMES[0]} |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| variant | requests/s (mean) | req per CPU-s (mean) | CPU per request vs ${NAMES[0]}: median of rounds | min | max | user / kernel share | user, kernel per request vs ${NAMES[0]} | log writer thread |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     secs=$(awk -v d="$DURATION" 'BEGIN { n = d + 0; if (d ~ /ms$/) n /= 1000; else if (d ~ /m$/) n *= 60; print n }')
-    # rounds.txt: round, then per variant: requests, CPU ns, user ticks, kernel ticks.
+    # rounds.txt: round, then per variant: requests, CPU ns, user ticks, kernel ticks, writer ns.
     for i in "${!NAMES[@]}"; do
-        means=$(awk -v i="$i" -v secs="$secs" '{ rps += $(4 * i + 2) / secs; eff += $(4 * i + 2) / ($(4 * i + 3) / 1e9) }
+        means=$(awk -v i="$i" -v secs="$secs" '{ rps += $(5 * i + 2) / secs; eff += $(5 * i + 2) / ($(5 * i + 3) / 1e9) }
             END { printf "%.0f | %.0f", rps / NR, eff / NR }' "$OUT/rounds.txt")
-        spread=$(awk -v i="$i" '{ printf "%.6f\n", ($2 / $3) / ($(4 * i + 2) / $(4 * i + 3)) - 1 }' "$OUT/rounds.txt" | sort -g |
+        spread=$(awk -v i="$i" '{ printf "%.6f\n", ($2 / $3) / ($(5 * i + 2) / $(5 * i + 3)) - 1 }' "$OUT/rounds.txt" | sort -g |
             awk '{ c[NR] = $1 } END { med = (NR % 2) ? c[(NR + 1) / 2] : (c[NR / 2] + c[NR / 2 + 1]) / 2
                 printf "%+.1f %% | %+.1f %% | %+.1f %%", 100 * med, 100 * c[1], 100 * c[NR] }')
         # Summed over all rounds (ticks are 10 ms): the split of the variant's CPU, and how its user
         # and kernel time per request compare with the baseline's.
-        split=$(awk -v i="$i" '{ r0 += $2; u0 += $4; k0 += $5; r += $(4 * i + 2); u += $(4 * i + 4); k += $(4 * i + 5) }
-            END { printf "%.0f / %.0f %% | %+.1f %%, %+.1f %%", 100 * u / (u + k), 100 * k / (u + k),
-                  100 * ((u / r) / (u0 / r0) - 1), 100 * ((k / r) / (k0 / r0) - 1) }' "$OUT/rounds.txt")
+        split=$(awk -v i="$i" '{ r0 += $2; u0 += $4; k0 += $5; r += $(5 * i + 2); c += $(5 * i + 3); u += $(5 * i + 4); k += $(5 * i + 5); w += $(5 * i + 6) }
+            END { printf "%.0f / %.0f %% | %+.1f %%, %+.1f %% | %.1f %% of its CPU", 100 * u / (u + k), 100 * k / (u + k),
+                  100 * ((u / r) / (u0 / r0) - 1), 100 * ((k / r) / (k0 / r0) - 1), 100 * w / c }' "$OUT/rounds.txt")
         echo "| ${NAMES[$i]} | $means | $spread | $split |"
     done
     echo
     echo "(CPU per request: + means the variant spends more CPU per request than ${NAMES[0]} did in the same"
-    echo " round. Raw rounds: $OUT/rounds.txt — round, then requests, CPU ns, user and kernel ticks per variant.)"
+    echo " round. Raw rounds: $OUT/rounds.txt — round, then requests, CPU ns, user and kernel ticks, log writer ns per variant.)"
 } | tee "$OUT/summary.md"

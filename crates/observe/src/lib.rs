@@ -17,7 +17,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Registry;
 
-pub use access_log::{wall_clock, AccessLog, AccessRecord, Destination, LogTarget};
+pub use access_log::{wall_clock, AccessLog, AccessRecord, Destination, LineDraft, LogTarget};
 pub use admin::AdminMetrics;
 pub use metrics::{GatewayMetrics, RouteKind, RouteStats, UpstreamSample};
 pub use sources::{Readiness, SourceState, Sources};

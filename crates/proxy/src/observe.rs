@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::header::{HeaderName, HeaderValue};
 use http::Response;
@@ -14,7 +14,7 @@ use opentelemetry_sdk::trace::Span;
 use tigateway_matcher::select::RuleChoice;
 use tigateway_model::{AccessLogScope, RouteDefinition, Rule, Selector};
 use tigateway_observe::metrics::method_class;
-use tigateway_observe::{AccessLog, AccessRecord, GatewayMetrics, LogTarget, RouteKind, RouteStats};
+use tigateway_observe::{AccessLog, GatewayMetrics, LineDraft, LogTarget, RouteKind, RouteStats};
 use tigateway_upstream::{Peer, Registry};
 
 use crate::body::ProxyBody;
@@ -132,24 +132,8 @@ pub struct Observed {
     pub retries: u32,
     pub bytes_in: u64,
     pub client_ip: Option<IpAddr>,
-    /// Filled only when the access log is on.
-    pub log: Option<LogFields>,
-}
-
-/// The request's own values for the access log (shared, not copied), kept only when it is on.
-pub struct LogFields {
-    pub method: http::Method,
-    pub uri: http::Uri,
-    /// Filled by request tracing (W3C trace id), when present.
-    pub trace_id: Option<u128>,
-    /// `X-Request-Id`, when present.
-    pub request_id: Option<HeaderValue>,
-}
-
-impl LogFields {
-    pub fn from_request<B>(req: &http::Request<B>) -> LogFields {
-        LogFields { method: req.method().clone(), uri: req.uri().clone(), trace_id: None, request_id: None }
-    }
+    /// The access-log record, packed as the request goes; only when the log is on.
+    pub log: Option<LineDraft>,
 }
 
 fn answered(snap: &Snapshot, t: Terminal) -> Answered<'_> {
@@ -221,7 +205,7 @@ pub struct Tail {
 
 struct TailLog {
     log: AccessLog,
-    rec: AccessRecord,
+    draft: LineDraft,
     started: Instant,
 }
 
@@ -231,9 +215,8 @@ impl Drop for Tail {
             stats.add_bytes_out(self.sent);
         }
         if let Some(t) = &mut self.log {
-            t.rec.bytes_out = self.sent;
-            t.rec.duration = t.started.elapsed();
-            t.log.log(&t.rec);
+            t.draft.end(t.started.elapsed(), self.sent);
+            t.log.log_draft(&t.draft);
         }
         if let Some(mut span) = self.span.take() {
             if span.is_recording() {
@@ -253,7 +236,6 @@ pub fn finish(
     obs: Observed,
     method: &http::Method,
     started: Instant,
-    arrived: Option<SystemTime>,
     span: Option<Span>,
 ) {
     let total = started.elapsed();
@@ -286,57 +268,43 @@ pub fn finish(
         }
     }
 
-    let log = snap.observe.access_log().and_then(|l| {
-        access_record(snap, obs, &a, status, total, bytes_out, arrived).map(|rec| TailLog {
-            log: l.clone(),
-            rec,
-            started,
-        })
-    });
+    let log = snap
+        .observe
+        .access_log()
+        .and_then(|l| access_draft(snap, obs, &a, status).map(|draft| TailLog { log: l.clone(), draft, started }));
     if streaming && (count_bytes.is_some() || log.is_some() || span.is_some()) {
         let inner = std::mem::replace(resp.body_mut(), ProxyBody::Empty);
-        *resp.body_mut() = ProxyBody::Tail(Box::new(Tail { inner, sent: 0, count_bytes, log, span: span.map(Box::new) }));
+        *resp.body_mut() =
+            ProxyBody::Tail(Box::new(Tail { inner, sent: 0, count_bytes, log, span: span.map(Box::new) }));
         return;
     }
-    if let Some(t) = log {
-        t.log.log(&t.rec);
+    if let Some(mut t) = log {
+        t.draft.end(total, bytes_out);
+        t.log.log_draft(&t.draft);
     }
     if let Some(mut span) = span {
         span.end();
     }
 }
 
-/// The access-log line of this request, when the log is on and takes it.
-fn access_record(
-    snap: &Snapshot,
-    obs: Observed,
-    a: &Answered<'_>,
-    status: u16,
-    total: Duration,
-    bytes_out: u64,
-    arrived: Option<SystemTime>,
-) -> Option<AccessRecord> {
-    let (Some(scope), Some(fields)) = (snap.access_log, obs.log) else {
+/// The access-log record of this request with the response head's part filled in, when the log
+/// is on and takes it.
+fn access_draft(snap: &Snapshot, obs: Observed, a: &Answered<'_>, status: u16) -> Option<LineDraft> {
+    let (Some(scope), Some(mut draft)) = (snap.access_log, obs.log) else {
         return None;
     };
     if scope == AccessLogScope::Logged && !a.logged {
         return None;
     }
-    Some(AccessRecord {
-        time: arrived.unwrap_or_else(SystemTime::now),
-        target: a.log.clone(),
-        method: fields.method,
-        uri: fields.uri,
+    draft.answer(
+        a.log,
         status,
-        upstream: obs.upstream.as_ref().map(|p| p.shared_authority().clone()),
-        duration: total,
-        upstream_duration: obs.upstream_time,
-        bytes_in: obs.bytes_in,
-        bytes_out,
-        client_ip: obs.client_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
-        trace_id: fields.trace_id,
-        request_id: fields.request_id,
-    })
+        obs.upstream.as_ref().map(|p| p.authority()),
+        obs.upstream_time,
+        obs.bytes_in,
+        obs.client_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+    );
+    Some(draft)
 }
 
 /// Upstream health for the metrics, read from the registry at scrape time.

@@ -17,11 +17,12 @@ use crate::error::{not_found, ErrorKind, GatewayError};
 use crate::forward::forward;
 use crate::forwarded::{client_ip, is_trusted, remove_hop_by_hop};
 use crate::normalize::normalize_path;
-use crate::observe::{LogFields, Observed, Terminal};
+use crate::observe::{Observed, Terminal};
 use crate::plugins::Flow;
 use crate::pool::Pool;
 use crate::snapshot::{ChainEntry, Snapshot, SnapshotStore};
 use crate::trace::RequestTrace;
+use tigateway_observe::LineDraft;
 
 /// Per worker thread state.
 pub struct Worker {
@@ -61,11 +62,11 @@ pub async fn handle(
             .unwrap_or(0),
         ..Observed::default()
     };
-    // Strings for the access log are copied only when it is on.
-    let arrived = snap.access_log.map(|_| {
-        obs.log = Some(LogFields::from_request(&req));
-        tigateway_observe::wall_clock(started)
-    });
+    // The access-log record starts with what the request head says, only when the log is on.
+    if snap.access_log.is_some() {
+        let arrived = tigateway_observe::wall_clock(started);
+        obs.log = Some(LineDraft::start(arrived, req.method(), req.uri().path(), req.uri().query()));
+    }
     let mut trace = RequestTrace::begin(&req);
     let resp = match serve(req, &worker, &conn, &snap, &mut obs, &mut trace).await {
         Ok(r) => r,
@@ -80,7 +81,7 @@ pub async fn handle(
     if obs.client_ip.is_none() {
         obs.client_ip = Some(conn.peer.ip());
     }
-    crate::observe::finish(&snap, &mut resp, obs, &method, started, arrived, span);
+    crate::observe::finish(&snap, &mut resp, obs, &method, started, span);
     Ok(resp)
 }
 
@@ -201,8 +202,8 @@ async fn serve(
     obs.client_ip = Some(ctx.client_ip);
     if let Some(log) = &mut obs.log {
         // The id the request carries from here on (the client's, or the one generated for it).
-        log.request_id = Some(ctx.request_id.clone()).filter(|v| !v.is_empty());
-        log.trace_id = ctx.trace_id.map(|t| u128::from_be_bytes(t.to_bytes()));
+        let id = Some(ctx.request_id.as_bytes()).filter(|v| !v.is_empty());
+        log.request(ctx.trace_id.map(|t| u128::from_be_bytes(t.to_bytes())), id);
     }
 
     if snap.needs_body && !hyper::body::Body::is_end_stream(&body) {
