@@ -14,7 +14,10 @@
 # For every variant the round records the requests it completed and the CPU time its threads got
 # (/proc/PID/task/*/schedstat, nanoseconds, kernel work done in the process's context included);
 # requests per CPU-second is its efficiency, and dividing by the first variant's in the same
-# round cancels what the machine did meanwhile. Reported: each round's ratios and their median.
+# round cancels what the machine did meanwhile. Reported: each round's ratios and their median;
+# how each variant's CPU splits into user and kernel time (/proc/PID/stat ticks summed over the
+# rounds: a sampled split, good to ±2 % or so) and how each compares per request with the
+# baseline's; and the share of the variant's CPU its access-log writer thread took.
 #
 # VARIANTS: "name=args|name=args|…" (gateway arguments; "@PATH" first runs another binary; the
 # args "nginx", "nginx+log" (with TiGateway's access-log fields as JSON, bench/lib.sh) or "haproxy" run that proxy instead, one worker/thread, keep-alive to the upstream as
