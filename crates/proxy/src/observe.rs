@@ -236,7 +236,7 @@ pub fn finish(
     obs: Observed,
     method: &http::Method,
     started: Instant,
-    span: Option<Span>,
+    span: Option<Box<Span>>,
 ) {
     let total = started.elapsed();
     let status = resp.status().as_u16();
@@ -274,8 +274,7 @@ pub fn finish(
         .and_then(|l| access_draft(snap, obs, &a, status).map(|draft| TailLog { log: l.clone(), draft, started }));
     if streaming && (count_bytes.is_some() || log.is_some() || span.is_some()) {
         let inner = std::mem::replace(resp.body_mut(), ProxyBody::Empty);
-        *resp.body_mut() =
-            ProxyBody::Tail(Box::new(Tail { inner, sent: 0, count_bytes, log, span: span.map(Box::new) }));
+        *resp.body_mut() = ProxyBody::Tail(Box::new(Tail { inner, sent: 0, count_bytes, log, span }));
         return;
     }
     if let Some(mut t) = log {

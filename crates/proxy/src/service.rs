@@ -68,7 +68,7 @@ pub async fn handle(
         obs.log = Some(LineDraft::start(arrived, req.method(), req.uri().path(), req.uri().query()));
     }
     let mut trace = RequestTrace::begin(&req);
-    let resp = match serve(req, &worker, &conn, &snap, &mut obs, &mut trace).await {
+    let mut resp = match serve(req, &worker, &conn, &snap, &mut obs, &mut trace).await {
         Ok(r) => r,
         Err(e) => {
             if e.kind.status().is_server_error() {
@@ -77,7 +77,7 @@ pub async fn handle(
             e.into_response()
         }
     };
-    let (mut resp, span) = trace.finish(resp);
+    let span = trace.finish(&mut resp);
     if obs.client_ip.is_none() {
         obs.client_ip = Some(conn.peer.ip());
     }

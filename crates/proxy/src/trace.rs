@@ -226,7 +226,9 @@ pub struct RequestTrace {
     /// The request id came from the client (so it is already in the request headers).
     kept: bool,
     trace_id: Option<TraceId>,
-    span: Option<Span>,
+    /// Boxed: a span is ~400 bytes, exists only when tracing samples the request, and this struct
+    /// moves with every request.
+    span: Option<Box<Span>>,
     /// Route (or selector) id once known; the span is renamed `METHOD route` at the end.
     route: Option<String>,
     method: http::Method,
@@ -276,7 +278,14 @@ impl RequestTrace {
             ])
             .start_with_context(&t.tracer, &cx);
         let trace_id = Some(span.span_context().trace_id());
-        RequestTrace { request_id, kept, trace_id, span: Some(span), route: None, method: req.method().clone() }
+        RequestTrace {
+            request_id,
+            kept,
+            trace_id,
+            span: Some(Box::new(span)),
+            route: None,
+            method: req.method().clone(),
+        }
     }
 
     /// Puts the ids on the context and the headers the upstream gets.
@@ -337,9 +346,9 @@ impl RequestTrace {
     /// Returns the request id to the client and records the status on the span, which is handed
     /// back: `observe::finish` ends it now or, for a body that streams on, with the body (the one
     /// place that decides what waits for the body).
-    pub fn finish(mut self, mut resp: Response<ProxyBody>) -> (Response<ProxyBody>, Option<Span>) {
+    pub fn finish(mut self, resp: &mut Response<ProxyBody>) -> Option<Box<Span>> {
         resp.headers_mut().insert(X_REQUEST_ID.clone(), self.request_id);
-        let Some(mut span) = self.span.take() else { return (resp, None) };
+        let mut span = self.span.take()?;
         if span.is_recording() {
             let status = resp.status();
             span.set_attribute(KeyValue::new("http.response.status_code", status.as_u16() as i64));
@@ -350,7 +359,7 @@ impl RequestTrace {
                 span.update_name(format!("{} {route}", self.method));
             }
         }
-        (resp, Some(span))
+        Some(span)
     }
 }
 
