@@ -15,7 +15,7 @@
 #   chain       contextPath + rewrite + request header + divide; nginx/HAProxy rewrite + set header
 #   ws          websocket echo round trips, plus the client straight to the echo server ("direct")
 #   obs         TiGateway with metrics and access log off / metrics on / access log on / both,
-#               measured alternately in one run
+#               all four under load at the same time (bench/cost.sh; OBS_ROUNDS, default 8)
 #   nginxlog    nginx with a JSON access log of the same fields (buffer=64k), to compare with
 #               http1's nginx row: what logging every request to a file costs nginx here
 # Environment: anything bench/run.sh reads (DURATION, WARMUP, RUNS, PIN, ports, TIGATEWAY_BIN, ...).
@@ -32,7 +32,7 @@ BUILD=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-build) BUILD=0 ;;
-        --quick) export DURATION="${DURATION_QUICK:-3s}" WARMUP="${WARMUP_QUICK:-1s}" IDLE_WAIT=0 ;;
+        --quick) export DURATION="${DURATION_QUICK:-3s}" WARMUP="${WARMUP_QUICK:-1s}" IDLE_WAIT=0 OBS_ROUNDS="${OBS_ROUNDS:-2}" ;;
         -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -71,12 +71,6 @@ scenario() {
     fi
 }
 
-# Metrics ports of the obs variants (one per process), and its access log.
-METRICS_A="${OBS_METRICS_PORT_A:-18096}"
-METRICS_B="${OBS_METRICS_PORT_B:-18097}"
-ACCESS_A="$OUT/access-log-only.log"
-ACCESS_B="$OUT/access-metrics.log"
-rm -f "$ACCESS_A"* "$ACCESS_B"*
 
 RUN_ARGS=();                          scenario http1     PROXIES="nginx haproxy tigateway"
 RUN_ARGS=(--h2);                      scenario h2        PROXIES="nginx haproxy tigateway"
@@ -85,14 +79,24 @@ RUN_ARGS=(--routes 10000);            scenario routes10k PROXIES="nginx haproxy 
 RUN_ARGS=(--shenyu --routes 10000);   scenario shenyu10k PROXIES="tigateway"
 RUN_ARGS=(--chain);                   scenario chain     PROXIES="nginx haproxy tigateway"
 RUN_ARGS=(--websocket);               scenario ws        PROXIES="direct nginx haproxy tigateway"
-RUN_ARGS=();                          scenario obs       PROXIES="tigateway" \
-    TIGW_VARIANTS="off=--metrics off --access-log off|metrics=--metrics 127.0.0.1:$METRICS_A --access-log off|log=--metrics off --access-log $ACCESS_A|metrics+log=--metrics 127.0.0.1:$METRICS_B --access-log $ACCESS_B"
+# What metrics and the access log cost: a few per cent, which variants run one after the other
+# cannot show on a shared VM (requests/s moves 10-30 % between runs), so cost.sh runs the four at
+# the same time and compares CPU per request within each round.
+OBS_OUT="$OUT/obs-$STAMP"
+case " $ONLY " in *" obs "*)
+    echo >&2
+    echo "######## scenario obs: bench/cost.sh (off, metrics, access log, both: at the same time)" >&2
+    if ! env COST_OUT="$OBS_OUT" ROUNDS="${OBS_ROUNDS:-8}" DURATION="${DURATION:-5s}" WARMUP="${WARMUP:-2s}" \
+        TIGATEWAY_BIN="$TIGATEWAY_BIN" "$BENCH_DIR/cost.sh" >&2; then
+        FAILED+=(obs)
+    fi ;;
+esac
 # nginx with and without its access log (TiGateway's fields, buffered), alternately in one run:
 # the cost of logging every request to a file on this machine, for comparison with `obs`.
 NGINX_LOG="$OUT/nginx-access.log"
 RUN_ARGS=();                          scenario nginxlog  PROXIES="nginx" NGINX_ACCESS_LOG="$NGINX_LOG"
-LOG_LINES=$(cat "$ACCESS_A"* "$ACCESS_B"* 2>/dev/null | wc -l || echo 0)
-rm -f "$ACCESS_A"* "$ACCESS_B"* "$NGINX_LOG"   # can be hundreds of MB
+LOG_LINES=$(cat "$OBS_OUT"/access-*.log* 2>/dev/null | wc -l || echo 0)
+rm -f "$OBS_OUT"/access-*.log* "$NGINX_LOG"   # can be hundreds of MB
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 REPORT="$OUT/all-$STAMP.md"
@@ -145,23 +149,14 @@ REPORT="$OUT/all-$STAMP.md"
                 print "|---|---|---:|---:|"
                 printf "%s", rows
             }
-            # observability cost
-            b = "obs" SUBSEP "tigw-off"
-            if (b in rps) {
-                print ""
-                print "| TiGateway observability (vs metrics off + access log off) | req/s | throughput cost (req/s lower by) | CPU cost per request (req per CPU-s lower by) | target |"
-                print "|---|---:|---:|---:|---|"
-                split("tigw-metrics tigw-log tigw-metrics+log", vv, " ")
-                for (j = 1; j <= 3; j++) {
-                    v = "obs" SUBSEP vv[j]
-                    if (!(v in rps)) continue
-                    printf "| %s | %s | %+.1f%% | %+.1f%% | ≤ 5%% |\n", vv[j], rps[v], 100 * (1 - rps[v] / rps[b]), 100 * (1 - pcs[v] / pcs[b])
-                }
-            }
         }' "$SUMMARY"
-    if [ "$LOG_LINES" -gt 0 ]; then
+    if [ -f "$OBS_OUT/summary.md" ]; then
         echo
-        echo "(access-log lines written during the obs scenario: $LOG_LINES)"
+        echo "TiGateway observability (\`obs\`, bench/cost.sh: the four variants under load at the same time;"
+        echo "target: metrics + access log ≤ 5 % CPU per request):"
+        echo
+        sed -n '/^| variant |/,/^$/p' "$OBS_OUT/summary.md"
+        echo "(access-log lines written during the obs scenario: $LOG_LINES; rounds: $OBS_OUT/rounds.txt)"
     fi
     if [ ${#FAILED[@]} -gt 0 ]; then
         echo

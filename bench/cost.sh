@@ -27,7 +27,7 @@ set -euo pipefail
 
 # shellcheck source=bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-OUT="$OUT/cost-$(date +%Y%m%d-%H%M%S)"
+OUT="${COST_OUT:-$OUT/cost-$(date +%Y%m%d-%H%M%S)}"   # COST_OUT: where this run writes (bench/all.sh sets it)
 BIN="${TIGATEWAY_BIN:-$PERF_BIN}"
 UPSTREAM_PORT="${UPSTREAM_PORT:-18280}"
 BASE_PORT="${BASE_PORT:-18282}"      # variant i listens on BASE_PORT + 10*i, metrics on +1 when asked
