@@ -27,8 +27,6 @@ pub struct Peer {
     key: String,
     scheme: Scheme,
     authority_at: usize,
-    /// `host:port` once more, shared: access-log lines carry it without copying.
-    shared_authority: Arc<str>,
     params: Arc<PassiveParams>,
     in_flight: AtomicU64,
     picks: AtomicU64,
@@ -51,7 +49,6 @@ pub struct Peer {
 impl Peer {
     pub(crate) fn new(scheme: Scheme, key: String, authority_at: usize, params: Arc<PassiveParams>) -> Peer {
         Peer {
-            shared_authority: Arc::from(&key[authority_at..]),
             key,
             scheme,
             authority_at,
@@ -83,11 +80,6 @@ impl Peer {
     /// `host:port`.
     pub fn authority(&self) -> &str {
         &self.key[self.authority_at..]
-    }
-
-    /// [`Peer::authority`] as a shared string.
-    pub fn shared_authority(&self) -> &Arc<str> {
-        &self.shared_authority
     }
 
     /// Requests started with [`Peer::begin`] (or [`crate::UpstreamSet::start`]) and not yet ended.
