@@ -196,9 +196,8 @@ pub async fn forward(
         };
         match outcome {
             Attempt::Done(resp) => {
-                ctx.upstream_time = Some(inflight.elapsed());
+                ctx.upstream_time = Some(inflight.succeed());
                 ctx.retries = attempt;
-                inflight.finish(Outcome::Success);
                 return Ok(resp);
             }
             Attempt::RetryStatus(resp) => {

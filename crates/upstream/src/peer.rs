@@ -240,10 +240,6 @@ impl InFlight {
         &self.peer
     }
 
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
-
     /// Records the outcome (latency = time since start) but keeps counting the request as in flight,
     /// e.g. when the response head is in but the body still streams. Only the first call counts.
     pub fn record(&mut self, outcome: Outcome) {
@@ -259,6 +255,16 @@ impl InFlight {
     /// Records the outcome (unless already recorded) and ends the request.
     pub fn finish(mut self, outcome: Outcome) {
         self.record(outcome);
+    }
+
+    /// Ends the request as answered and returns its latency, read from the clock once for both
+    /// (passive health's average and the caller's own timing).
+    pub fn succeed(mut self) -> Duration {
+        let latency = self.started.elapsed();
+        if !std::mem::replace(&mut self.recorded, true) {
+            self.peer.record_success(latency);
+        }
+        latency
     }
 }
 
@@ -332,6 +338,23 @@ mod tests {
         p.begin().finish(Outcome::Failure);
         assert_eq!((p.in_flight(), p.failures()), (0, 1));
         assert!(!p.is_available(mono_ms()));
+    }
+
+    #[test]
+    fn succeed_ends_the_request_and_its_latency_is_the_one_recorded() {
+        let p = peer(1, 10_000);
+        let f = p.begin();
+        std::thread::sleep(Duration::from_millis(3));
+        let latency = f.succeed();
+        assert!(latency >= Duration::from_millis(3), "{latency:?}");
+        assert_eq!((p.in_flight(), p.successes(), p.failures()), (0, 1, 0));
+        // The first sample is the average as it is (to the microsecond).
+        assert_eq!(p.latency(), Some(Duration::from_micros(latency.as_micros() as u64)));
+        // Already recorded: succeeding adds no second sample.
+        let mut g = p.begin();
+        g.record(Outcome::Failure);
+        let _ = g.succeed();
+        assert_eq!((p.in_flight(), p.successes(), p.failures()), (0, 1, 1));
     }
 
     #[test]
