@@ -76,29 +76,11 @@ for i in "${!variants[@]}"; do
     name="$VARIANT_NAME"; bin="$VARIANT_BINARY"; args="$VARIANT_REST"
     port=$((BASE_PORT + 10 * i))
     if [ "$args" = nginx ] || [ "$args" = nginx+log ]; then
-        log_line="access_log off;"
-        [ "$args" = nginx ] || log_line="$(nginx_tigw_access_log "$OUT/access-$name.log")"
-        cat > "$OUT/nginx-$name.conf" <<NGINX
-worker_processes 1;
-master_process off;
-daemon off;
-pid $OUT/nginx-$name.pid;
-error_log $OUT/nginx-$name-error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    $NGINX_TIGW_LOG_FORMAT
-    upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
-    server {
-        listen 127.0.0.1:$port;
-        keepalive_requests 1000000;
-        $log_line
-        location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://backend; }
-    }
-}
-NGINX
+        log_path=off
+        [ "$args" = nginx ] || log_path="$OUT/access-$name.log"
+        write_nginx_proxy "$OUT/nginx-$name.conf" "$port" "$UPSTREAM_PORT" "$log_path"
         taskset -c 0 nginx -c "$OUT/nginx-$name.conf" -p "$OUT" > "$OUT/gateway-$name.log" 2>&1 &
-        echo "$name: nginx $(nginx -v 2>&1 | sed 's/^nginx version: //'), 1 process, proxy_pass keepalive 64, $log_line" >> "$OUT/variants.txt"
+        echo "$name: nginx $(nginx -v 2>&1 | sed 's/^nginx version: //'), 1 process, proxy_pass keepalive 64, access log: $log_path" >> "$OUT/variants.txt"
     elif [ "$args" = haproxy ]; then
         command -v haproxy >/dev/null || { echo "cost.sh: haproxy is missing (apt-get install haproxy)" >&2; exit 1; }
         printf '%s\n' "global" "    nbthread 1" "    maxconn 8000" "defaults" "    mode http" "    timeout connect 5s" \

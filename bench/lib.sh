@@ -1,4 +1,4 @@
-# Sourced by bench/run.sh, bench/profile.sh and bench/all.sh: what they must agree on, kept in one
+# Sourced by bench/run.sh, bench/profile.sh, bench/cost.sh and bench/all.sh: what they must agree on, kept in one
 # place so a comparison between their results stays like for like. Sets variables and defines
 # functions only; each script keeps its own `set` options, ports and load settings.
 # shellcheck shell=bash disable=SC2034,SC2016
@@ -26,8 +26,36 @@ NGINX_TIGW_LOG_FORMAT='log_format tigw escape=json '\''{"time":"$time_iso8601","
         '\''"client_ip":"$remote_addr","request_id":"$request_id"}'\'';'
 
 # nginx_tigw_access_log PATH: the `access_log` directive for that format, buffered as an operator
-# would (TiGateway's writer drains every 20 ms into a 64 KiB buffer).
+# would (TiGateway's writer too takes lines in batches, every 100 ms).
 nginx_tigw_access_log() { printf 'access_log %s tigw buffer=64k flush=1s;\n' "$1"; }
+
+# write_nginx_proxy CONF PORT UPSTREAM_PORT LOG_PATH|off: one nginx process (no master) proxying
+# 127.0.0.1:PORT to the upstream with keep-alive, its access log off or TiGateway's fields at
+# LOG_PATH; pid and error log next to CONF. (bench/run.sh's own generator adds h2, websocket,
+# chains and 10,000 routes to the same settings.)
+write_nginx_proxy() {
+    local conf="$1" port="$2" upstream="$3" log_line="access_log off;"
+    [ "$4" = off ] || log_line="$(nginx_tigw_access_log "$4")"
+    cat > "$conf" <<NGINX
+worker_processes 1;
+master_process off;
+daemon off;
+pid ${conf%.conf}.pid;
+error_log ${conf%.conf}-error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    $NGINX_TIGW_LOG_FORMAT
+    upstream backend { server 127.0.0.1:$upstream; keepalive 64; }
+    server {
+        listen 127.0.0.1:$port;
+        keepalive_requests 1000000;
+        $log_line
+        location / { proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://backend; }
+    }
+}
+NGINX
+}
 
 # ports_free SCRIPT PORT...: stops the script when something already listens on one of the ports
 # (a leftover process would answer the load instead of the process under test).

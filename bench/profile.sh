@@ -59,31 +59,7 @@ for v in "${variants[@]}"; do
     if [ "$PROXY" = nginx ]; then
         # One nginx process (no master) proxying with keepalive, as bench/run.sh's nginx does; the
         # variant's value is the access_log path or "off" (TiGateway's fields, buffered).
-        log_line="access_log off;"
-        [ "$args" = off ] || log_line="$(nginx_tigw_access_log "$args")"
-        cat > "$OUT/nginx-proxy-$name.conf" <<NGINX
-worker_processes 1;
-master_process off;
-daemon off;
-pid $OUT/nginx-proxy.pid;
-error_log $OUT/nginx-proxy-error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    $NGINX_TIGW_LOG_FORMAT
-    upstream backend { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
-    server {
-        listen 127.0.0.1:$PORT;
-        keepalive_requests 1000000;
-        $log_line
-        location / {
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_pass http://backend;
-        }
-    }
-}
-NGINX
+        write_nginx_proxy "$OUT/nginx-proxy-$name.conf" "$PORT" "$UPSTREAM_PORT" "$args"
         valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.$name" \
             nginx -c "$OUT/nginx-proxy-$name.conf" -p "$OUT" > "$OUT/gateway-$name.log" 2>&1 &
     else

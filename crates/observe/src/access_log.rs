@@ -130,13 +130,13 @@ mod at {
     pub const STATUS: usize = 72;
     pub const METHOD_CODE: usize = 74;
     pub const FLAGS: usize = 75;
-    // Lengths of the strings, which follow the head in this order.
-    pub const METHOD_LEN: usize = 76; // u16
-    pub const PATH_LEN: usize = 78; // u32
-    pub const QUERY_LEN: usize = 82; // u32
-    pub const REQUEST_ID_LEN: usize = 86; // u16
-    pub const TARGET_LEN: usize = 88; // u16
-    pub const UPSTREAM_LEN: usize = 90; // u16
+    // Lengths (u32) of the strings, which follow the head in this order.
+    pub const METHOD_LEN: usize = 76;
+    pub const PATH_LEN: usize = 80;
+    pub const QUERY_LEN: usize = 84;
+    pub const REQUEST_ID_LEN: usize = 88;
+    pub const TARGET_LEN: usize = 92;
+    pub const UPSTREAM_LEN: usize = 96;
 }
 
 /// Room a draft starts with: a typical record fits, so it is allocated once.
@@ -148,25 +148,29 @@ impl LineDraft {
         b.resize(HEAD, 0);
         let time_us = time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
         put(&mut b, at::TIME_US, &time_us.to_le_bytes());
+        let mut d = LineDraft { b, stage: 1 };
         match method_code(method) {
-            Some(c) => b[at::METHOD_CODE] = c,
+            Some(c) => d.b[at::METHOD_CODE] = c,
             None => {
-                b[at::METHOD_CODE] = CUSTOM_METHOD;
-                let m = clip(method.as_str().as_bytes(), u16::MAX as usize);
-                put(&mut b, at::METHOD_LEN, &(m.len() as u16).to_le_bytes());
-                b.extend_from_slice(m);
+                d.b[at::METHOD_CODE] = CUSTOM_METHOD;
+                d.push_str(at::METHOD_LEN, 0, method.as_str().as_bytes());
             }
         }
-        let path = clip(path.as_bytes(), u32::MAX as usize);
-        put(&mut b, at::PATH_LEN, &(path.len() as u32).to_le_bytes());
-        b.extend_from_slice(path);
+        d.push_str(at::PATH_LEN, 0, path.as_bytes());
         if let Some(q) = query {
-            let q = clip(q.as_bytes(), u32::MAX as usize);
-            b[at::FLAGS] |= F_QUERY;
-            put(&mut b, at::QUERY_LEN, &(q.len() as u32).to_le_bytes());
-            b.extend_from_slice(q);
+            d.push_str(at::QUERY_LEN, F_QUERY, q.as_bytes());
         }
-        LineDraft { b, stage: 1 }
+        d
+    }
+
+    /// Appends a string after the ones before it, its length at `len_at` in the head and `flag`
+    /// set (0: a string that is always there). A string longer than 4 GiB, which the request
+    /// head's limits rule out, is cut.
+    fn push_str(&mut self, len_at: usize, flag: u8, s: &[u8]) {
+        let s = &s[..s.len().min(u32::MAX as usize)];
+        put(&mut self.b, len_at, &(s.len() as u32).to_le_bytes());
+        self.b[at::FLAGS] |= flag;
+        self.b.extend_from_slice(s);
     }
 
     /// The W3C trace id and the `X-Request-Id` the request carries from here on.
@@ -180,10 +184,7 @@ impl LineDraft {
             put(&mut self.b, at::TRACE_ID, &t.to_le_bytes());
         }
         if let Some(r) = request_id {
-            let r = clip(r, u16::MAX as usize);
-            self.b[at::FLAGS] |= F_REQUEST_ID;
-            put(&mut self.b, at::REQUEST_ID_LEN, &(r.len() as u16).to_le_bytes());
-            self.b.extend_from_slice(r);
+            self.push_str(at::REQUEST_ID_LEN, F_REQUEST_ID, r);
         }
     }
 
@@ -201,16 +202,11 @@ impl LineDraft {
             return;
         }
         self.stage = 3;
-        let b = &mut self.b;
-        let target = clip(&target.0, u16::MAX as usize);
-        put(b, at::TARGET_LEN, &(target.len() as u16).to_le_bytes());
-        b.extend_from_slice(target);
+        self.push_str(at::TARGET_LEN, 0, &target.0);
         if let Some(u) = upstream {
-            let u = clip(u.as_bytes(), u16::MAX as usize);
-            b[at::FLAGS] |= F_UPSTREAM;
-            put(b, at::UPSTREAM_LEN, &(u.len() as u16).to_le_bytes());
-            b.extend_from_slice(u);
+            self.push_str(at::UPSTREAM_LEN, F_UPSTREAM, u.as_bytes());
         }
+        let b = &mut self.b;
         if let Some(d) = upstream_duration {
             b[at::FLAGS] |= F_UPSTREAM_DURATION;
             put(b, at::UPSTREAM_NS, &nanos(d).to_le_bytes());
@@ -239,7 +235,7 @@ fn put(b: &mut [u8], at: usize, v: &[u8]) {
 }
 
 /// Size of a packed record's fixed head (offsets in [`at`]).
-const HEAD: usize = 92;
+const HEAD: usize = 100;
 const F_TRACE: u8 = 1;
 const F_V6: u8 = 2;
 const F_UPSTREAM: u8 = 4;
@@ -247,12 +243,6 @@ const F_UPSTREAM_DURATION: u8 = 8;
 const F_QUERY: u8 = 16;
 const F_REQUEST_ID: u8 = 32;
 const CUSTOM_METHOD: u8 = u8::MAX;
-
-/// A value longer than its length field can say is cut (an id or address of 64 KiB cannot occur;
-/// the head parser bounds the request line far below 4 GiB).
-fn clip(b: &[u8], max: usize) -> &[u8] {
-    &b[..b.len().min(max)]
-}
 
 fn nanos(d: Duration) -> u64 {
     d.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(d.subsec_nanos()))
@@ -296,12 +286,12 @@ impl<'a> Packed<'a> {
             Some(part)
         };
         // In the order the stages append them.
-        let method = take(u16_at(at::METHOD_LEN) as usize)?;
+        let method = take(u32_at(at::METHOD_LEN))?;
         let path = take(u32_at(at::PATH_LEN))?;
         let query = take(u32_at(at::QUERY_LEN))?;
-        let request_id = take(u16_at(at::REQUEST_ID_LEN) as usize)?;
-        let target = take(u16_at(at::TARGET_LEN) as usize)?;
-        let upstream = take(u16_at(at::UPSTREAM_LEN) as usize)?;
+        let request_id = take(u32_at(at::REQUEST_ID_LEN))?;
+        let target = take(u32_at(at::TARGET_LEN))?;
+        let upstream = take(u32_at(at::UPSTREAM_LEN))?;
         let ip: [u8; 16] = h[at::IP..at::IP + 16].try_into().expect("sixteen bytes");
         let line = Packed {
             time_us: u64_at(at::TIME_US),
@@ -1045,6 +1035,46 @@ mod tests {
         let mut text = Vec::new();
         render(&batch[..batch.len() - 3], &mut text);
         assert_eq!(text.iter().filter(|&&b| b == b'\n').count(), 49);
+    }
+
+    /// The JSON line of a finished draft, as the writer renders it.
+    fn rendered(d: &LineDraft) -> serde_json::Value {
+        let mut text = Vec::new();
+        render(&d.b, &mut text);
+        assert_eq!(text.iter().filter(|&&c| c == b'\n').count(), 1, "one line");
+        serde_json::from_slice(&text).unwrap()
+    }
+
+    #[test]
+    fn a_stage_called_after_a_later_one_is_ignored_and_the_record_stays_whole() {
+        let target = LogTarget::new("route", Some("route"), Some("r1"), None, None);
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let mut d = LineDraft::start(SystemTime::UNIX_EPOCH, &Method::GET, "/p", Some("q=1"));
+        d.request(None, Some(b"first"));
+        d.answer(&target, 200, Some("up:1"), None, 3, ip);
+        // Too late: appending now would put strings out of the order the parser reads them in.
+        d.request(Some(7), Some(b"second"));
+        d.answer(&LogTarget::new("none", None, None, None, None), 500, None, None, 9, ip);
+        d.end(Duration::from_millis(2), 5);
+        let v = rendered(&d);
+        assert_eq!(
+            (&v["request_id"], &v["trace_id"], &v["route_id"]),
+            (&"first".into(), &serde_json::Value::Null, &"r1".into())
+        );
+        assert_eq!((&v["status"], &v["upstream"], &v["bytes_in"]), (&200.into(), &"up:1".into(), &3.into()));
+        assert_eq!(
+            (&v["path"], &v["query"], &v["duration_ms"], &v["bytes_out"]),
+            (&"/p".into(), &"q=1".into(), &2.into(), &5.into())
+        );
+    }
+
+    #[test]
+    fn a_draft_ended_without_an_answer_still_renders_as_json() {
+        let mut d = LineDraft::start(SystemTime::UNIX_EPOCH, &Method::from_bytes(b"PURGE").unwrap(), "/x", None);
+        d.end(Duration::ZERO, 0);
+        let v = rendered(&d);
+        assert_eq!((&v["kind"], &v["method"], &v["path"]), (&"none".into(), &"PURGE".into(), &"/x".into()));
+        assert!(v.get("query").is_none() && v["request_id"].is_null());
     }
 
     #[test]

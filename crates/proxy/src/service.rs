@@ -10,6 +10,7 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use smallvec::SmallVec;
+use tigateway_observe::LineDraft;
 
 use crate::body::{read_bounded, ProxyBody};
 use crate::context::{Ctx, Matched};
@@ -22,7 +23,6 @@ use crate::plugins::Flow;
 use crate::pool::Pool;
 use crate::snapshot::{ChainEntry, Snapshot, SnapshotStore};
 use crate::trace::RequestTrace;
-use tigateway_observe::LineDraft;
 
 /// Per worker thread state.
 pub struct Worker {

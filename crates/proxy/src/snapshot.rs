@@ -144,7 +144,14 @@ pub fn build_snapshot_observed(
         return Err(ValidationErrors(errs));
     }
     let route_obs = crate::observe::TargetObs::for_routes(&observe.gateway, &cfg.routes);
-    let access_log = observe.access_log_wanted(cfg.server.access_log.enabled).then_some(cfg.server.access_log.scope);
+    // In `logged` scope a config where nothing is marked logged logs nothing: decided here, once,
+    // so its requests do not start access-log records that would all be thrown away.
+    let scope = cfg.server.access_log.scope;
+    let anything_logged = route_obs.iter().any(|r| r.logged)
+        || chain.iter().any(|e| e.obs.selectors.iter().any(|s| s.logged) || e.obs.rules.iter().any(|r| r.logged));
+    let access_log = (observe.access_log_wanted(cfg.server.access_log.enabled)
+        && (scope == tigateway_model::AccessLogScope::All || anything_logged))
+        .then_some(scope);
     Ok(Snapshot {
         route_obs,
         observe: observe.clone(),
@@ -310,5 +317,32 @@ mod chain_tests {
     fn implemented_plugins_list_is_the_factory_list() {
         let names: Vec<&str> = crate::plugins::factories().iter().map(|f| f.name()).collect();
         assert_eq!(names, tigateway_model::IMPLEMENTED_PLUGINS);
+    }
+}
+
+#[cfg(test)]
+mod access_log_tests {
+    use std::sync::Arc;
+
+    use tigateway_model::{AccessLogScope, Config};
+    use tigateway_upstream::Registry;
+
+    fn scope_of(yaml: &str) -> Option<AccessLogScope> {
+        let config = Config::from_yaml_str(yaml).unwrap();
+        let registry = Arc::new(Registry::new(&config.server.upstream));
+        let observe = tigateway_observe::Observe::with_access_log_override(Some(true));
+        super::build_snapshot_observed(Arc::new(config), &registry, 1, &observe).unwrap().access_log
+    }
+
+    #[test]
+    fn logged_scope_with_nothing_marked_logged_starts_no_records() {
+        let config = |logged: bool| {
+            format!(
+                "server:\n  accessLog:\n    enabled: true\n    scope: SCOPE\nroutes:\n  - id: a\n    uri: http://127.0.0.1:1\n    predicates: [Path=/a/**]\n    metadata: {{logged: {logged}}}\n  - id: b\n    uri: http://127.0.0.1:1\n    predicates: [Path=/b/**]\n"
+            )
+        };
+        assert_eq!(scope_of(&config(false).replace("SCOPE", "logged")), None);
+        assert_eq!(scope_of(&config(true).replace("SCOPE", "logged")), Some(AccessLogScope::Logged));
+        assert_eq!(scope_of(&config(false).replace("SCOPE", "all")), Some(AccessLogScope::All));
     }
 }

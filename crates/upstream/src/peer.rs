@@ -243,7 +243,7 @@ impl InFlight {
     /// Records the outcome (latency = time since start) but keeps counting the request as in flight,
     /// e.g. when the response head is in but the body still streams. Only the first call counts.
     pub fn record(&mut self, outcome: Outcome) {
-        if std::mem::replace(&mut self.recorded, true) {
+        if !self.first_outcome() {
             return;
         }
         match outcome {
@@ -261,10 +261,15 @@ impl InFlight {
     /// (passive health's average and the caller's own timing).
     pub fn succeed(mut self) -> Duration {
         let latency = self.started.elapsed();
-        if !std::mem::replace(&mut self.recorded, true) {
+        if self.first_outcome() {
             self.peer.record_success(latency);
         }
         latency
+    }
+
+    /// True the first time an outcome is given: only that one feeds passive health.
+    fn first_outcome(&mut self) -> bool {
+        !std::mem::replace(&mut self.recorded, true)
     }
 }
 
